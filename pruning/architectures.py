@@ -1,0 +1,122 @@
+"""Registry of architectures built from a config with seeded random weights (``random:NAME``).
+
+GPT-2 weights cannot be downloaded here, but its architecture can be built exactly, which
+is all that parameter counts and speed measurements need. The ``tiny-*`` entries cover one
+model per decoder family so that surgery tests run in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from transformers import (
+    FalconConfig,
+    Gemma3TextConfig,
+    GPT2Config,
+    GPTNeoXConfig,
+    LlamaConfig,
+    MistralConfig,
+    OPTConfig,
+    Phi3Config,
+    PretrainedConfig,
+    Qwen2Config,
+)
+
+from pruning.registry import Registry
+from pruning.tokenizers import BYTE_VOCAB_SIZE
+
+ARCHITECTURES: Registry[Callable[[], PretrainedConfig]] = Registry("random architecture")
+
+# Tiny models share these sizes: 4 blocks, width 64, a vocabulary that covers the byte tokenizer.
+_TINY_VOCAB = 320
+_EOS = BYTE_VOCAB_SIZE - 1
+
+
+@ARCHITECTURES.register("distilgpt2")
+def distilgpt2() -> PretrainedConfig:
+    """distilgpt2: GPT-2 small with 6 blocks (81.91 M parameters, tied head counted once)."""
+    return GPT2Config(n_layer=6, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257)
+
+
+@ARCHITECTURES.register("gpt2")
+def gpt2() -> PretrainedConfig:
+    """gpt2 (small): 12 blocks, 124.44 M parameters."""
+    return GPT2Config(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257)
+
+
+@ARCHITECTURES.register("tiny-gpt2")
+def tiny_gpt2() -> PretrainedConfig:
+    return GPT2Config(
+        n_layer=4, n_embd=64, n_head=4, n_positions=256, vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS, eos_token_id=_EOS,
+    )
+
+
+@ARCHITECTURES.register("tiny-llama")
+def tiny_llama() -> PretrainedConfig:
+    return LlamaConfig(**_llama_like(), num_key_value_heads=2, tie_word_embeddings=True)
+
+
+@ARCHITECTURES.register("tiny-mistral")
+def tiny_mistral() -> PretrainedConfig:
+    return MistralConfig(**_llama_like(), num_key_value_heads=2, sliding_window=None)
+
+
+@ARCHITECTURES.register("tiny-qwen2")
+def tiny_qwen2() -> PretrainedConfig:
+    return Qwen2Config(**_llama_like(), num_key_value_heads=2, use_sliding_window=False)
+
+
+@ARCHITECTURES.register("tiny-phi3")
+def tiny_phi3() -> PretrainedConfig:
+    return Phi3Config(**_llama_like(), num_key_value_heads=4, pad_token_id=0)
+
+
+@ARCHITECTURES.register("tiny-gemma3")
+def tiny_gemma3() -> PretrainedConfig:
+    # Alternating sliding/full attention with a window shorter than test inputs, so a
+    # wrong per-layer mask after surgery changes the logits.
+    return Gemma3TextConfig(
+        **_llama_like(), num_key_value_heads=2, head_dim=16, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"] * 2,
+    )
+
+
+@ARCHITECTURES.register("tiny-opt")
+def tiny_opt() -> PretrainedConfig:
+    return OPTConfig(
+        num_hidden_layers=4, hidden_size=64, ffn_dim=128, num_attention_heads=4,
+        word_embed_proj_dim=64, max_position_embeddings=256, vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS, eos_token_id=_EOS, pad_token_id=1,
+    )
+
+
+@ARCHITECTURES.register("tiny-gptneox")
+def tiny_gptneox() -> PretrainedConfig:
+    return GPTNeoXConfig(
+        num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        max_position_embeddings=256, vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS, eos_token_id=_EOS,
+    )
+
+
+@ARCHITECTURES.register("tiny-falcon")
+def tiny_falcon() -> PretrainedConfig:
+    return FalconConfig(
+        num_hidden_layers=4, hidden_size=64, num_attention_heads=4, vocab_size=_TINY_VOCAB,
+        new_decoder_architecture=False, multi_query=True, alibi=False,
+        bos_token_id=_EOS, eos_token_id=_EOS, max_position_embeddings=256,
+    )
+
+
+def _llama_like() -> dict[str, int]:
+    return {
+        "num_hidden_layers": 4,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 256,
+        "vocab_size": _TINY_VOCAB,
+        "bos_token_id": _EOS,
+        "eos_token_id": _EOS,
+    }

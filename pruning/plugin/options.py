@@ -1,0 +1,167 @@
+"""The ``--prune-*`` options, their ini equivalents (``prune_*``) and their parsers.
+
+Every parser raises ``argparse.ArgumentTypeError`` quoting the value and saying what is
+allowed, so bad values fail at parse time. An option given on the command line wins over
+the ini/pyproject value, which wins over the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pruning.variants import PLAN_KINDS, Plan, parse_plan
+from pruning.windows import PROTOCOLS
+
+
+def positive_int(value: str) -> int:
+    """An int >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}; expected an integer >= 1")
+    return number
+
+
+def eval_tokens(value: str) -> int | None:
+    """An int >= 2, or ``all`` (None) for the whole corpus."""
+    if value.strip().lower() == "all":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 2:
+        raise argparse.ArgumentTypeError(f"invalid token count {value!r}; expected an integer >= 2 or 'all'")
+    return number
+
+
+def percent(value: str) -> float:
+    """A percentage >= 0 (the % sign is optional)."""
+    try:
+        number = float(value.strip().rstrip("%"))
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"invalid percentage {value!r}; expected a number >= 0, like 1 or 2.5")
+    return number
+
+
+def megabytes(value: str) -> float:
+    """A size in MiB > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"invalid size {value!r}; expected MiB > 0, like 1024")
+    return number
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    """A parser accepting exactly one of ``allowed``."""
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"invalid choice {value!r}; expected one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
+def device(value: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``."""
+    head, _, index = value.partition(":")
+    if head == "cpu" and not index or head == "cuda" and (not index or index.isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid device {value!r}; expected cpu, cuda or cuda:N")
+
+
+def plan(value: str) -> Plan:
+    """A variant plan (see ``pruning.variants``)."""
+    try:
+        return parse_plan(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def text(value: str) -> str:
+    """A non-empty string."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}; expected a non-empty string")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``--prune-NAME`` option: parser, default, metavar and help."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: str | None  # in the option's own syntax; None: off
+    metavar: str
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return "prune_" + self.name.replace("-", "_")
+
+
+OPTIONS = (
+    Option("model", text, "smollm2-135m", "SPEC", "model spec: smollm2-135m, gemma3-270m, gguf:PATH, random:NAME, a hub id or a directory"),
+    Option("corpus", text, "wikitext2", "NAME", "evaluation corpus: wikitext2 or file:PATH"),
+    Option("calib-corpus", text, "wikitext2", "NAME", "calibration corpus (validation split) for criteria"),
+    Option("protocol", choice(*PROTOCOLS), "windows", "NAME", f"perplexity protocol: {', '.join(PROTOCOLS)}"),
+    Option("eval-tokens", eval_tokens, "4096", "N", "evaluation tokens from the start of the corpus, or 'all'"),
+    Option("ctx", positive_int, "512", "N", "window length in tokens (capped at the model's maximum)"),
+    Option("dtype", choice("float32", "bfloat16"), "float32", "DTYPE", "parameter dtype: float32 or bfloat16"),
+    Option("device", device, "cpu", "DEVICE", "cpu, cuda or cuda:N"),
+    Option("threads", positive_int, str(os.cpu_count() or 1), "N", "torch intra-op threads, fixed for the session"),
+    Option("plan", plan, "sequential", "PLAN", f"variants: {', '.join(PLAN_KINDS)}"),
+    Option("max-variants", positive_int, "64", "N", "refuse plans with more variants than this"),
+    Option("batch-size", positive_int, "1", "N", "evaluation windows per forward pass"),
+    Option("max-state-mb", megabytes, "1024", "MIB", "bound on cached hidden states of the prefix-sharing engine"),
+    Option("engine", choice("prefix", "naive"), "prefix", "NAME", "quality evaluation: prefix (shared prefixes) or naive"),
+    Option("speed-seq", positive_int, "128", "N", "prefill benchmark length in tokens (batch 1)"),
+    Option("decode-tokens", positive_int, "16", "N", "greedy tokens per decode benchmark round"),
+    Option("speed-rounds", positive_int, "5", "N", "timed rounds per speed benchmark (after 1 warm-up round)"),
+    Option("report", text, None, "DIR", "write results.json, results.csv and results.md to DIR"),
+    Option("ppl-fail", percent, "1", "PCT", "fail when perplexity rises more than PCT% over the compared baseline"),
+    Option("speedup-fail", percent, "25", "PCT", "fail when a variant's in-run speedup falls more than PCT% below the baseline's"),
+    Option("max-ppl-increase", percent, None, "PCT", "fail any variant whose perplexity exceeds the unpruned model's by more than PCT%"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``--prune-*`` options and their ``prune_*`` ini keys."""
+    group = parser.getgroup("pruning", "depth-pruning benchmarks (pruning-kit)")
+    for opt in OPTIONS:
+        shown = "off" if opt.default is None else opt.default
+        group.addoption(
+            f"--prune-{opt.name}", dest=opt.dest, metavar=opt.metavar, type=opt.parse,
+            default=None, help=f"{opt.help} (default: {shown}; ini: {opt.dest})",
+        )
+        parser.addini(opt.dest, f"{opt.help} (default: {shown})", default=None)
+
+
+def get(config: pytest.Config, name: str) -> Any:
+    """The parsed value of ``--prune-NAME``: command line, then ini, then default."""
+    opt = next(o for o in OPTIONS if o.name == name)
+    value = config.getoption(opt.dest)
+    if value is not None:
+        return value
+    raw = config.getini(opt.dest)
+    source = f"ini key {opt.dest}"
+    if raw in (None, "", []):
+        raw, source = opt.default, "default"
+    if raw is None:
+        return None
+    try:
+        return opt.parse(str(raw))
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None

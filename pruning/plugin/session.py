@@ -1,0 +1,150 @@
+"""Plugin state in ``config.stash``: settings, the study, collected rows, baselines, gates."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pruning.engine import EngineOptions
+from pruning.gates import GateFailure, Thresholds, check_baseline, check_budget, fingerprint_diff
+from pruning.plugin import options
+from pruning.report import render_markdown, table, to_csv, to_json, write_reports
+from pruning.results import Row, with_changes
+from pruning.settings import ModelSettings, Settings
+from pruning.speed import SpeedSettings
+from pruning.study import Study
+from pruning.variants import Variant
+from pruning.windows import Protocol
+
+PROPERTY = "pruning"  # key of the user_properties entry each pruning test records
+
+
+def build_settings(config: pytest.Config) -> Settings:
+    """The session's settings from the options; ``pytest.UsageError`` on bad combinations."""
+    get = lambda name: options.get(config, name)  # noqa: E731
+    try:
+        protocol = Protocol(get("protocol"), get("ctx"), get("eval-tokens"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
+    report = get("report")
+    return Settings(
+        model=ModelSettings(get("model"), get("dtype"), get("device"), get("threads")),
+        corpus=get("corpus"),
+        protocol=protocol,
+        plan=get("plan"),
+        max_variants=get("max-variants"),
+        engine=EngineOptions(get("engine") == "prefix", get("max-state-mb"), get("batch-size")),
+        speed=SpeedSettings(get("speed-seq"), get("decode-tokens"), get("speed-rounds"), 1, get("threads")),
+        thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
+        report_dir=Path(report) if report else None,
+        calib_corpus=get("calib-corpus"),
+    )
+
+
+@dataclass(eq=False)  # hashable by identity: it is registered as a plugin
+class PruneSession:
+    """Everything the plugin keeps for one pytest session."""
+
+    config: pytest.Config
+    settings: Settings
+    study: Study
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant id -> fields
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    baseline: list[Row] = field(default_factory=list)
+    failures: list[GateFailure] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    selected: list[Variant] = field(default_factory=list)  # variants of the selected tests
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect the fields pruning tests recorded (on the controller under xdist)."""
+        if report.when != "call" or not report.passed:
+            return
+        for key, payload in report.user_properties:
+            if key == PROPERTY:
+                self.record(payload)
+
+    def record(self, payload: dict[str, Any]) -> None:
+        """Merge one test's recorded fields (from its report's user_properties)."""
+        variant = payload["variant"]
+        self.records.setdefault(variant, {}).update(payload.get("fields", {}))
+        if payload.get("fingerprint"):
+            self.fingerprint = payload["fingerprint"]
+
+    def finish(self) -> bool:
+        """Build rows, run the gates, write reports; True when the session must fail."""
+        self.rows = with_changes(
+            Row.from_dict({**fields, "id": vid}) for vid, fields in self.records.items() if "ppl" in fields
+        )
+        if not self.rows:
+            return False
+        self.failures = check_budget(self.rows, self.settings.thresholds)
+        self._compare()
+        failed = bool(self.failures or self.refused)
+        self._write(failed)
+        self.config.hook.pytest_prune_results(
+            config=self.config, rows=self.rows, fingerprint=self.fingerprint, failures=self.failures
+        )
+        return failed
+
+    def _compare(self) -> None:
+        saved = load_baseline(self.config)
+        if saved is None:
+            return
+        fingerprint, self.baseline = saved
+        self.refused = fingerprint_diff(self.fingerprint, fingerprint)
+        if not self.refused:
+            self.failures += check_baseline(self.rows, self.baseline, self.settings.thresholds)
+
+    def _write(self, failed: bool) -> None:
+        if self.settings.report_dir is None and not os.environ.get("GITHUB_STEP_SUMMARY"):
+            return
+        header, cells = table(self.rows, self.is_sequential)
+        markdown = f"### Depth pruning: {self.fingerprint.get('model')}\n\n" + render_markdown(header, cells)
+        if self.settings.report_dir is not None:
+            meta = {"fingerprint": self.fingerprint, "plan": str(self.settings.plan), "failed": failed}
+            files = {"results.json": to_json(self.rows, meta), "results.csv": to_csv(self.rows),
+                     "results.md": markdown}
+            self.written = write_reports(self.settings.report_dir, files, failed)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown + "\n")
+
+    @property
+    def is_sequential(self) -> bool:
+        """Whether every measured variant removes at most one block."""
+        return all(len(r.removed) <= 1 for r in self.rows)
+
+
+def load_baseline(config: pytest.Config) -> tuple[dict[str, Any], list[Row]] | None:
+    """The fingerprint and rows of the run ``--benchmark-compare`` selected, if any."""
+    bs = getattr(config, "_benchmarksession", None)
+    mapping = getattr(bs, "compared_mapping", None)
+    if not bs or not getattr(bs, "compare", None) or not mapping:
+        return None
+    benches = list(mapping.values())[-1]  # the last compared file
+    fingerprint: dict[str, Any] = {}
+    found: dict[str, Row] = {}
+    for bench in benches.values():
+        info = bench.get("extra_info", {}).get(PROPERTY)
+        if not info:
+            continue
+        fingerprint = info["fingerprint"]
+        row = Row.from_dict(info["row"])
+        found[row.id] = replace(row, speed_ms=1000.0 * bench["stats"]["median"])
+    if not found:
+        return None
+    return fingerprint, with_changes(found.values())
+
+
+def disable_saving(config: pytest.Config) -> None:
+    """Stop pytest-benchmark from saving this (failed) run as a baseline or JSON file."""
+    bs = getattr(config, "_benchmarksession", None)
+    if bs is not None:
+        bs.save = bs.autosave = bs.json = None

@@ -1,0 +1,69 @@
+"""The terminal summary: the study's tables, baseline comparison, gate results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pruning.plugin.session import PruneSession
+from pruning.report import render_text, table
+from pruning.results import Row
+
+
+def write_summary(tr: Any, session: PruneSession) -> None:
+    """Print the pruning tables and gate results at the end of the session."""
+    if not session.rows:
+        return
+    fp = session.fingerprint
+    tr.write_sep("=", "depth pruning results")
+    tr.write_line(
+        f"model {fp.get('model')} ({fp.get('dtype')}), corpus {fp.get('corpus')} "
+        f"sha256 {str(fp.get('corpus_sha256'))[:12]}, protocol {fp.get('protocol')} "
+        f"ctx {fp.get('ctx')}, eval tokens {fp.get('eval_tokens')}"
+    )
+    header, cells = table(session.rows, session.is_sequential)
+    tr.write_line(render_text(header, cells))
+    for stats in session.study.sweeps:
+        tr.write_line(
+            f"engine ({stats.strategy}): {stats.cost:.0f} block-forward equivalents per window "
+            f"vs {stats.naive_cost:.0f} naive ({stats.cost / stats.naive_cost:.2f}x), "
+            f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
+        )
+    if session.baseline and not session.refused:
+        tr.write_sep("-", "baseline vs now")
+        tr.write_line(render_text(*_comparison(session.baseline, session.rows)))
+    _write_verdict(tr, session)
+
+
+def _comparison(baseline: list[Row], now: list[Row]) -> tuple[list[str], list[list[str]]]:
+    saved = {r.id: r for r in baseline}
+    header = ["variant", "ppl baseline", "ppl now", "ppl Δ (%)", "params baseline", "params now",
+              "speedup baseline", "speedup now"]
+    cells = []
+    for row in now:
+        old = saved.get(row.id)
+        if old is None:
+            continue
+        cells.append([
+            row.id, f"{old.ppl:.3f}", f"{row.ppl:.3f}", f"{100 * (row.ppl / old.ppl - 1):+.2f}",
+            str(old.params), str(row.params), _fmt(old.speedup), _fmt(row.speedup),
+        ])
+    return header, cells
+
+
+def _write_verdict(tr: Any, session: PruneSession) -> None:
+    if session.refused:
+        tr.write_line("pruning: baseline REFUSED for the quality gates; its fingerprint differs:", red=True)
+        for line in session.refused:
+            tr.write_line(f"  {line}", red=True)
+    if session.failures:
+        tr.write_line(f"pruning: {len(session.failures)} regression gate(s) FAILED:", red=True)
+        for failure in session.failures:
+            tr.write_line(f"  {failure}", red=True)
+    if session.refused or session.failures:
+        tr.write_line("pruning: this run was not saved as a baseline.", red=True)
+    for path in session.written:
+        tr.write_line(f"pruning: wrote {path}")
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -1,0 +1,119 @@
+"""Tables and report files: terminal text, Markdown, CSV and JSON.
+
+The sequential table follows the original study: the unpruned model first, then each
+removal in block order. Other plans are sorted by perplexity. Fidelity and decode columns
+come after the study's columns. Files are written atomically; a failed run writes
+``results.failed.*`` instead of replacing a report that is already there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pruning.results import Row
+
+CSV_FIELDS = (
+    "id", "removed", "layers", "ppl", "ppl_ci95", "params", "speed_ms", "decode_ms_per_token",
+    "ppl_change_pct", "speed_change_pct", "kl", "top1_agree", "tokens_scored",
+)
+
+
+def order_rows(rows: Sequence[Row], sequential: bool) -> list[Row]:
+    """Base first; then block order (sequential) or ascending perplexity."""
+    base = [r for r in rows if r.id == "base"]
+    rest = [r for r in rows if r.id != "base"]
+    rest.sort(key=(lambda r: r.removed) if sequential else (lambda r: (r.ppl, r.removed)))
+    return base + rest
+
+
+def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the study's table with fidelity and decode columns appended."""
+    first = "layer removed" if sequential else "layers removed"
+    layers = "layers" if sequential else "remaining layers"
+    header = [first, layers, "perplexity (↓)", "ppl 95% CI", "speed (ms) ↓", "parameters (M)",
+              "ppl change (%)", "speed change (%)", "KL (nats)", "top-1 agree", "decode (ms/tok)"]
+    cells = []
+    for r in order_rows(rows, sequential):
+        removed = "none" if not r.removed else ",".join(map(str, r.removed))
+        cells.append([
+            removed, str(r.layers), f"{r.ppl:.3f}", f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",
+            _num(r.speed_ms, 2), f"{r.params / 1e6:.2f}", _num(r.ppl_change_pct, 2, signed=True),
+            _num(r.speed_change_pct, 2, signed=True), f"{r.kl:.4f}", f"{r.top1_agree:.3f}",
+            _num(r.decode_ms_per_token, 2),
+        ])
+    return header, cells
+
+
+def render_text(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """A plain aligned table with ``|`` separators."""
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(header)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def render_markdown(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
+    """``{"fingerprint": ..., <meta>..., "rows": [...]}`` as indented JSON."""
+    return json.dumps({**meta, "rows": [r.as_dict() for r in rows]}, indent=2)
+
+
+def to_csv(rows: Sequence[Row]) -> str:
+    """CSV with ``CSV_FIELDS``; lists are written space-separated."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for row in rows:
+        data = row.as_dict()
+        writer.writerow([_csv_cell(data[f]) for f in CSV_FIELDS])
+    return buf.getvalue()
+
+
+def write_reports(directory: Path, files: Mapping[str, str], failed: bool) -> list[Path]:
+    """Write ``{name: text}`` into ``directory`` atomically; see the module docstring."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        target = directory / name
+        if failed and target.exists():
+            stem, dot, ext = name.partition(".")
+            target = directory / f"{stem}.failed{dot}{ext}"
+        atomic_write(target, text)
+        written.append(target)
+    return written
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _num(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _csv_cell(value: Any) -> Any:
+    return " ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else value

@@ -1,0 +1,38 @@
+"""The frozen settings of one benchmark session, one dataclass per concern."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pruning.engine import EngineOptions
+from pruning.gates import Thresholds
+from pruning.speed import SpeedSettings
+from pruning.variants import Plan
+from pruning.windows import Protocol
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model to load and how."""
+
+    spec: str = "smollm2-135m"
+    dtype: str = "float32"
+    device: str = "cpu"
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a pruning benchmark session needs, built once from the options."""
+
+    model: ModelSettings
+    corpus: str
+    protocol: Protocol
+    plan: Plan
+    max_variants: int
+    engine: EngineOptions
+    speed: SpeedSettings
+    thresholds: Thresholds
+    report_dir: Path | None = None
+    calib_corpus: str = "wikitext2"

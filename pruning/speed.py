@@ -1,0 +1,81 @@
+"""Speed inputs and the timed functions.
+
+- prefill: one forward pass, batch 1, over the first ``seq`` real tokens of the corpus, with
+  the cache off and only the last position through the LM head (``logits_to_keep=1``), as a
+  generation prefill does;
+- decode: after an untimed prefill of the same tokens, ``new_tokens`` greedy steps of one
+  token each with the KV cache; the reported figure is time / ``new_tokens`` (ms per token).
+On CUDA both functions synchronise before returning, so the timer sees the kernels finish.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """What the speed benchmarks time."""
+
+    seq: int = 128
+    new_tokens: int = 16
+    rounds: int = 5
+    warmup_rounds: int = 1
+    threads: int | None = None
+
+
+def speed_tokens(tokenizer: Any, text: str, seq: int) -> torch.Tensor:
+    """The first ``seq`` tokens of ``text`` as a (1, seq) batch; ``ValueError`` if too short."""
+    ids = tokenizer(text[: seq * 64], add_special_tokens=False)["input_ids"][:seq]
+    if len(ids) < seq:
+        raise ValueError(f"the corpus has only {len(ids)} tokens; the speed input needs seq={seq}")
+    return torch.tensor([ids], dtype=torch.long)  # (1, seq)
+
+
+@torch.inference_mode()
+def prefill(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """One timed prefill forward pass; returns the last position's logits (1, 1, V)."""
+    logits = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
+    _sync(ids)
+    return logits
+
+
+@torch.inference_mode()
+def start_decode(model: nn.Module, ids: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """Untimed: prefill ``ids`` with the cache on; returns (cache, first greedy token (1, 1))."""
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    return _cache_of(out), out.logits[:, -1:].argmax(-1)
+
+
+@torch.inference_mode()
+def decode(model: nn.Module, cache: Any, token: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    """Timed: ``new_tokens`` greedy single-token steps through the KV cache; returns the tokens."""
+    key = _cache_kwarg(model)
+    out_tokens = []
+    for _ in range(new_tokens):
+        out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{key: cache})
+        cache = _cache_of(out)
+        token = out.logits[:, -1:].argmax(-1)  # (1, 1)
+        out_tokens.append(token)
+    _sync(token)
+    return torch.cat(out_tokens, dim=1)
+
+
+def _cache_kwarg(model: nn.Module) -> str:
+    # transformers 5.x renamed ``past_key_values`` to ``cache`` in the forward signature.
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def _sync(tensor: torch.Tensor) -> None:
+    if tensor.device.type == "cuda":
+        torch.cuda.synchronize(tensor.device)

@@ -1,0 +1,115 @@
+"""A study: one model, one corpus, one protocol, and the variants measured on it.
+
+It loads each resource once and caches what it computed, so a benchmark session loads the
+model once, builds each variant once (weights shared) and evaluates quality in as few
+engine passes as it is asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pruning.corpora import Corpus, load_corpus
+from pruning.engine import SweepStats, VariantScores, evaluate_variants
+from pruning.models import LoadedModel, load_model
+from pruning.parameters import count_parameters
+from pruning.perplexity import bootstrap_ci, max_length, prepare_windows
+from pruning.results import Row
+from pruning.settings import Settings
+from pruning.speed import speed_tokens
+from pruning.surgery import remove_layers
+from pruning.variants import Variant, expand_plan, plan_size
+from pruning.windows import Protocol, Window
+
+
+class Study:
+    """Lazily loaded model, corpus and windows, and cached per-variant results."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._rows: dict[Variant, Row] = {}
+        self._models: dict[Variant, nn.Module] = {}
+        self.sweeps: list[SweepStats] = []
+
+    @functools.cached_property
+    def lm(self) -> LoadedModel:
+        """The loaded model (once)."""
+        ms = self.settings.model
+        if ms.threads is not None:
+            torch.set_num_threads(ms.threads)
+        return load_model(ms.spec, dtype=ms.dtype, device=ms.device)
+
+    @functools.cached_property
+    def corpus(self) -> Corpus:
+        """The evaluation corpus (test split)."""
+        return load_corpus(self.settings.corpus, split="test")
+
+    @functools.cached_property
+    def protocol(self) -> Protocol:
+        """The protocol with ctx capped at the model's maximum length."""
+        return self.settings.protocol.capped(max_length(self.lm.model))
+
+    @functools.cached_property
+    def windows(self) -> list[Window]:
+        """The evaluation windows."""
+        return prepare_windows(self.lm.tokenizer, self.corpus.text, self.protocol)
+
+    def variants(self) -> list[Variant]:
+        """The plan's variants; ``ValueError`` when there are more than allowed."""
+        n_layers = self.lm.num_layers
+        count = plan_size(self.settings.plan, n_layers)
+        if count > self.settings.max_variants:
+            raise ValueError(
+                f"plan {str(self.settings.plan)!r} has {count} variants on this {n_layers}-block "
+                f"model, more than --prune-max-variants={self.settings.max_variants}; "
+                f"pass --prune-max-variants={count} to run them all"
+            )
+        return expand_plan(self.settings.plan, n_layers)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a baseline must share to be compared (see ``pruning.gates``)."""
+        fp = self.lm.fingerprint
+        return {
+            "model": fp.spec, "weights_sha256": fp.weights_sha256, "dtype": fp.dtype,
+            "corpus": self.corpus.name, "corpus_sha256": self.corpus.sha256,
+            "protocol": self.protocol.name, "ctx": self.protocol.ctx,
+            "eval_tokens": self.protocol.eval_tokens, "torch": fp.torch,
+            "transformers": fp.transformers, "corpus_source": self.corpus.source,
+        }
+
+    def model_for(self, variant: Variant) -> nn.Module:
+        """The variant's model, built once, sharing weights with the loaded model."""
+        if variant not in self._models:
+            self._models[variant] = remove_layers(self.lm.model, variant.drop)
+        return self._models[variant]
+
+    @functools.cached_property
+    def speed_ids(self) -> torch.Tensor:
+        """The prefill/decode input: the first ``speed.seq`` corpus tokens (1, seq)."""
+        ids = speed_tokens(self.lm.tokenizer, self.corpus.text, self.settings.speed.seq)
+        return ids.to(self.settings.model.device)
+
+    def quality(self, variants: Sequence[Variant]) -> dict[Variant, Row]:
+        """Quality rows for ``variants``; what is not cached yet is computed in one engine pass."""
+        missing = [v for v in variants if v not in self._rows]
+        if missing:
+            scores, stats = evaluate_variants(self.lm.model, self.windows, missing, self.settings.engine)
+            self.sweeps.append(stats)
+            for variant, result in scores.items():
+                self._rows.setdefault(variant, self._row(variant, result))
+        return {v: self._rows[v] for v in variants}
+
+    def _row(self, variant: Variant, s: VariantScores) -> Row:
+        tokens = sum(s.tokens)
+        return Row(
+            id=variant.id, removed=variant.drop, layers=self.lm.num_layers - len(variant.drop),
+            ppl=math.exp(math.fsum(s.nll) / tokens), ppl_ci95=bootstrap_ci(s.nll, s.tokens),
+            params=count_parameters(self.model_for(variant)), kl=math.fsum(s.kl) / tokens,
+            top1_agree=sum(s.top1) / tokens, tokens_scored=tokens, window_nll=tuple(s.nll),
+        )

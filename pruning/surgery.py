@@ -1,0 +1,155 @@
+"""Layer surgery: remove whole transformer blocks from any decoder family.
+
+After removal the model is a consistent model with fewer layers, not a patched one:
+- every ``layer_idx`` attribute inside the kept blocks is renumbered 0..n-1, because the
+  KV cache (and Gemma 3's per-layer attention type) is indexed by it;
+- ``config.num_hidden_layers`` (``n_layer`` for GPT-2) is updated;
+- every per-layer config list (a list as long as the old layer count, such as Gemma 3's
+  ``layer_types``) is sliced to the kept blocks, so ``save_pretrained`` output reloads.
+"""
+
+from __future__ import annotations
+
+import copy as copy_module
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+from torch import nn
+
+# Attribute paths of the block list, tried in order.
+BLOCK_PATHS = (
+    "model.layers",  # LLaMA, Mistral, Qwen2, Gemma, Gemma 3, Phi-3
+    "transformer.h",  # GPT-2, Falcon
+    "model.decoder.layers",  # OPT
+    "gpt_neox.layers",  # GPT-NeoX, Pythia
+    "model.language_model.layers",  # multimodal wrappers (Gemma 3 conditional generation)
+    "transformer.blocks",  # MPT
+)
+
+
+def find_block_path(model: nn.Module) -> str:
+    """The dotted attribute path of the model's transformer block list."""
+    for path in BLOCK_PATHS:
+        target = _resolve(model, path)
+        if isinstance(target, nn.ModuleList) and len(target) > 0:
+            return path
+    raise ValueError(
+        f"cannot find the transformer blocks of {type(model).__name__}; "
+        f"tried the attribute paths {', '.join(BLOCK_PATHS)}"
+    )
+
+
+def get_blocks(model: nn.Module) -> nn.ModuleList:
+    """The model's transformer block list."""
+    return cast(nn.ModuleList, _resolve(model, find_block_path(model)))
+
+
+def num_layers(model: nn.Module) -> int:
+    """How many transformer blocks the model has."""
+    return len(get_blocks(model))
+
+
+def normalize_drop(drop: Iterable[int], n_layers: int) -> tuple[int, ...]:
+    """Sorted 0-based indices from ``drop`` (negative ones count from the end).
+
+    Raises ``ValueError`` for an index out of range, a duplicate, or dropping every block.
+    """
+    raw = list(drop)
+    out: list[int] = []
+    for index in raw:
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"layer index {index!r} is not an int")
+        if not -n_layers <= index < n_layers:
+            raise ValueError(
+                f"layer index {index} is out of range; the model has {n_layers} blocks, "
+                f"so indices must lie in [{-n_layers}, {n_layers - 1}]"
+            )
+        out.append(index % n_layers)
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate layer indices in {raw!r} (after resolving negatives: {out})")
+    if len(out) == n_layers:
+        raise ValueError(f"dropping {raw!r} would remove all {n_layers} blocks; keep at least one")
+    return tuple(sorted(out))
+
+
+def remove_layers(model: nn.Module, drop: Iterable[int], copy: bool = False) -> nn.Module:
+    """A model without the blocks in ``drop``; the input model is never modified.
+
+    ``copy=False`` returns a new module tree that shares every parameter and buffer with
+    ``model`` (cheap; use it for evaluation sweeps). ``copy=True`` returns an independent model.
+    """
+    n_layers = num_layers(model)
+    dropped = normalize_drop(drop, n_layers)
+    keep = [i for i in range(n_layers) if i not in dropped]
+    pruned = structural_copy(model, share_weights=not copy)
+    blocks = get_blocks(pruned)
+    return rebuild_blocks(pruned, [blocks[i] for i in keep], keep, n_layers)
+
+
+def structural_copy(model: nn.Module, share_weights: bool) -> nn.Module:
+    """A deep copy of ``model``; with ``share_weights`` every parameter and buffer is shared."""
+    memo: dict[int, object] = {}
+    if share_weights:  # deepcopy the module structure, but map every tensor to itself
+        memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return copy_module.deepcopy(model, memo)
+
+
+def rebuild_blocks(
+    model: nn.Module, blocks: list[nn.Module], sources: list[int], old_count: int
+) -> nn.Module:
+    """Install ``blocks`` as ``model``'s block list, in place, and make the model consistent.
+
+    ``sources[k]`` is the original index of ``blocks[k]``: it selects the per-layer config
+    entries (such as Gemma 3's ``layer_types``) that go with the block.
+    """
+    kept = nn.ModuleList(blocks)
+    _renumber(kept)
+    _assign(model, find_block_path(model), kept)
+    _update_config(model, sources, old_count)
+    return model
+
+
+def _renumber(blocks: Sequence[nn.Module]) -> None:
+    for new_index, block in enumerate(blocks):
+        for module in block.modules():
+            if isinstance(getattr(module, "layer_idx", None), int):
+                module.layer_idx = new_index  # type: ignore[assignment]
+
+
+def _update_config(model: nn.Module, keep: list[int], old_count: int) -> None:
+    for config in _configs(model):
+        for key, value in list(vars(config).items()):
+            if isinstance(value, (list, tuple)) and len(value) == old_count and key != "architectures":
+                setattr(config, key, type(value)(value[i] for i in keep))
+        config.num_hidden_layers = len(keep)  # n_layer on GPT-2 through its attribute_map
+
+
+def _configs(model: nn.Module) -> list[object]:
+    # The top config, and the text config of multimodal wrappers, may both carry the count.
+    top = getattr(model, "config", None)
+    found = [top] if top is not None else []
+    text = getattr(top, "text_config", None)
+    if text is not None and text is not top:
+        found.append(text)
+    for module in model.modules():  # submodels (model.model) hold the same config object
+        cfg = getattr(module, "config", None)
+        if cfg is not None and all(cfg is not f for f in found):
+            found.append(cfg)
+    return [c for c in found if hasattr(c, "num_hidden_layers")]
+
+
+def _resolve(root: nn.Module, path: str) -> object:
+    target: object = root
+    for part in path.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return None
+    return target
+
+
+def _assign(root: nn.Module, path: str, value: nn.Module) -> None:
+    *parents, last = path.split(".")
+    owner = root
+    for part in parents:
+        owner = getattr(owner, part)
+    setattr(owner, last, value)

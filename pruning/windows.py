@@ -1,0 +1,130 @@
+"""Evaluation protocols: how a token stream is cut into scored windows.
+
+Every protocol turns the token ids of a corpus into a list of ``Window``s. A window is a
+sequence of input ids scored from position ``score_from`` on: the logits at positions
+``score_from-1 .. T-2`` predict the tokens at ``score_from .. T-1``.
+
+- ``windows`` (default): consecutive, non-overlapping windows of ``ctx`` tokens from the
+  start; each window is its own labels, so positions 1..ctx-1 are scored (ctx-1 tokens);
+  the first ``eval_tokens // ctx`` windows are used (all of them when ``eval_tokens`` is None).
+- ``sliding``: the Hugging Face "perplexity of fixed-length models" sliding window. Windows
+  start every ``stride`` tokens and are up to ``ctx`` long; each scores only the tokens no
+  earlier window scored, so every token but the first is scored once, with up to ctx-1
+  tokens of context. Only the first ``eval_tokens`` tokens are used.
+- ``llamacpp``: llama.cpp's ``llama-perplexity`` rule. Tokens get a leading BOS where the
+  tokenizer asks for one; chunks of ``ctx`` tokens from the start; where BOS is used, each
+  chunk's first token is replaced by BOS; only the second half is scored: the logits at
+  positions ctx/2 .. ctx-2 predict tokens ctx/2+1 .. ctx-1 (ctx-1-ctx/2 tokens a chunk).
+  The first ``eval_tokens // ctx`` chunks are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PROTOCOLS = ("windows", "sliding", "llamacpp")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """An evaluation protocol with its parameters (validated on construction)."""
+
+    name: str = "windows"
+    ctx: int = 512
+    eval_tokens: int | None = None
+    stride: int | None = None  # sliding only; default ctx // 2
+
+    def __post_init__(self) -> None:
+        if self.name not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.name!r}; expected one of {', '.join(PROTOCOLS)}")
+        if self.ctx < 2:
+            raise ValueError(f"ctx {self.ctx!r} is too small; expected an int >= 2")
+        if self.eval_tokens is not None and self.eval_tokens < self.ctx:
+            raise ValueError(
+                f"eval_tokens {self.eval_tokens!r} is smaller than ctx {self.ctx}; "
+                f"expected eval_tokens >= ctx or None (all tokens)"
+            )
+        if self.stride is not None and (self.name != "sliding" or not 0 < self.stride < self.ctx):
+            raise ValueError(
+                f"stride {self.stride!r} is only for the sliding protocol and must lie in [1, {self.ctx - 1}]"
+            )
+
+    def capped(self, max_ctx: int | None) -> Protocol:
+        """The same protocol with ``ctx`` capped at the model's maximum length."""
+        if max_ctx is None or self.ctx <= max_ctx:
+            return self
+        stride = None if self.stride is None else min(self.stride, max_ctx - 1)
+        return Protocol(self.name, max_ctx, self.eval_tokens, stride)
+
+    def describe(self) -> dict[str, object]:
+        """Plain dict for reports and fingerprints."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Window:
+    """Input ids (T,) scored at positions ``score_from`` .. T-1."""
+
+    ids: torch.Tensor  # (T,) int64
+    score_from: int
+
+    @property
+    def scored(self) -> int:
+        """How many tokens this window scores."""
+        return int(self.ids.shape[0]) - self.score_from
+
+
+class CorpusTooShortError(ValueError):
+    """The corpus does not fill a single window."""
+
+
+def build_windows(tokens: list[int], protocol: Protocol, bos_id: int | None = None) -> list[Window]:
+    """Cut ``tokens`` into the windows of ``protocol``; ``bos_id`` is for ``llamacpp`` only."""
+    if protocol.name == "sliding":
+        windows = _sliding(tokens, protocol)
+    else:
+        windows = _chunks(tokens, protocol, bos_id)
+    if not windows:
+        raise CorpusTooShortError(
+            f"the corpus has {len(tokens)} tokens, fewer than one window of ctx={protocol.ctx}; "
+            f"expected at least {protocol.ctx} tokens"
+        )
+    return windows
+
+
+def _chunks(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
+    ctx = protocol.ctx
+    llamacpp = protocol.name == "llamacpp"
+    if llamacpp and bos_id is not None:
+        tokens = [bos_id, *tokens]  # llama.cpp tokenizes the whole text with its BOS
+    count = len(tokens) // ctx
+    if protocol.eval_tokens is not None:
+        count = min(count, protocol.eval_tokens // ctx)
+    score_from = ctx // 2 + 1 if llamacpp else 1
+    out = []
+    for i in range(count):
+        chunk = list(tokens[i * ctx : (i + 1) * ctx])
+        if llamacpp and bos_id is not None:
+            chunk[0] = bos_id
+        out.append(Window(torch.tensor(chunk, dtype=torch.long), score_from))
+    return out
+
+
+def _sliding(tokens: list[int], protocol: Protocol) -> list[Window]:
+    ctx = protocol.ctx
+    stride = protocol.stride or ctx // 2
+    n = len(tokens) if protocol.eval_tokens is None else min(len(tokens), protocol.eval_tokens)
+    if n < ctx:
+        return []
+    out, prev_end = [], 0
+    for begin in range(0, n, stride):
+        end = min(begin + ctx, n)
+        target_len = end - prev_end  # tokens no earlier window scored
+        ids = torch.tensor(tokens[begin:end], dtype=torch.long)
+        out.append(Window(ids, max(1, (end - begin) - target_len)))
+        prev_end = end
+        if end == n:
+            break
+    return out
