@@ -28,6 +28,7 @@ from pruning.tokenizers import BYTE_VOCAB_SIZE
 ARCHITECTURES: Registry[Callable[[], PretrainedConfig]] = Registry("random architecture")
 
 # Tiny models share these sizes: 4 blocks, width 64, a vocabulary that covers the byte tokenizer.
+_LAYERS, _WIDTH, _HEADS, _MAX_POS = 4, 64, 4, 256
 _TINY_VOCAB = 320
 _EOS = BYTE_VOCAB_SIZE - 1
 
@@ -47,29 +48,78 @@ def gpt2() -> PretrainedConfig:
 @ARCHITECTURES.register("tiny-gpt2")
 def tiny_gpt2() -> PretrainedConfig:
     return GPT2Config(
-        n_layer=4, n_embd=64, n_head=4, n_positions=256, vocab_size=_TINY_VOCAB,
-        bos_token_id=_EOS, eos_token_id=_EOS,
+        n_layer=4,
+        n_embd=64,
+        n_head=4,
+        n_positions=256,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
     )
 
 
 @ARCHITECTURES.register("tiny-llama")
 def tiny_llama() -> PretrainedConfig:
-    return LlamaConfig(**_llama_like(), num_key_value_heads=2, tie_word_embeddings=True)
+    return LlamaConfig(
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        intermediate_size=2 * _WIDTH,
+        num_attention_heads=_HEADS,
+        num_key_value_heads=2,
+        max_position_embeddings=_MAX_POS,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
+        tie_word_embeddings=True,
+    )
 
 
 @ARCHITECTURES.register("tiny-mistral")
 def tiny_mistral() -> PretrainedConfig:
-    return MistralConfig(**_llama_like(), num_key_value_heads=2, sliding_window=None)
+    return MistralConfig(
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        intermediate_size=2 * _WIDTH,
+        num_attention_heads=_HEADS,
+        num_key_value_heads=2,
+        max_position_embeddings=_MAX_POS,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
+        sliding_window=None,
+    )
 
 
 @ARCHITECTURES.register("tiny-qwen2")
 def tiny_qwen2() -> PretrainedConfig:
-    return Qwen2Config(**_llama_like(), num_key_value_heads=2, use_sliding_window=False)
+    return Qwen2Config(
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        intermediate_size=2 * _WIDTH,
+        num_attention_heads=_HEADS,
+        num_key_value_heads=2,
+        max_position_embeddings=_MAX_POS,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
+        use_sliding_window=False,
+    )
 
 
 @ARCHITECTURES.register("tiny-phi3")
 def tiny_phi3() -> PretrainedConfig:
-    return Phi3Config(**_llama_like(), num_key_value_heads=4, pad_token_id=0)
+    return Phi3Config(
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        intermediate_size=2 * _WIDTH,
+        num_attention_heads=_HEADS,
+        num_key_value_heads=_HEADS,
+        max_position_embeddings=_MAX_POS,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
+        pad_token_id=0,
+    )
 
 
 @ARCHITECTURES.register("tiny-gemma3")
@@ -77,46 +127,62 @@ def tiny_gemma3() -> PretrainedConfig:
     # Alternating sliding/full attention with a window shorter than test inputs, so a
     # wrong per-layer mask after surgery changes the logits.
     return Gemma3TextConfig(
-        **_llama_like(), num_key_value_heads=2, head_dim=16, sliding_window=8,
-        layer_types=["sliding_attention", "full_attention"] * 2,
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        intermediate_size=2 * _WIDTH,
+        num_attention_heads=_HEADS,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=_MAX_POS,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
+        sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"] * (_LAYERS // 2),
     )
 
 
 @ARCHITECTURES.register("tiny-opt")
 def tiny_opt() -> PretrainedConfig:
     return OPTConfig(
-        num_hidden_layers=4, hidden_size=64, ffn_dim=128, num_attention_heads=4,
-        word_embed_proj_dim=64, max_position_embeddings=256, vocab_size=_TINY_VOCAB,
-        bos_token_id=_EOS, eos_token_id=_EOS, pad_token_id=1,
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        ffn_dim=128,
+        num_attention_heads=4,
+        word_embed_proj_dim=64,
+        max_position_embeddings=256,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
+        pad_token_id=1,
     )
 
 
 @ARCHITECTURES.register("tiny-gptneox")
 def tiny_gptneox() -> PretrainedConfig:
     return GPTNeoXConfig(
-        num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
-        max_position_embeddings=256, vocab_size=_TINY_VOCAB,
-        bos_token_id=_EOS, eos_token_id=_EOS,
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        intermediate_size=128,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+        vocab_size=_TINY_VOCAB,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
     )
 
 
 @ARCHITECTURES.register("tiny-falcon")
 def tiny_falcon() -> PretrainedConfig:
     return FalconConfig(
-        num_hidden_layers=4, hidden_size=64, num_attention_heads=4, vocab_size=_TINY_VOCAB,
-        new_decoder_architecture=False, multi_query=True, alibi=False,
-        bos_token_id=_EOS, eos_token_id=_EOS, max_position_embeddings=256,
+        num_hidden_layers=_LAYERS,
+        hidden_size=_WIDTH,
+        num_attention_heads=4,
+        vocab_size=_TINY_VOCAB,
+        new_decoder_architecture=False,
+        multi_query=True,
+        alibi=False,
+        bos_token_id=_EOS,
+        eos_token_id=_EOS,
+        max_position_embeddings=256,
     )
-
-
-def _llama_like() -> dict[str, int]:
-    return {
-        "num_hidden_layers": 4,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 4,
-        "max_position_embeddings": 256,
-        "vocab_size": _TINY_VOCAB,
-        "bos_token_id": _EOS,
-        "eos_token_id": _EOS,
-    }

@@ -88,9 +88,9 @@ def _wikitext2(split: str, data_dir: Path | None) -> Corpus:
         reason = f"{path} does not exist"
     else:
         reason = "no data directory given (argument or PRUNING_DATA_DIR)"
-    text, why_not = _wikitext2_from_datasets(split)
-    if text is not None:
-        return make_corpus("wikitext2", split, text, f"hf-datasets:wikitext/{_HF_CONFIGS[split]}")
+    hf_text, why_not = _wikitext2_from_datasets(split)
+    if hf_text is not None:
+        return make_corpus("wikitext2", split, hf_text, f"hf-datasets:wikitext/{_HF_CONFIGS[split]}")
     return _fallback(split, f"{reason}; {why_not}")
 
 
@@ -119,6 +119,6 @@ def _fallback(split: str, why: str) -> Corpus:
     version = ".".join(map(str, sys.version_info[:3]))
     sys.stderr.write(
         f"pruning-kit: wikitext2/{split} not found ({why}); "
-        f"using the embedded CPython {version} documentation corpus instead\n"
+        f"using the embedded corpus pydoc_data.topics (CPython {version} documentation) instead\n"
     )
     return make_corpus("pydoc-topics", split, text, f"embedded:pydoc_data.topics (CPython {version})")

@@ -125,13 +125,16 @@ def evaluate_variants(
                     naive = EngineOptions(False, options.max_state_mb, options.batch_size, options.progress)
                     return evaluate_variants(model, windows, variants, naive)
     bar.close()
-    for scores, group in ((s, windows) for s in results.values()):
-        scores.tokens = [w.scored for w in group]
+    for scores in results.values():
+        scores.tokens = [w.scored for w in windows]
     return results, _stats(model, schedule, options, ids)
 
 
 def _schedule(
-    model: nn.Module, windows: Sequence[Window], variants: Sequence[Variant], n_layers: int,
+    model: nn.Module,
+    windows: Sequence[Window],
+    variants: Sequence[Variant],
+    n_layers: int,
     options: EngineOptions,
 ) -> Schedule:
     longest = max(int(w.ids.shape[0]) for w in windows)
@@ -160,6 +163,7 @@ def _build_runner(model: nn.Module, step: Step, n_layers: int) -> _Runner:
 
 def _hook_captures(blocks: nn.ModuleList, capture: tuple[int, ...], offset: int, out: dict[int, Any]) -> None:
     for j in capture:
+
         def hook(_m: nn.Module, _a: Any, output: Any, j: int = j) -> None:
             out[j] = output
 
@@ -204,33 +208,41 @@ def _append(scores: VariantScores, window: Any) -> None:
 
 
 def _exact(
-    model: nn.Module, runners: list[_Runner], ids: torch.Tensor, start: int,
+    model: nn.Module,
+    runners: list[_Runner],
+    ids: torch.Tensor,
+    start: int,
     results: dict[Variant, VariantScores],
 ) -> bool:
-    """Whether every resumed variant's first-window NLL matches a naive forward pass."""
-    targets = ids[:, start:]
-    for runner in runners:
-        if runner.resume is None:
-            continue
-        naive = remove_layers(model, runner.step.variant.drop)
-        want = score(_logprobs(naive, ids, start), targets, None).nll.tolist()
-        got = results[runner.step.variant].nll[: len(want)]
-        if any(not math.isclose(g, w, rel_tol=EXACT_RTOL) for g, w in zip(got, want, strict=True)):
-            return False
-        return True  # one resumed variant exercises the placeholder path
-    return True
+    """Whether the first resumed variant's first-window NLL matches a naive forward pass.
+
+    One resumed variant exercises the placeholder path the others share.
+    """
+    resumed = next((r for r in runners if r.resume is not None), None)
+    if resumed is None:
+        return True
+    naive = remove_layers(model, resumed.step.variant.drop)
+    want = score(_logprobs(naive, ids, start), ids[:, start:], None).nll.tolist()
+    got = results[resumed.step.variant].nll[: len(want)]
+    return all(math.isclose(g, w, rel_tol=EXACT_RTOL) for g, w in zip(got, want, strict=True))
 
 
 def _stats(model: nn.Module, schedule: Schedule, options: EngineOptions, ids: torch.Tensor) -> SweepStats:
     naive = plan_schedule([s.variant for s in schedule.steps], schedule.n_layers, share=False)
     block_params = count_parameters(get_blocks(model)[0])
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    head_params = head.weight.numel() if head is not None else 0
-    state_bytes = ids.numel() * int(getattr(model.config, "hidden_size", 0)) * next(model.parameters()).element_size()
+    getter = getattr(model, "get_output_embeddings", None)
+    head = getter() if callable(getter) else None
+    head_params = count_parameters(head) if isinstance(head, nn.Module) else 0
+    width = int(getattr(getattr(model, "config", None), "hidden_size", 0))
+    state_bytes = ids.numel() * width * next(model.parameters()).element_size()
     return SweepStats(
         "prefix" if options.share_prefixes else "naive",
-        schedule.block_passes, schedule.head_passes, naive.block_passes, naive.head_passes,
-        head_params / max(block_params, 1), schedule.peak_states * state_bytes,
+        schedule.block_passes,
+        schedule.head_passes,
+        naive.block_passes,
+        naive.head_passes,
+        head_params / max(block_params, 1),
+        schedule.peak_states * state_bytes,
     )
 
 

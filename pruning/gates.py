@@ -18,7 +18,14 @@ from pruning.results import Row
 
 # Keys whose difference makes a baseline incomparable for the quality gates.
 FINGERPRINT_KEYS = (
-    "model", "weights_sha256", "dtype", "corpus", "corpus_sha256", "protocol", "ctx", "eval_tokens",
+    "model",
+    "weights_sha256",
+    "dtype",
+    "corpus",
+    "corpus_sha256",
+    "protocol",
+    "ctx",
+    "eval_tokens",
 )
 
 
@@ -93,5 +100,7 @@ def _speedup(row: Row, old: Row, t: Thresholds) -> list[GateFailure]:
         return []
     drop = 100.0 * (1.0 - row.speedup / old.speedup)
     if drop > t.speedup_fail_pct:
-        return [GateFailure(row.id, "speedup vs unpruned", old.speedup, row.speedup, f"-{t.speedup_fail_pct}%")]
+        return [
+            GateFailure(row.id, "speedup vs unpruned", old.speedup, row.speedup, f"-{t.speedup_fail_pct}%")
+        ]
     return []

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -78,7 +79,8 @@ def load_model(spec: str, dtype: str = "float32", device: str = "cpu") -> Loaded
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     raw = _load_raw(spec)
-    model = raw.model.to(device=torch.device(device), dtype=DTYPES[dtype]).eval()
+    model = raw.model.to(device=torch.device(device), dtype=DTYPES[dtype])  # type: ignore[call-arg]
+    model.eval()
     sha = raw.weights_sha256 or state_dict_sha256(model)
     fingerprint = Fingerprint(spec, sha, dtype, version("torch"), version("transformers"))
     return LoadedModel(model, raw.tokenizer, spec, num_layers(model), fingerprint)
@@ -120,7 +122,7 @@ def _load_random(name: str) -> _Raw:
     config = ARCHITECTURES.get(name)()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     return _Raw(model, byte_tokenizer(), None)
 
 
@@ -142,9 +144,7 @@ def _load_hub(spec: str) -> _Raw:
 
 def _from_pretrained(name: str, local_only: bool) -> _Raw:
     tok = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
-    model = AutoModelForCausalLM.from_pretrained(
-        name, dtype=torch.float32, local_files_only=local_only
-    )
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, local_files_only=local_only)
     return _Raw(model, tok, None)
 
 
@@ -154,12 +154,13 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     DNS lookups ignore socket timeouts, so the probe runs in a daemon thread that is
     abandoned when it takes too long: offline, loading fails in seconds instead of hanging.
     """
-    host = os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}").split("//")[-1].split("/")[0]
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or f"https://{HUB_HOST}")
+    host, port = url.hostname or HUB_HOST, url.port or (80 if url.scheme == "http" else 443)
     result: list[bool] = []
 
     def probe() -> None:
         try:
-            socket.create_connection((host, 443), timeout=timeout).close()
+            socket.create_connection((host, port), timeout=timeout).close()
             result.append(True)
         except OSError:
             result.append(False)

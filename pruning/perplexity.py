@@ -117,8 +117,14 @@ def make_result(
     tokens = int(sum(window_tokens))
     ci = bootstrap_ci(window_nll, window_tokens)
     return PerplexityResult(
-        math.exp(nll_sum / tokens), nll_sum, tokens, tuple(window_nll), tuple(window_tokens),
-        ci, protocol, corpus,
+        math.exp(nll_sum / tokens),
+        nll_sum,
+        tokens,
+        tuple(window_nll),
+        tuple(window_tokens),
+        ci,
+        protocol,
+        corpus,
     )
 
 

@@ -20,8 +20,19 @@ from typing import Any
 from pruning.results import Row
 
 CSV_FIELDS = (
-    "id", "removed", "layers", "ppl", "ppl_ci95", "params", "speed_ms", "decode_ms_per_token",
-    "ppl_change_pct", "speed_change_pct", "kl", "top1_agree", "tokens_scored",
+    "id",
+    "removed",
+    "layers",
+    "ppl",
+    "ppl_ci95",
+    "params",
+    "speed_ms",
+    "decode_ms_per_token",
+    "ppl_change_pct",
+    "speed_change_pct",
+    "kl",
+    "top1_agree",
+    "tokens_scored",
 )
 
 
@@ -37,17 +48,37 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
     """Header and cells of the study's table with fidelity and decode columns appended."""
     first = "layer removed" if sequential else "layers removed"
     layers = "layers" if sequential else "remaining layers"
-    header = [first, layers, "perplexity (↓)", "ppl 95% CI", "speed (ms) ↓", "parameters (M)",
-              "ppl change (%)", "speed change (%)", "KL (nats)", "top-1 agree", "decode (ms/tok)"]
+    header = [
+        first,
+        layers,
+        "perplexity (↓)",
+        "ppl 95% CI",
+        "speed (ms) ↓",
+        "parameters (M)",
+        "ppl change (%)",
+        "speed change (%)",
+        "KL (nats)",
+        "top-1 agree",
+        "decode (ms/tok)",
+    ]
     cells = []
     for r in order_rows(rows, sequential):
         removed = "none" if not r.removed else ",".join(map(str, r.removed))
-        cells.append([
-            removed, str(r.layers), f"{r.ppl:.3f}", f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",
-            _num(r.speed_ms, 2), f"{r.params / 1e6:.2f}", _num(r.ppl_change_pct, 2, signed=True),
-            _num(r.speed_change_pct, 2, signed=True), f"{r.kl:.4f}", f"{r.top1_agree:.3f}",
-            _num(r.decode_ms_per_token, 2),
-        ])
+        cells.append(
+            [
+                removed,
+                str(r.layers),
+                f"{r.ppl:.3f}",
+                f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",
+                _num(r.speed_ms, 2),
+                f"{r.params / 1e6:.2f}",
+                _num(r.ppl_change_pct, 2, signed=True),
+                _num(r.speed_change_pct, 2, signed=True),
+                f"{r.kl:.4f}",
+                f"{r.top1_agree:.3f}",
+                _num(r.decode_ms_per_token, 2),
+            ]
+        )
     return header, cells
 
 

@@ -63,12 +63,14 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
     out = []
     for row in rows:
         speed = _ratio(row.speed_ms, base.speed_ms)
-        out.append(replace(
-            row,
-            ppl_change_pct=100.0 * (row.ppl / base.ppl - 1.0),
-            speed_change_pct=None if speed is None else 100.0 * (speed - 1.0),
-            speedup=None if speed is None else 1.0 / speed,
-        ))
+        out.append(
+            replace(
+                row,
+                ppl_change_pct=100.0 * (row.ppl / base.ppl - 1.0),
+                speed_change_pct=None if speed is None else 100.0 * (speed - 1.0),
+                speedup=None if speed is None else 1.0 / speed,
+            )
+        )
     return out
 
 

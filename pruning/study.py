@@ -76,11 +76,17 @@ class Study:
         """What a baseline must share to be compared (see ``pruning.gates``)."""
         fp = self.lm.fingerprint
         return {
-            "model": fp.spec, "weights_sha256": fp.weights_sha256, "dtype": fp.dtype,
-            "corpus": self.corpus.name, "corpus_sha256": self.corpus.sha256,
-            "protocol": self.protocol.name, "ctx": self.protocol.ctx,
-            "eval_tokens": self.protocol.eval_tokens, "torch": fp.torch,
-            "transformers": fp.transformers, "corpus_source": self.corpus.source,
+            "model": fp.spec,
+            "weights_sha256": fp.weights_sha256,
+            "dtype": fp.dtype,
+            "corpus": self.corpus.name,
+            "corpus_sha256": self.corpus.sha256,
+            "protocol": self.protocol.name,
+            "ctx": self.protocol.ctx,
+            "eval_tokens": self.protocol.eval_tokens,
+            "torch": fp.torch,
+            "transformers": fp.transformers,
+            "corpus_source": self.corpus.source,
         }
 
     def model_for(self, variant: Variant) -> nn.Module:
@@ -108,8 +114,14 @@ class Study:
     def _row(self, variant: Variant, s: VariantScores) -> Row:
         tokens = sum(s.tokens)
         return Row(
-            id=variant.id, removed=variant.drop, layers=self.lm.num_layers - len(variant.drop),
-            ppl=math.exp(math.fsum(s.nll) / tokens), ppl_ci95=bootstrap_ci(s.nll, s.tokens),
-            params=count_parameters(self.model_for(variant)), kl=math.fsum(s.kl) / tokens,
-            top1_agree=sum(s.top1) / tokens, tokens_scored=tokens, window_nll=tuple(s.nll),
+            id=variant.id,
+            removed=variant.drop,
+            layers=self.lm.num_layers - len(variant.drop),
+            ppl=math.exp(math.fsum(s.nll) / tokens),
+            ppl_ci95=bootstrap_ci(s.nll, s.tokens),
+            params=count_parameters(self.model_for(variant)),
+            kl=math.fsum(s.kl) / tokens,
+            top1_agree=sum(s.top1) / tokens,
+            tokens_scored=tokens,
+            window_nll=tuple(s.nll),
         )

@@ -11,8 +11,8 @@ After removal the model is a consistent model with fewer layers, not a patched o
 from __future__ import annotations
 
 import copy as copy_module
-from collections.abc import Iterable, Sequence
-from typing import cast
+from collections.abc import Iterable
+from typing import Any, cast
 
 from torch import nn
 
@@ -109,7 +109,7 @@ def rebuild_blocks(
     return model
 
 
-def _renumber(blocks: Sequence[nn.Module]) -> None:
+def _renumber(blocks: nn.ModuleList) -> None:
     for new_index, block in enumerate(blocks):
         for module in block.modules():
             if isinstance(getattr(module, "layer_idx", None), int):
@@ -124,7 +124,7 @@ def _update_config(model: nn.Module, keep: list[int], old_count: int) -> None:
         config.num_hidden_layers = len(keep)  # n_layer on GPT-2 through its attribute_map
 
 
-def _configs(model: nn.Module) -> list[object]:
+def _configs(model: nn.Module) -> list[Any]:
     # The top config, and the text config of multimodal wrappers, may both carry the count.
     top = getattr(model, "config", None)
     found = [top] if top is not None else []

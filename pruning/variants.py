@@ -73,6 +73,7 @@ def plan_size(plan: Plan, n_layers: int) -> int:
 
 def expand_plan(plan: Plan, n_layers: int) -> list[Variant]:
     """The variants of ``plan``, base first; ``ValueError`` if an index does not fit the model."""
+    drops: list[tuple[int, ...]]
     if plan.kind == "sequential":
         drops = [(i,) for i in range(n_layers)]
     elif plan.kind == "combos":

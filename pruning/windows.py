@@ -82,10 +82,8 @@ class CorpusTooShortError(ValueError):
 
 def build_windows(tokens: list[int], protocol: Protocol, bos_id: int | None = None) -> list[Window]:
     """Cut ``tokens`` into the windows of ``protocol``; ``bos_id`` is for ``llamacpp`` only."""
-    if protocol.name == "sliding":
-        windows = _sliding(tokens, protocol)
-    else:
-        windows = _chunks(tokens, protocol, bos_id)
+    sliding = protocol.name == "sliding"
+    windows = _sliding(tokens, protocol) if sliding else _chunks(tokens, protocol, bos_id)
     if not windows:
         raise CorpusTooShortError(
             f"the corpus has {len(tokens)} tokens, fewer than one window of ctx={protocol.ctx}; "

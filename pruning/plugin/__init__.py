@@ -45,20 +45,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash[SESSION_KEY]
     try:
         variants = session.study.variants()
-    except ValueError as exc:
-        raise pytest.UsageError(f"--prune-plan: {exc}") from None
+    except ValueError as exc:  # raised as a usage error once collection is over
+        session.plan_error = f"--prune-plan: {exc}"
+        variants = []
     metafunc.parametrize(VARIANT_ARG, variants, ids=[v.id for v in variants])
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember the selected variants, so quality is computed in one pass for all of them."""
+    session = config.stash[SESSION_KEY]
+    if session.plan_error:
+        raise pytest.UsageError(session.plan_error)
     seen: dict[Any, None] = {}
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and VARIANT_ARG in callspec.params:
             seen.setdefault(callspec.params[VARIANT_ARG])
-    config.stash[SESSION_KEY].selected = list(seen)
+    session.selected = list(seen)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

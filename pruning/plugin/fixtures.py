@@ -59,8 +59,9 @@ def prune_record(request: pytest.FixtureRequest) -> Record:
 
 
 @pytest.fixture
-def prune_prefill(pytestconfig: pytest.Config, prune_quality: Callable[[Variant], Row],
-                  prune_record: Record) -> Callable[[Any, Variant], float]:
+def prune_prefill(
+    pytestconfig: pytest.Config, prune_quality: Callable[[Variant], Row], prune_record: Record
+) -> Callable[[Any, Variant], float]:
     """``prefill(benchmark, variant) -> median ms``: time one prefill pass of the variant.
 
     The variant's quality row and the fingerprint go into ``benchmark.extra_info``, so
@@ -73,8 +74,9 @@ def prune_prefill(pytestconfig: pytest.Config, prune_quality: Callable[[Variant]
         study, cfg = session.study, session.settings.speed
         model, ids = study.model_for(variant), study.speed_ids
         benchmark.group = "prefill"
-        benchmark.pedantic(speed.prefill, args=(model, ids), rounds=cfg.rounds,
-                           warmup_rounds=cfg.warmup_rounds, iterations=1)
+        benchmark.pedantic(
+            speed.prefill, args=(model, ids), rounds=cfg.rounds, warmup_rounds=cfg.warmup_rounds, iterations=1
+        )
         median_ms = 1000.0 * float(benchmark.stats.stats.median)
         row = prune_quality(variant)
         benchmark.extra_info["pruning"] = {"row": row.as_dict(), "fingerprint": study.fingerprint()}
@@ -99,9 +101,10 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
             return (model, cache, token, cfg.new_tokens), {}
 
         benchmark.group = "decode"
-        benchmark.pedantic(speed.decode, setup=setup, rounds=cfg.rounds,
-                           warmup_rounds=cfg.warmup_rounds, iterations=1)
-        per_token = 1000.0 * float(benchmark.stats.stats.median) / cfg.new_tokens
+        benchmark.pedantic(
+            speed.decode, setup=setup, rounds=cfg.rounds, warmup_rounds=cfg.warmup_rounds, iterations=1
+        )
+        per_token: float = 1000.0 * float(benchmark.stats.stats.median) / cfg.new_tokens
         prune_record(variant, {"decode_ms_per_token": per_token})
         return per_token
 

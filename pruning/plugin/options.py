@@ -50,7 +50,9 @@ def percent(value: str) -> float:
     except ValueError:
         number = -1.0
     if not number >= 0:
-        raise argparse.ArgumentTypeError(f"invalid percentage {value!r}; expected a number >= 0, like 1 or 2.5")
+        raise argparse.ArgumentTypeError(
+            f"invalid percentage {value!r}; expected a number >= 0, like 1 or 2.5"
+        )
     return number
 
 
@@ -67,17 +69,21 @@ def megabytes(value: str) -> float:
 
 def choice(*allowed: str) -> Callable[[str], str]:
     """A parser accepting exactly one of ``allowed``."""
+
     def parse(value: str) -> str:
         if value not in allowed:
-            raise argparse.ArgumentTypeError(f"invalid choice {value!r}; expected one of {', '.join(allowed)}")
+            raise argparse.ArgumentTypeError(
+                f"invalid choice {value!r}; expected one of {', '.join(allowed)}"
+            )
         return value
+
     return parse
 
 
 def device(value: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N``."""
     head, _, index = value.partition(":")
-    if head == "cpu" and not index or head == "cuda" and (not index or index.isdigit()):
+    if (head == "cpu" and not index) or (head == "cuda" and (not index or index.isdigit())):
         return value
     raise argparse.ArgumentTypeError(f"invalid device {value!r}; expected cpu, cuda or cuda:N")
 
@@ -113,27 +119,71 @@ class Option:
 
 
 OPTIONS = (
-    Option("model", text, "smollm2-135m", "SPEC", "model spec: smollm2-135m, gemma3-270m, gguf:PATH, random:NAME, a hub id or a directory"),
+    Option(
+        "model",
+        text,
+        "smollm2-135m",
+        "SPEC",
+        "model spec: smollm2-135m, gemma3-270m, gguf:PATH, random:NAME, a hub id or a directory",
+    ),
     Option("corpus", text, "wikitext2", "NAME", "evaluation corpus: wikitext2 or file:PATH"),
     Option("calib-corpus", text, "wikitext2", "NAME", "calibration corpus (validation split) for criteria"),
     Option("protocol", choice(*PROTOCOLS), "windows", "NAME", f"perplexity protocol: {', '.join(PROTOCOLS)}"),
-    Option("eval-tokens", eval_tokens, "4096", "N", "evaluation tokens from the start of the corpus, or 'all'"),
+    Option(
+        "eval-tokens", eval_tokens, "4096", "N", "evaluation tokens from the start of the corpus, or 'all'"
+    ),
     Option("ctx", positive_int, "512", "N", "window length in tokens (capped at the model's maximum)"),
-    Option("dtype", choice("float32", "bfloat16"), "float32", "DTYPE", "parameter dtype: float32 or bfloat16"),
+    Option(
+        "dtype", choice("float32", "bfloat16"), "float32", "DTYPE", "parameter dtype: float32 or bfloat16"
+    ),
     Option("device", device, "cpu", "DEVICE", "cpu, cuda or cuda:N"),
-    Option("threads", positive_int, str(os.cpu_count() or 1), "N", "torch intra-op threads, fixed for the session"),
+    Option(
+        "threads",
+        positive_int,
+        str(os.cpu_count() or 1),
+        "N",
+        "torch intra-op threads, fixed for the session",
+    ),
     Option("plan", plan, "sequential", "PLAN", f"variants: {', '.join(PLAN_KINDS)}"),
     Option("max-variants", positive_int, "64", "N", "refuse plans with more variants than this"),
     Option("batch-size", positive_int, "1", "N", "evaluation windows per forward pass"),
-    Option("max-state-mb", megabytes, "1024", "MIB", "bound on cached hidden states of the prefix-sharing engine"),
-    Option("engine", choice("prefix", "naive"), "prefix", "NAME", "quality evaluation: prefix (shared prefixes) or naive"),
+    Option(
+        "max-state-mb", megabytes, "1024", "MIB", "bound on cached hidden states of the prefix-sharing engine"
+    ),
+    Option(
+        "engine",
+        choice("prefix", "naive"),
+        "prefix",
+        "NAME",
+        "quality evaluation: prefix (shared prefixes) or naive",
+    ),
     Option("speed-seq", positive_int, "128", "N", "prefill benchmark length in tokens (batch 1)"),
     Option("decode-tokens", positive_int, "16", "N", "greedy tokens per decode benchmark round"),
-    Option("speed-rounds", positive_int, "5", "N", "timed rounds per speed benchmark (after 1 warm-up round)"),
+    Option(
+        "speed-rounds", positive_int, "5", "N", "timed rounds per speed benchmark (after 1 warm-up round)"
+    ),
     Option("report", text, None, "DIR", "write results.json, results.csv and results.md to DIR"),
-    Option("ppl-fail", percent, "1", "PCT", "fail when perplexity rises more than PCT% over the compared baseline"),
-    Option("speedup-fail", percent, "25", "PCT", "fail when a variant's in-run speedup falls more than PCT% below the baseline's"),
-    Option("max-ppl-increase", percent, None, "PCT", "fail any variant whose perplexity exceeds the unpruned model's by more than PCT%"),
+    Option(
+        "ppl-fail",
+        percent,
+        "1",
+        "PCT",
+        "fail when perplexity rises more than PCT% over the compared baseline",
+    ),
+    Option(
+        "speedup-fail",
+        percent,
+        "25",
+        "PCT",
+        "fail when a variant's in-run speedup falls more than PCT% below the baseline's",
+    ),
+    Option(
+        "max-ppl-increase",
+        percent,
+        None,
+        "PCT",
+        "fail any variant whose perplexity exceeds the unpruned model's by more than PCT%",
+    ),
 )
 
 
@@ -143,8 +193,12 @@ def add_options(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         shown = "off" if opt.default is None else opt.default
         group.addoption(
-            f"--prune-{opt.name}", dest=opt.dest, metavar=opt.metavar, type=opt.parse,
-            default=None, help=f"{opt.help} (default: {shown}; ini: {opt.dest})",
+            f"--prune-{opt.name}",
+            dest=opt.dest,
+            metavar=opt.metavar,
+            type=opt.parse,
+            default=None,
+            help=f"{opt.help} (default: {shown}; ini: {opt.dest})",
         )
         parser.addini(opt.dest, f"{opt.help} (default: {shown})", default=None)
 

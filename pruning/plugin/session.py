@@ -25,7 +25,10 @@ PROPERTY = "pruning"  # key of the user_properties entry each pruning test recor
 
 def build_settings(config: pytest.Config) -> Settings:
     """The session's settings from the options; ``pytest.UsageError`` on bad combinations."""
-    get = lambda name: options.get(config, name)  # noqa: E731
+
+    def get(name: str) -> Any:
+        return options.get(config, name)
+
     try:
         protocol = Protocol(get("protocol"), get("ctx"), get("eval-tokens"))
     except ValueError as exc:
@@ -60,13 +63,14 @@ class PruneSession:
     refused: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     selected: list[Variant] = field(default_factory=list)  # variants of the selected tests
+    plan_error: str = ""  # a plan that does not fit the model, reported after collection
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the fields pruning tests recorded (on the controller under xdist)."""
         if report.when != "call" or not report.passed:
             return
         for key, payload in report.user_properties:
-            if key == PROPERTY:
+            if key == PROPERTY and isinstance(payload, dict):
                 self.record(payload)
 
     def record(self, payload: dict[str, Any]) -> None:
@@ -78,9 +82,8 @@ class PruneSession:
 
     def finish(self) -> bool:
         """Build rows, run the gates, write reports; True when the session must fail."""
-        self.rows = with_changes(
-            Row.from_dict({**fields, "id": vid}) for vid, fields in self.records.items() if "ppl" in fields
-        )
+        rows = [Row.from_dict({**f, "id": vid}) for vid, f in self.records.items() if "ppl" in f]
+        self.rows = with_changes(sorted(rows, key=lambda r: (bool(r.removed), r.removed)))
         if not self.rows:
             return False
         self.failures = check_budget(self.rows, self.settings.thresholds)
@@ -108,8 +111,11 @@ class PruneSession:
         markdown = f"### Depth pruning: {self.fingerprint.get('model')}\n\n" + render_markdown(header, cells)
         if self.settings.report_dir is not None:
             meta = {"fingerprint": self.fingerprint, "plan": str(self.settings.plan), "failed": failed}
-            files = {"results.json": to_json(self.rows, meta), "results.csv": to_csv(self.rows),
-                     "results.md": markdown}
+            files = {
+                "results.json": to_json(self.rows, meta),
+                "results.csv": to_csv(self.rows),
+                "results.md": markdown,
+            }
             self.written = write_reports(self.settings.report_dir, files, failed)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:

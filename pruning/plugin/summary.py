@@ -36,17 +36,33 @@ def write_summary(tr: Any, session: PruneSession) -> None:
 
 def _comparison(baseline: list[Row], now: list[Row]) -> tuple[list[str], list[list[str]]]:
     saved = {r.id: r for r in baseline}
-    header = ["variant", "ppl baseline", "ppl now", "ppl Δ (%)", "params baseline", "params now",
-              "speedup baseline", "speedup now"]
+    header = [
+        "variant",
+        "ppl baseline",
+        "ppl now",
+        "ppl Δ (%)",
+        "params baseline",
+        "params now",
+        "speedup baseline",
+        "speedup now",
+    ]
     cells = []
     for row in now:
         old = saved.get(row.id)
         if old is None:
             continue
-        cells.append([
-            row.id, f"{old.ppl:.3f}", f"{row.ppl:.3f}", f"{100 * (row.ppl / old.ppl - 1):+.2f}",
-            str(old.params), str(row.params), _fmt(old.speedup), _fmt(row.speedup),
-        ])
+        cells.append(
+            [
+                row.id,
+                f"{old.ppl:.3f}",
+                f"{row.ppl:.3f}",
+                f"{100 * (row.ppl / old.ppl - 1):+.2f}",
+                str(old.params),
+                str(row.params),
+                _fmt(old.speedup),
+                _fmt(row.speedup),
+            ]
+        )
     return header, cells
 
 

@@ -1,0 +1,186 @@
+"""The pytest plugin, tested from the outside on the real suite with a tiny random model."""
+
+from __future__ import annotations
+
+import json
+from glob import escape
+from pathlib import Path
+
+import pytest
+
+SUITE = Path(__file__).resolve().parents[2] / "benchmarks" / "test_pruning.py"
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, small_corpus):
+    """A pytester dir holding the real suite, and the common fast options."""
+    pytester.makepyfile(test_pruning=SUITE.read_text())
+    source = small_corpus.source.removeprefix("file:")
+    storage = pytester.path / "bench-store"
+    args = [
+        "-p",
+        "no:cacheprovider",
+        "--prune-model",
+        "random:tiny-gpt2",
+        "--prune-corpus",
+        f"file:{source}",
+        "--prune-ctx",
+        "64",
+        "--prune-eval-tokens",
+        "256",
+        "--prune-speed-seq",
+        "16",
+        "--prune-decode-tokens",
+        "2",
+        "--prune-speed-rounds",
+        "2",
+        "--prune-threads",
+        "1",
+        "--prune-speedup-fail",
+        "90",  # tiny-model timings are noise; the gate is unit-tested
+        f"--benchmark-storage=file://{storage}",
+    ]
+    return pytester, args, storage
+
+
+def _saved(storage: Path) -> list[Path]:
+    return sorted(storage.rglob("*.json"))
+
+
+def _tamper(path: Path, variant: str, key: str, factor: float) -> None:
+    data = json.loads(path.read_text())
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"].get("pruning")
+        if info and info["row"]["id"] == variant:
+            info["row"][key] = type(info["row"][key])(info["row"][key] * factor)
+    path.write_text(json.dumps(data))
+
+
+def test_bad_option_values_fail_at_parse_time(suite):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "--prune-ctx", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--prune-ctx: invalid value '0'; expected an integer >= 1*"])
+    result = pytester.runpytest(*args, "--prune-plan", "combos:x")
+    result.stderr.fnmatch_lines(["*invalid plan 'combos:x'; expected one of sequential, combos:K*"])
+    result = pytester.runpytest(*args, "--prune-ppl-fail", "-3")
+    result.stderr.fnmatch_lines(["*invalid percentage '-3'; expected a number >= 0*"])
+
+
+def test_ini_values_are_parsed_and_checked(suite):
+    pytester, args, _ = suite
+    pytester.makeini("[pytest]\nprune_dtype = float64\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*ini key prune_dtype: invalid choice 'float64'; expected one of float32, bfloat16*"]
+    )
+
+
+def test_large_plans_are_refused_with_their_size(suite):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "--prune-plan", "combos:2", "--prune-max-variants", "5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*plan 'combos:2' has 7 variants on this 4-block model*--prune-max-variants=7*"]
+    )
+
+
+def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch):
+    pytester, args, _ = suite
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = pytester.runpytest(*args, "--prune-report", str(tmp_path / "rep"))
+    result.assert_outcomes(passed=15)
+    result.stdout.fnmatch_lines(
+        [
+            "*depth pruning results*",
+            "layer removed | layers | perplexity (↓) | ppl 95% CI*| speed (ms) ↓ | parameters (M) "
+            "| ppl change (%) | speed change (%)*",
+            "*none |      4 |*",
+            "*engine (prefix):*",
+        ]
+    )
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert data["fingerprint"]["model"] == "random:tiny-gpt2" and data["fingerprint"]["eval_tokens"] == 256
+    ids = [r["id"] for r in data["rows"]]
+    assert ids == ["base", "drop[0]", "drop[1]", "drop[2]", "drop[3]"]
+    for row in data["rows"]:
+        assert row["speed_ms"] > 0 and row["decode_ms_per_token"] > 0 and row["params"] > 0
+        assert row["tokens_scored"] == 4 * 63 and len(row["window_nll"]) == 4
+    assert data["rows"][1]["layers"] == 3 and data["rows"][1]["removed"] == [0]
+    assert {p.name for p in (tmp_path / "rep").iterdir()} == {"results.json", "results.csv", "results.md"}
+    assert "| layer removed |" in summary.read_text()
+
+
+def test_identical_rerun_passes_the_gates(suite):
+    pytester, args, _ = suite
+    pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
+    result = pytester.runpytest(*args, "--benchmark-compare")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*baseline vs now*", f"*{escape('drop[1]')} | *+0.00 |*"])
+    assert "FAILED" not in result.stdout.str()
+
+
+def test_tampered_baseline_fails_names_the_variant_and_is_kept(suite):
+    pytester, args, storage = suite
+    pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
+    [saved] = _saved(storage)
+    _tamper(saved, "drop[1]", "ppl", 0.9)  # the baseline claims 10% lower perplexity
+    before = saved.read_text()
+    result = pytester.runpytest(*args, "--benchmark-compare", "--benchmark-autosave")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*1 regression gate(s) FAILED*",
+            f"*{escape('drop[1]')}: perplexity * vs baseline * (threshold: +1.0%)*",
+            "*this run was not saved as a baseline*",
+        ]
+    )
+    assert _saved(storage) == [saved] and saved.read_text() == before
+
+
+def test_parameter_difference_fails(suite):
+    pytester, args, storage = suite
+    pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
+    _tamper(_saved(storage)[0], "drop[2]", "params", 2)
+    result = pytester.runpytest(*args, "--benchmark-compare")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [f"*{escape('drop[2]')}: parameters * vs baseline * (threshold: any change)*"]
+    )
+
+
+def test_fingerprint_mismatch_is_refused_and_names_the_difference(suite):
+    pytester, args, _ = suite
+    pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
+    changed = [*args, "--prune-eval-tokens", "128"]  # the last occurrence of an option wins
+    result = pytester.runpytest(*changed, "--benchmark-compare")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*baseline REFUSED*", "*eval_tokens: baseline 256, now 128*"])
+
+
+def test_absolute_budget_gate(suite, tmp_path):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "--prune-report", str(tmp_path), "--prune-max-ppl-increase", "0")
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    worse = [r["id"] for r in rows if r["ppl"] > rows[0]["ppl"]]
+    assert worse  # removing a block of the random model hurts at least one variant
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    for variant in worse:
+        result.stdout.fnmatch_lines([f"*{escape(variant)}: perplexity vs unpruned *"])
+
+
+def test_xdist_quality_equals_serial(suite, tmp_path):
+    pytester, args, _ = suite
+    serial = pytester.runpytest_subprocess(*args, "--prune-report", str(tmp_path / "serial"))
+    serial.assert_outcomes(passed=15)
+    parallel = pytester.runpytest_subprocess(*args, "-n", "2", "--prune-report", str(tmp_path / "xdist"))
+    parallel.assert_outcomes(passed=5, skipped=10)  # speed is skipped under xdist
+    quality = ("id", "ppl", "ppl_ci95", "params", "kl", "top1_agree", "window_nll", "layers")
+
+    def rows(name):
+        data = json.loads((tmp_path / name / "results.json").read_text())["rows"]
+        return [{k: r[k] for k in quality} for r in data]
+
+    assert rows("xdist") == rows("serial")

@@ -1,0 +1,67 @@
+"""The prefix-sharing engine gives the naive forward pass's numbers, exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruning import load_model, remove_layers
+from pruning.engine import EngineOptions, evaluate_variants
+from pruning.perplexity import prepare_windows, window_nlls
+from pruning.variants import BASE, Variant, expand_plan, parse_plan
+from pruning.windows import Protocol
+
+FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt", "tiny-gptneox", "tiny-falcon", "tiny-qwen2"]
+
+
+@pytest.fixture(scope="module")
+def windows_for(small_corpus):
+    def build(lm, ctx=64):
+        return prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", ctx, 4 * ctx))
+
+    return build
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_engine_equals_naive_full_forward_passes(family, windows_for):
+    lm = load_model(f"random:{family}")
+    windows = windows_for(lm)
+    variants = expand_plan(parse_plan("combos:2"), lm.num_layers)
+    got, stats = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))
+    assert stats.strategy == "prefix" and stats.block_passes < stats.naive_block_passes
+    for variant in variants:
+        want = window_nlls(remove_layers(lm.model, variant.drop), windows, batch_size=1, progress=False)
+        assert got[variant].nll == pytest.approx(want, rel=1e-5)
+        assert got[variant].tokens == [w.scored for w in windows]
+
+
+def test_fidelity_is_zero_for_base_and_positive_for_pruned(windows_for):
+    lm = load_model("random:tiny-llama")
+    windows = windows_for(lm)
+    got, _ = evaluate_variants(lm.model, windows, [BASE, Variant((1,))], EngineOptions(progress=False))
+    tokens = sum(w.scored for w in windows)
+    assert got[BASE].kl == [0.0] * len(windows) and sum(got[BASE].top1) == tokens
+    assert all(k > 0 for k in got[Variant((1,))].kl) and sum(got[Variant((1,))].top1) < tokens
+
+
+def test_memory_bound_degrades_to_recomputation_with_the_same_numbers(windows_for):
+    lm = load_model("random:tiny-gpt2")
+    windows = windows_for(lm)
+    variants = expand_plan(parse_plan("sequential"), lm.num_layers)
+    free, free_stats = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))
+    tight, tight_stats = evaluate_variants(
+        lm.model, windows, variants, EngineOptions(max_state_mb=1e-9, progress=False)
+    )
+    assert tight_stats.block_passes == tight_stats.naive_block_passes > free_stats.block_passes
+    assert tight_stats.peak_state_bytes == 0 < free_stats.peak_state_bytes
+    for variant in variants:
+        assert tight[variant].nll == pytest.approx(free[variant].nll, rel=1e-6)
+
+
+def test_sequential_cost_on_a_30_block_model_is_within_target():
+    from pruning.schedule import plan_schedule
+
+    variants = expand_plan(parse_plan("sequential"), 30)
+    shared, naive = plan_schedule(variants, 30), plan_schedule(variants, 30, share=False)
+    assert (shared.block_passes, naive.block_passes) == (465, 900)
+    head = 8.0  # SmolLM2-135M: the LM head costs ~8 blocks
+    assert (shared.block_passes + head * 31) / (naive.block_passes + head * 31) < 0.65

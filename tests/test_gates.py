@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pruning.gates import Thresholds, check_baseline, check_budget, fingerprint_diff
+from pruning.results import Row, with_changes
+
+
+def _rows(ppl_base=10.0, ppl_drop=12.0, ms_base=10.0, ms_drop=8.0, params=100):
+    base = Row("base", (), 4, ppl_base, (9.0, 11.0), 120, 0.0, 1.0, 100, speed_ms=ms_base)
+    drop = Row("drop[1]", (1,), 3, ppl_drop, (11.0, 13.0), params, 0.1, 0.9, 100, speed_ms=ms_drop)
+    return with_changes([base, drop])
+
+
+def test_changes_are_relative_to_the_unpruned_row():
+    rows = _rows()
+    assert rows[1].ppl_change_pct == pytest.approx(20.0) and rows[1].speed_change_pct == pytest.approx(-20.0)
+    assert rows[1].speedup == 1.25 and rows[0].ppl_change_pct == 0.0
+
+
+def test_identical_rows_pass():
+    assert check_baseline(_rows(), _rows(), Thresholds()) == []
+
+
+def test_perplexity_rise_beyond_threshold_fails_with_the_variant_named():
+    now, saved = _rows(), _rows(ppl_drop=12.0 * 0.9)  # baseline 10% lower
+    failures = check_baseline(now, saved, Thresholds(ppl_fail_pct=1.0))
+    assert [(f.variant, f.metric) for f in failures] == [("drop[1]", "perplexity")]
+    assert str(failures[0]) == "drop[1]: perplexity 12 vs baseline 10.8 (threshold: +1.0%)"
+
+
+def test_perplexity_drop_is_not_a_regression():
+    assert check_baseline(_rows(ppl_drop=11.0), _rows(), Thresholds()) == []
+
+
+def test_any_parameter_difference_fails():
+    failures = check_baseline(_rows(params=101), _rows(), Thresholds())
+    assert [(f.variant, f.metric, f.baseline, f.now) for f in failures] == [
+        ("drop[1]", "parameters", 100, 101)
+    ]
+
+
+def test_speedup_gate_uses_the_in_run_ratio_not_absolute_times():
+    slower_machine = _rows(ms_base=20.0, ms_drop=16.0)  # everything 2x slower, same ratio
+    assert check_baseline(slower_machine, _rows(), Thresholds(speedup_fail_pct=5.0)) == []
+    worse = _rows(ms_drop=9.9)  # speedup 1.25 -> 1.01: -19%
+    failures = check_baseline(worse, _rows(), Thresholds(speedup_fail_pct=5.0))
+    assert [f.metric for f in failures] == ["speedup vs unpruned"]
+    assert check_baseline(worse, _rows(), Thresholds(speedup_fail_pct=None)) == []
+
+
+def test_absolute_budget_against_the_unpruned_model():
+    rows = _rows(ppl_drop=12.0)
+    assert check_budget(rows, Thresholds(max_ppl_increase_pct=25.0)) == []
+    failures = check_budget(rows, Thresholds(max_ppl_increase_pct=10.0))
+    assert [(f.variant, f.threshold) for f in failures] == [("drop[1]", "+10.0%")]
+
+
+def test_fingerprint_diff_names_what_differs():
+    saved = {"model": "m", "corpus_sha256": "aaa", "eval_tokens": 4096, "torch": "1"}
+    now = {**saved, "corpus_sha256": "bbb", "torch": "2"}
+    assert fingerprint_diff(now, saved) == ["corpus_sha256: baseline 'aaa', now 'bbb'"]
+
+
+def test_rows_round_trip_through_dicts():
+    row = replace(_rows()[1], window_nll=(1.5, 2.5))
+    assert Row.from_dict(row.as_dict()) == row

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from pruning import ModelLoadError, load_model
+from pruning.architectures import ARCHITECTURES
+from pruning.models import state_dict_sha256
+
+
+def test_random_models_are_seeded_and_fingerprinted():
+    a = load_model("random:tiny-gpt2")
+    b = load_model("random:tiny-gpt2")
+    assert a.fingerprint == b.fingerprint
+    assert a.fingerprint.weights_sha256 == state_dict_sha256(a.model)
+    assert a.num_layers == 4 and not a.model.training
+    assert a.fingerprint.torch == torch.__version__
+
+
+def test_dtype_is_applied_and_recorded():
+    lm = load_model("random:tiny-llama", dtype="bfloat16")
+    assert next(lm.model.parameters()).dtype == torch.bfloat16
+    assert lm.fingerprint.dtype == "bfloat16"
+
+
+def test_byte_tokenizer_round_trips_any_text():
+    lm = load_model("random:tiny-gpt2")
+    text = "Ünïcode — 漢字 and bytes\n"
+    ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text.encode()) and max(ids) < 256
+    assert lm.tokenizer.decode(ids) == text
+
+
+def test_unknown_random_architecture_suggests_the_closest():
+    with pytest.raises(
+        ModelLoadError, match=r"unknown random architecture 'tiny-lama'.*did you mean 'tiny-llama'"
+    ):
+        load_model("random:tiny-lama")
+    assert {"distilgpt2", "gpt2", "tiny-gpt2", "tiny-llama"} <= set(ARCHITECTURES)
+
+
+def test_unknown_dtype_is_rejected():
+    with pytest.raises(ValueError, match=r"unknown dtype 'fp8'; expected one of float32, bfloat16"):
+        load_model("random:tiny-gpt2", dtype="fp8")
+
+
+def test_missing_gguf_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match=r"GGUF file '.*nope.gguf' does not exist"):
+        load_model(f"gguf:{tmp_path}/nope.gguf")
+
+
+def test_hub_ids_fail_fast_offline_and_name_the_offline_specs(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty hub cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(
+        ModelLoadError, match=r"'distilgpt2'.*unreachable; offline specs: smollm2-135m, gemma3-270m"
+    ):
+        load_model("distilgpt2")
+    assert time.monotonic() - start < 10
+
+
+def test_unreachable_hub_fails_fast_without_hf_hub_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # loopback, nothing listens there
+    start = time.monotonic()
+    with pytest.raises(ModelLoadError, match=r"the hub \(huggingface.co\) is unreachable"):
+        load_model("someone/some-model")
+    assert time.monotonic() - start < 10
+
+
+def test_local_directory_spec_loads(tmp_path):
+    lm = load_model("random:tiny-gpt2")
+    lm.model.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    again = load_model(str(tmp_path))
+    assert again.num_layers == 4
+    assert again.fingerprint.weights_sha256 == lm.fingerprint.weights_sha256

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from pruning.variants import BASE, Plan, Variant, expand_plan, parse_plan, plan_size
+
+
+def test_ids_are_stable_and_readable():
+    assert BASE.id == "base" and Variant((1, 3)).id == "drop[1,3]"
+
+
+def test_sequential_is_base_plus_each_block():
+    variants = expand_plan(parse_plan("sequential"), 30)
+    assert len(variants) == 31 and variants[0] == BASE and variants[-1] == Variant((29,))
+
+
+def test_combos_and_their_size():
+    assert plan_size(parse_plan("combos:2"), 30) == 1 + 435
+    assert len(expand_plan(parse_plan("combos:3"), 6)) == 1 + 20
+
+
+def test_explicit_drop_lists_resolve_negative_indices():
+    variants = expand_plan(parse_plan("drop:1,3;2,3;-1"), 6)
+    assert [v.id for v in variants] == ["base", "drop[1,3]", "drop[2,3]", "drop[5]"]
+
+
+def test_last_n_drops_the_blocks_before_the_final_one():
+    assert expand_plan(parse_plan("last:2"), 30) == [BASE, Variant((27, 28))]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "sequential:2", "combos", "combos:0", "combos:x", "drop:", "drop:1,a", "best:3"]
+)
+def test_bad_plans_quote_the_value(text):
+    with pytest.raises(ValueError, match=repr(text).replace("[", r"\[") if "," not in text else "invalid"):
+        parse_plan(text)
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (Plan("combos", "6"), r"combos:6 removes too many blocks; expected K in \[1, 5\]"),
+        (Plan("last", "5"), r"last:5 removes too many blocks; expected N in \[1, 4\]"),
+        (Plan("drop", "7"), r"layer index 7 is out of range"),
+    ],
+)
+def test_plans_that_do_not_fit_the_model(plan, message):
+    with pytest.raises(ValueError, match=message):
+        expand_plan(plan, 6)
