@@ -1,0 +1,92 @@
+"""Golden tests on the real pretrained models (marked slow; CI runs them too).
+
+Pinned values were measured with this code on WikiText-2 test, ctx 512, fp32; each is also
+checked against an independent computation (Hugging Face's own shifted-label loss).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pruning import count_parameters, load_corpus, load_model, perplexity, remove_layers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def wikitext(data_dir):
+    return load_corpus("wikitext2", split="test", data_dir=data_dir)
+
+
+def _independent(model, tokenizer, corpus, n_chunks, ctx, first_scored):
+    """exp(mean NLL) from model(ids, labels=...).loss over raw consecutive chunks."""
+    tokens = tokenizer(corpus.text[:200_000], add_special_tokens=False)["input_ids"]
+    nll, count = 0.0, 0
+    for i in range(n_chunks):
+        ids = torch.tensor([tokens[i * ctx : (i + 1) * ctx]])
+        labels = ids.clone()
+        labels[:, :first_scored] = -100
+        with torch.inference_mode():
+            loss = model(ids, labels=labels).loss.item()
+        nll += loss * (ctx - first_scored)
+        count += ctx - first_scored
+    return math.exp(nll / count)
+
+
+def test_smollm2_loads_as_a_30_block_llama(smollm2):
+    assert smollm2.num_layers == 30 and type(smollm2.model).__name__ == "LlamaForCausalLM"
+    assert smollm2.fingerprint.weights_sha256.startswith("b179c9523d0e")
+    assert count_parameters(smollm2.model) == 134_515_008
+
+
+@pytest.mark.parametrize(
+    ("protocol", "drop", "golden", "first_scored"),
+    [
+        ("windows", [], 26.98711, 1),
+        ("windows", [3], 32.80265, 1),
+        ("llamacpp", [], 21.68331, 257),
+        ("llamacpp", [3], 27.44439, 257),
+    ],
+)
+def test_smollm2_perplexity_golden_and_independent(smollm2, wikitext, protocol, drop, golden, first_scored):
+    model = remove_layers(smollm2.model, drop)
+    got = perplexity(model, smollm2.tokenizer, wikitext, ctx=512, eval_tokens=1024, protocol=protocol)
+    assert got.ppl == pytest.approx(golden, rel=1e-4)
+    independent = _independent(model, smollm2.tokenizer, wikitext, 2, 512, first_scored)
+    assert got.ppl == pytest.approx(independent, rel=1e-5)
+
+
+def test_smollm2_pruned_generation_uses_the_kv_cache(smollm2):
+    pruned = remove_layers(smollm2.model, [3, 17])
+    ids = smollm2.tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        cached = pruned.generate(ids, max_new_tokens=6, do_sample=False, use_cache=True)
+        uncached = pruned.generate(ids, max_new_tokens=6, do_sample=False, use_cache=False)
+    assert cached.tolist() == uncached.tolist()
+    text = smollm2.tokenizer.decode(remove_layers(smollm2.model, [3]).generate(ids, max_new_tokens=3)[0])
+    assert "Paris" in text
+
+
+def test_gemma3_loads_prunes_and_generates(wikitext):
+    lm = load_model("gemma3-270m")
+    assert lm.num_layers == 18 and type(lm.model).__name__ == "Gemma3ForCausalLM"
+    got = perplexity(lm.model, lm.tokenizer, wikitext, ctx=512, eval_tokens=512)
+    assert got.ppl == pytest.approx(32.39356, rel=1e-4)
+    pruned = remove_layers(lm.model, [17])
+    assert pruned.config.layer_types == lm.model.config.layer_types[:17]
+    assert perplexity(pruned, lm.tokenizer, wikitext, ctx=512, eval_tokens=512).ppl == pytest.approx(
+        67.20235, rel=1e-4
+    )
+    ids = lm.tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        cached = pruned.generate(ids, max_new_tokens=6, do_sample=False, use_cache=True)
+        uncached = pruned.generate(ids, max_new_tokens=6, do_sample=False, use_cache=False)
+    assert cached.tolist() == uncached.tolist()
