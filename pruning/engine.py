@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,10 +97,21 @@ class _Runner:
     captured: dict[int, Any]
 
 
+OnWindow = Callable[[list[int], dict[Variant, list[tuple[float, float, int]]]], None]
+
+
 def evaluate_variants(
-    model: nn.Module, windows: Sequence[Window], variants: Sequence[Variant], options: EngineOptions
+    model: nn.Module,
+    windows: Sequence[Window],
+    variants: Sequence[Variant],
+    options: EngineOptions,
+    on_window: OnWindow | None = None,
 ) -> tuple[dict[Variant, VariantScores], SweepStats]:
-    """Score every variant on every window: NLL, and KL / top-1 against the unpruned model."""
+    """Score every variant on every window: NLL, and KL / top-1 against the unpruned model.
+
+    ``on_window(indices, {variant: [(nll, kl, top1) per window]})`` is called as each window
+    batch finishes (after the exactness check), so callers can persist results as they come.
+    """
     n_layers = len(get_blocks(model))
     schedule = _schedule(model, windows, variants, n_layers, options)
     runners = [_build_runner(model, step, n_layers) for step in schedule.steps]
@@ -123,11 +134,17 @@ def evaluate_variants(
                     )
                     bar.close()
                     naive = EngineOptions(False, options.max_state_mb, options.batch_size, options.progress)
-                    return evaluate_variants(model, windows, variants, naive)
+                    return evaluate_variants(model, windows, variants, naive, on_window)
+            if on_window is not None:
+                on_window(group, _last(results, len(group)))
     bar.close()
     for scores in results.values():
         scores.tokens = [w.scored for w in windows]
     return results, _stats(model, schedule, options, ids)
+
+
+def _last(results: dict[Variant, VariantScores], n: int) -> dict[Variant, list[tuple[float, float, int]]]:
+    return {v: list(zip(s.nll[-n:], s.kl[-n:], s.top1[-n:], strict=True)) for v, s in results.items()}
 
 
 def _schedule(

@@ -36,3 +36,4 @@ class Settings:
     thresholds: Thresholds
     report_dir: Path | None = None
     calib_corpus: str = "wikitext2"
+    store_dir: Path | None = None  # the results store; None: off

@@ -16,14 +16,16 @@ import torch
 from torch import nn
 
 from pruning.corpora import Corpus, load_corpus
-from pruning.engine import SweepStats, VariantScores, evaluate_variants
+from pruning.engine import VariantScores
 from pruning.models import LoadedModel, load_model
 from pruning.parameters import count_parameters
 from pruning.perplexity import bootstrap_ci, max_length, prepare_windows
 from pruning.results import Row
 from pruning.settings import Settings
 from pruning.speed import speed_tokens
+from pruning.store import Store, run_key
 from pruning.surgery import remove_layers
+from pruning.sweep import SweepResult, run_sweep
 from pruning.variants import Variant, expand_plan, plan_size
 from pruning.windows import Protocol, Window
 
@@ -35,7 +37,7 @@ class Study:
         self.settings = settings
         self._rows: dict[Variant, Row] = {}
         self._models: dict[Variant, nn.Module] = {}
-        self.sweeps: list[SweepStats] = []
+        self.sweeps: list[SweepResult] = []
 
     @functools.cached_property
     def lm(self) -> LoadedModel:
@@ -105,11 +107,22 @@ class Study:
         """Quality rows for ``variants``; what is not cached yet is computed in one engine pass."""
         missing = [v for v in variants if v not in self._rows]
         if missing:
-            scores, stats = evaluate_variants(self.lm.model, self.windows, missing, self.settings.engine)
-            self.sweeps.append(stats)
-            for variant, result in scores.items():
-                self._rows.setdefault(variant, self._row(variant, result))
+            result = run_sweep(self.lm.model, self.windows, missing, self.settings.engine, self.store())
+            self.sweeps.append(result)
+            for variant, scores in result.scores.items():
+                self._rows.setdefault(variant, self._row(variant, scores))
         return {v: self._rows[v] for v in variants}
+
+    def store(self) -> Store | None:
+        """The results store for this model, corpus and protocol (None with the cache off)."""
+        if self.settings.store_dir is None:
+            return None
+        fp = self.fingerprint()
+        keyed = {
+            k: fp[k] for k in ("model", "weights_sha256", "dtype", "corpus_sha256", "torch", "transformers")
+        }
+        keyed.update(protocol=self.protocol.name, ctx=self.protocol.ctx, stride=self.protocol.stride)
+        return Store(self.settings.store_dir, run_key(keyed))
 
     def _row(self, variant: Variant, s: VariantScores) -> Row:
         tokens = sum(s.tokens)

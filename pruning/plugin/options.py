@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pruning.sources import cache_dir
 from pruning.variants import PLAN_KINDS, Plan, parse_plan
 from pruning.windows import PROTOCOLS
 
@@ -164,6 +165,13 @@ OPTIONS = (
     ),
     Option("report", text, None, "DIR", "write results.json, results.csv and results.md to DIR"),
     Option(
+        "cache-dir",
+        text,
+        str(cache_dir() / "results"),
+        "DIR",
+        "results store: every finished (variant, window) result, reused by reruns",
+    ),
+    Option(
         "ppl-fail",
         percent,
         "1",
@@ -201,6 +209,18 @@ def add_options(parser: pytest.Parser) -> None:
             help=f"{opt.help} (default: {shown}; ini: {opt.dest})",
         )
         parser.addini(opt.dest, f"{opt.help} (default: {shown})", default=None)
+    group.addoption(
+        "--prune-no-cache",
+        dest="prune_no_cache",
+        action="store_true",
+        help="bypass the results store: compute and store nothing (default: off; ini: prune_no_cache)",
+    )
+    parser.addini("prune_no_cache", "bypass the results store (default: false)", type="bool", default=False)
+
+
+def no_cache(config: pytest.Config) -> bool:
+    """Whether ``--prune-no-cache`` (or ini ``prune_no_cache = true``) bypasses the store."""
+    return bool(config.getoption("prune_no_cache")) or bool(config.getini("prune_no_cache"))
 
 
 def get(config: pytest.Config, name: str) -> Any:

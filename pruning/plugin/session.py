@@ -45,6 +45,7 @@ def build_settings(config: pytest.Config) -> Settings:
         thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
         report_dir=Path(report) if report else None,
         calib_corpus=get("calib-corpus"),
+        store_dir=None if options.no_cache(config) else Path(get("cache-dir")).expanduser(),
     )
 
 

@@ -22,12 +22,16 @@ def write_summary(tr: Any, session: PruneSession) -> None:
     )
     header, cells = table(session.rows, session.is_sequential)
     tr.write_line(render_text(header, cells))
-    for stats in session.study.sweeps:
+    for sweep in session.study.sweeps:
         tr.write_line(
-            f"engine ({stats.strategy}): {stats.cost:.0f} block-forward equivalents per window "
-            f"vs {stats.naive_cost:.0f} naive ({stats.cost / stats.naive_cost:.2f}x), "
-            f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
+            f"quality: {sweep.computed} (variant, window) results computed, {sweep.reused} from the store"
         )
+        for stats in sweep.stats:
+            tr.write_line(
+                f"engine ({stats.strategy}): {stats.cost:.0f} block-forward equivalents per window "
+                f"vs {stats.naive_cost:.0f} naive ({stats.cost / stats.naive_cost:.2f}x), "
+                f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
+            )
     if session.baseline and not session.refused:
         tr.write_sep("-", "baseline vs now")
         tr.write_line(render_text(*_comparison(session.baseline, session.rows)))

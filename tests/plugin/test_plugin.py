@@ -38,6 +38,7 @@ def suite(pytester: pytest.Pytester, small_corpus):
         "1",
         "--prune-speedup-fail",
         "90",  # tiny-model timings are noise; the gate is unit-tested
+        f"--prune-cache-dir={pytester.path / 'results-store'}",
         f"--benchmark-storage=file://{storage}",
     ]
     return pytester, args, storage
@@ -173,9 +174,13 @@ def test_absolute_budget_gate(suite, tmp_path):
 
 def test_xdist_quality_equals_serial(suite, tmp_path):
     pytester, args, _ = suite
-    serial = pytester.runpytest_subprocess(*args, "--prune-report", str(tmp_path / "serial"))
+    serial = pytester.runpytest_subprocess(
+        *args, "--prune-no-cache", "--prune-report", str(tmp_path / "serial")
+    )
     serial.assert_outcomes(passed=15)
-    parallel = pytester.runpytest_subprocess(*args, "-n", "2", "--prune-report", str(tmp_path / "xdist"))
+    parallel = pytester.runpytest_subprocess(
+        *args, "--prune-no-cache", "-n", "2", "--prune-report", str(tmp_path / "xdist")
+    )
     parallel.assert_outcomes(passed=5, skipped=10)  # speed is skipped under xdist
     quality = ("id", "ppl", "ppl_ci95", "params", "kl", "top1_agree", "window_nll", "layers")
 
@@ -184,3 +189,15 @@ def test_xdist_quality_equals_serial(suite, tmp_path):
         return [{k: r[k] for k in quality} for r in data]
 
     assert rows("xdist") == rows("serial")
+
+
+def test_rerun_reuses_the_results_store(suite, tmp_path):
+    pytester, args, _ = suite
+    first = pytester.runpytest(*args, "--prune-report", str(tmp_path / "a"))
+    first.stdout.fnmatch_lines(["*quality: 20 (variant, window) results computed, 0 from the store*"])
+    again = pytester.runpytest(*args, "--prune-report", str(tmp_path / "b"))
+    again.stdout.fnmatch_lines(["*quality: 0 (variant, window) results computed, 20 from the store*"])
+    rows = [json.loads((tmp_path / d / "results.json").read_text())["rows"] for d in "ab"]
+    assert [(r["ppl"], r["kl"]) for r in rows[0]] == [(r["ppl"], r["kl"]) for r in rows[1]]
+    bypass = pytester.runpytest(*args, "--prune-no-cache")
+    bypass.stdout.fnmatch_lines(["*quality: 20 (variant, window) results computed, 0 from the store*"])

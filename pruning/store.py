@@ -1,0 +1,92 @@
+"""The results store: every finished (variant, window) result on disk, so nothing is lost.
+
+Layout: ``<root>/<run key>/<variant id>/<window index>.json``. The run key is the sha256 of
+the model fingerprint (spec, weights sha256, dtype), the corpus sha256 and the protocol; each
+entry also records the sha256 of its window's token ids and of its own payload. A missing,
+partial, corrupt or mismatched entry reads as absent and is recomputed, never trusted.
+Writes go to a temporary file that is renamed into place, so a killed process leaves either
+the whole entry or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pruning.variants import Variant
+from pruning.windows import Window
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One variant's sums on one window."""
+
+    nll: float
+    kl: float
+    top1: int
+    tokens: int
+
+
+def run_key(fingerprint: Mapping[str, Any]) -> str:
+    """sha256 of what determines every window's numbers (sorted JSON of ``fingerprint``)."""
+    return hashlib.sha256(json.dumps(dict(fingerprint), sort_keys=True).encode()).hexdigest()
+
+
+def window_digest(window: Window) -> str:
+    """sha256 of a window's token ids and scored range."""
+    data = f"{window.score_from}|" + ",".join(map(str, window.ids.tolist()))
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Store:
+    """A results store rooted at ``root`` for one run key."""
+
+    root: Path
+    key: str
+
+    def _path(self, variant: Variant, index: int) -> Path:
+        return self.root / self.key / variant.id / f"{index}.json"
+
+    def get(self, variant: Variant, index: int, window: Window) -> Entry | None:
+        """The stored entry, or None when absent, corrupt or for another window."""
+        try:
+            record = json.loads(self._path(variant, index).read_text(encoding="utf-8"))
+            payload = record["payload"]
+            if record["sha256"] != _digest(payload) or payload["window"] != window_digest(window):
+                return None
+            return Entry(
+                float(payload["nll"]), float(payload["kl"]), int(payload["top1"]), int(payload["tokens"])
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, variant: Variant, index: int, window: Window, entry: Entry) -> None:
+        """Store ``entry`` atomically."""
+        payload = {
+            "window": window_digest(window),
+            "nll": entry.nll,
+            "kl": entry.kl,
+            "top1": entry.top1,
+            "tokens": entry.tokens,
+        }
+        path = self._path(variant, index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"payload": payload, "sha256": _digest(payload)}, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _digest(payload: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(dict(payload), sort_keys=True).encode()).hexdigest()

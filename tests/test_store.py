@@ -1,0 +1,117 @@
+"""The results store: atomic, verified, resumable, and exact after kill -9."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pruning import load_model
+from pruning.engine import EngineOptions
+from pruning.perplexity import prepare_windows
+from pruning.store import Entry, Store
+from pruning.sweep import run_sweep
+from pruning.variants import Variant, expand_plan, parse_plan
+from pruning.windows import Protocol
+
+
+@pytest.fixture(scope="module")
+def setup(small_corpus):
+    lm = load_model("random:tiny-llama")
+    windows = prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 64, 512))
+    return lm, windows, expand_plan(parse_plan("combos:2"), lm.num_layers)
+
+
+def _numbers(result):
+    return {v: (s.nll, s.kl, s.top1, s.tokens) for v, s in result.scores.items()}
+
+
+def test_second_sweep_reads_everything_from_the_store(setup, tmp_path):
+    lm, windows, variants = setup
+    store = Store(tmp_path, "k")
+    first = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
+    again = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
+    fresh = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), None)
+    assert (first.reused, first.computed) == (0, len(variants) * len(windows))
+    assert (again.reused, again.computed, again.stats) == (len(variants) * len(windows), 0, ())
+    assert _numbers(again) == _numbers(first) == _numbers(fresh)
+
+
+def test_corrupt_partial_and_mismatched_entries_are_recomputed(setup, tmp_path):
+    lm, windows, variants = setup
+    store = Store(tmp_path, "k")
+    want = _numbers(run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store))
+    v = Variant((1, 2))
+    path = tmp_path / "k" / v.id
+    (path / "0.json").write_text('{"payload": {"nll": 1.0')  # truncated
+    record = json.loads((path / "1.json").read_text())
+    record["payload"]["nll"] += 1.0  # tampered: checksum no longer matches
+    (path / "1.json").write_text(json.dumps(record))
+    store.put(v, 2, windows[3], Entry(0.0, 0.0, 0, 1))  # an entry for another window
+    assert store.get(v, 0, windows[0]) is None and store.get(v, 1, windows[1]) is None
+    assert store.get(v, 2, windows[2]) is None
+    again = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
+    assert again.computed == 3 and _numbers(again) == want
+
+
+SWEEP_SCRIPT = """
+import sys, time
+from pathlib import Path
+import torch
+from pruning import load_model, load_corpus
+from pruning.engine import EngineOptions
+from pruning.perplexity import prepare_windows
+from pruning.store import Store
+from pruning.sweep import run_sweep
+from pruning.variants import expand_plan, parse_plan
+from pruning.windows import Protocol
+torch.set_num_threads(1)
+lm = load_model("random:tiny-llama")
+windows = prepare_windows(lm.tokenizer, load_corpus("file:" + sys.argv[2]).text, Protocol("windows", 128))
+variants = expand_plan(parse_plan("combos:2"), lm.num_layers)
+print("READY", flush=True)
+start = time.perf_counter()
+store = Store(Path(sys.argv[1]), "run")
+result = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
+print("DONE", result.reused, result.computed, time.perf_counter() - start, flush=True)
+"""
+
+
+def _run(script, store, corpus):
+    out = subprocess.run([sys.executable, script, store, corpus], capture_output=True, text=True, check=True)
+    _, reused, computed, seconds = out.stdout.split()[-4:]
+    return int(reused), int(computed), float(seconds)
+
+
+def _payloads(root):
+    paths = sorted((root / "run").rglob("*.json"))
+    return {str(p.relative_to(root)): json.loads(p.read_text())["payload"] for p in paths}
+
+
+def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, data_dir):
+    corpus = tmp_path / "corpus.txt"  # ~150 windows of 128 byte tokens
+    corpus.write_text((data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:20000])
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    args = (str(script), str(corpus))
+    reused, total, seconds = _run(args[0], str(tmp_path / "clean"), args[1])  # uninterrupted
+    assert reused == 0 and total > 1000
+    store, rng, kills = tmp_path / "store", random.Random(0), 0
+    for _ in range(3):  # kill -9 at a random moment of the sweep, three times
+        proc = subprocess.Popen(
+            [sys.executable, args[0], str(store), args[1]], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+        time.sleep(rng.uniform(0.1, 0.3) * seconds)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    reused, computed, _ = _run(args[0], str(store), args[1])
+    assert kills == 3 and 0 < reused < total and reused + computed == total
+    assert _payloads(store) == _payloads(tmp_path / "clean")

@@ -1,0 +1,29 @@
+"""The GitHub Actions workflow is valid (actionlint) and does what the README says."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "benchmarks.yml"
+
+
+def test_actionlint_accepts_the_workflow():
+    beside = Path(sys.executable).parent / "actionlint"  # the venv's bin, even when not on PATH
+    actionlint = str(beside) if beside.exists() else shutil.which("actionlint")
+    if actionlint is None:
+        pytest.fail("actionlint is not installed; `pip install -e .[dev]` provides it")
+    proc = subprocess.run([actionlint, str(WORKFLOW)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflow_compares_uploads_and_saves_the_baseline_on_main_only():
+    text = WORKFLOW.read_text()
+    assert "pytest benchmarks/" in text and "--benchmark-compare" in text
+    assert "actions/upload-artifact" in text and "actions/cache/restore" in text
+    assert "github.ref == 'refs/heads/main'" in text and "success()" in text
+    assert "torch==2.13.0" in text
