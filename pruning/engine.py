@@ -53,6 +53,7 @@ class VariantScores:
     tokens: list[int] = field(default_factory=list)
     kl: list[float] = field(default_factory=list)
     top1: list[int] = field(default_factory=list)
+    segments: list[list[float]] = field(default_factory=list)  # per window, SEGMENTS NLL sums
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ def _append(scores: VariantScores, window: Any) -> None:
     scores.nll.extend(float(x) for x in window.nll.tolist())
     scores.kl.extend(float(x) for x in window.kl.tolist())
     scores.top1.extend(int(x) for x in window.top1.tolist())
+    scores.segments.extend(window.segments.tolist())
 
 
 def _exact(

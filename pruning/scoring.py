@@ -19,6 +19,10 @@ from torch import nn
 
 from pruning.windows import Window
 
+# Each window's NLL is also summed over this many consecutive chunks of its scored positions:
+# paired per-segment differences give the variance estimates of the racing search.
+SEGMENTS = 8
+
 
 @dataclass(frozen=True)
 class WindowScores:
@@ -27,6 +31,7 @@ class WindowScores:
     nll: torch.Tensor  # (B,) float64
     kl: torch.Tensor | None  # (B,) float64
     top1: torch.Tensor | None  # (B,) int64
+    segments: torch.Tensor  # (B, SEGMENTS) float64: NLL sums of consecutive position chunks
 
 
 def batches(windows: Sequence[Window], batch_size: int) -> Iterator[list[int]]:
@@ -67,12 +72,14 @@ def score(logprobs: torch.Tensor, targets: torch.Tensor, reference: torch.Tensor
 
     ``logprobs`` and ``reference``: (B, n, V); ``targets``: (B, n).
     """
-    nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, n)
+    nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()  # (B, n)
+    chunks = torch.tensor_split(nll, SEGMENTS, dim=1)  # SEGMENTS x (B, ~n/SEGMENTS)
+    segments = torch.stack([c.sum(1) for c in chunks], dim=1)  # (B, SEGMENTS)
     if reference is None:
-        return WindowScores(nll.double().sum(1), None, None)
+        return WindowScores(nll.sum(1), None, None, segments)
     kl = (reference.exp() * (reference - logprobs)).sum(-1)  # (B, n)
     same = reference.argmax(-1) == logprobs.argmax(-1)  # (B, n)
-    return WindowScores(nll.double().sum(1), kl.double().sum(1), same.long().sum(1))
+    return WindowScores(nll.sum(1), kl.double().sum(1), same.long().sum(1), segments)
 
 
 def _shape(window: Window) -> tuple[int, int]:

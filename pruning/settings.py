@@ -36,4 +36,5 @@ class Settings:
     thresholds: Thresholds
     report_dir: Path | None = None
     calib_corpus: str = "wikitext2"
+    calib_tokens: int | None = 2048
     store_dir: Path | None = None  # the results store; None: off

@@ -8,6 +8,7 @@ engine passes as it is asked for.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,17 +17,27 @@ import torch
 from torch import nn
 
 from pruning.corpora import Corpus, load_corpus
+from pruning.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
 from pruning.engine import VariantScores
 from pruning.models import LoadedModel, load_model
 from pruning.parameters import count_parameters
 from pruning.perplexity import bootstrap_ci, max_length, prepare_windows
 from pruning.results import Row
+from pruning.search import SearchResult, beam, race
 from pruning.settings import Settings
 from pruning.speed import speed_tokens
 from pruning.store import Store, run_key
 from pruning.surgery import remove_layers
 from pruning.sweep import SweepResult, run_sweep
-from pruning.variants import Variant, expand_plan, plan_size
+from pruning.variants import (
+    BASE,
+    BestSpec,
+    Variant,
+    expand_plan,
+    parse_best,
+    parse_criterion_plan,
+    plan_size,
+)
 from pruning.windows import Protocol, Window
 
 
@@ -38,6 +49,8 @@ class Study:
         self._rows: dict[Variant, Row] = {}
         self._models: dict[Variant, nn.Module] = {}
         self.sweeps: list[SweepResult] = []
+        self.searches: list[SearchResult] = []
+        self.criteria: list[CriterionResult] = []
 
     @functools.cached_property
     def lm(self) -> LoadedModel:
@@ -72,7 +85,53 @@ class Study:
                 f"model, more than --prune-max-variants={self.settings.max_variants}; "
                 f"pass --prune-max-variants={count} to run them all"
             )
+        if self.settings.plan.kind == "best":
+            return [BASE, *self._search(parse_best(self.settings.plan.arg))]
+        if self.settings.plan.kind == "criterion":
+            return self._criterion_variants(*parse_criterion_plan(self.settings.plan.arg))
         return expand_plan(self.settings.plan, n_layers)
+
+    @functools.cached_property
+    def calib_windows(self) -> list[Window]:
+        """Windows of the calibration text (``validation`` split), cut like the evaluation ones."""
+        calib = load_corpus(self.settings.calib_corpus, split="validation")
+        proto = Protocol(
+            self.protocol.name, self.protocol.ctx, self.settings.calib_tokens, self.protocol.stride
+        )
+        return prepare_windows(self.lm.tokenizer, calib.text, proto)
+
+    def run_criteria(self, names: Sequence[str], k_max: int) -> list[CriterionResult]:
+        """Run criteria on the calibration windows only (never the evaluation text)."""
+        data = CriterionInput(self.lm.model, tuple(self.calib_windows), k_max, self.settings.engine)
+        return [run_criterion(name, data) for name in names]
+
+    def _criterion_variants(self, name: str, k_max: int) -> list[Variant]:
+        """Base, every single removal (the truth), each criterion's K-sets, and the oracle's."""
+        if name != "all" and name not in CRITERIA:
+            raise ValueError(CRITERIA.unknown_message(name) + " (or all)")
+        n_layers = self.lm.num_layers
+        if not 1 <= k_max <= n_layers // 2:
+            raise ValueError(
+                f"criterion plan K=1..{k_max} is out of range; expected K=1..N with N in [1, {n_layers // 2}]"
+            )
+        self.criteria = self.run_criteria(CRITERIA.names() if name == "all" else [name], k_max)
+        oracle = beam(self.lm.model, self.windows, k_max, 1, self.settings.engine)  # greedy, evaluation text
+        sets = [Variant((i,)) for i in range(n_layers)]
+        sets += [Variant(c) for r in self.criteria for c in r.chosen.values()]
+        sets += [found.best[0][0] for found in oracle.values()]
+        return [BASE, *sorted(set(sets), key=lambda v: (len(v.drop), v.drop))]
+
+    def _search(self, spec: BestSpec) -> list[Variant]:
+        """Racing on the evaluation text (the oracle's cheap form) or beam search on calibration text."""
+        n_layers = self.lm.num_layers
+        if spec.search == "race":
+            candidates = [Variant(c) for c in itertools.combinations(range(n_layers), spec.k)]
+            found = race(self.lm.model, self.windows, candidates, spec.top, self.settings.engine)
+        else:
+            beams = beam(self.lm.model, self.calib_windows, spec.k, max(spec.width, 1), self.settings.engine)
+            found = beams[spec.k]
+        self.searches.append(found)
+        return [v for v, _ in found.best[: spec.top]]
 
     def fingerprint(self) -> dict[str, Any]:
         """What a baseline must share to be compared (see ``pruning.gates``)."""

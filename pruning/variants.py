@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from pruning.surgery import normalize_drop
 
-PLAN_KINDS = ("sequential", "combos:K", "drop:I,J;K", "last:N")
+PLAN_KINDS = (
+    "sequential",
+    "combos:K",
+    "drop:I,J;K",
+    "last:N",
+    "best:K=2,top=10,search=race|beam:W",
+    "criterion:NAME|all:K=1..6",
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -61,13 +68,59 @@ def parse_plan(text: str) -> Plan:
         for group in arg.split(";"):
             _parse_ints(group, text)
         return Plan("drop", arg)
+    if kind == "best" and arg:
+        parse_best(arg)
+        return Plan("best", arg)
+    if kind == "criterion" and arg:
+        parse_criterion_plan(arg)
+        return Plan("criterion", arg)
     raise ValueError(f"invalid plan {text!r}; expected one of {', '.join(PLAN_KINDS)}")
+
+
+@dataclass(frozen=True)
+class BestSpec:
+    """``best:K=2,top=10,search=race`` or ``search=beam:4``: search the best K-block removals."""
+
+    k: int
+    top: int = 10
+    search: str = "race"  # race | beam
+    width: int = 1  # beam width (beam:1 is greedy)
+
+
+def parse_best(arg: str) -> BestSpec:
+    """Parse the argument of a ``best:`` plan; ``ValueError`` quoting it otherwise."""
+    fields = dict(part.partition("=")[::2] for part in arg.split(","))
+    search, _, width = fields.pop("search", "race").partition(":")
+    try:
+        spec = BestSpec(int(fields.pop("K")), int(fields.pop("top", "10")), search, int(width or 1))
+    except (KeyError, ValueError):
+        spec = None
+    if spec is None or fields or search not in ("race", "beam") or min(spec.k, spec.top, spec.width) < 1:
+        raise ValueError(
+            f"invalid best plan 'best:{arg}'; expected best:K=<int>[,top=<int>][,search=race|beam:<width>]"
+        )
+    return spec
+
+
+def parse_criterion_plan(arg: str) -> tuple[str, int]:
+    """``NAME:K=1..6`` -> (NAME, 6); NAME is a criterion or ``all`` (checked against the registry later)."""
+    name, _, ks = arg.partition(":")
+    low, _, high = ks.removeprefix("K=").partition("..")
+    if name and ks.startswith("K=") and low == "1" and high.isdigit() and int(high) >= 1:
+        return name, int(high)
+    raise ValueError(
+        f"invalid criterion plan 'criterion:{arg}'; expected criterion:NAME:K=1..N (NAME or all)"
+    )
 
 
 def plan_size(plan: Plan, n_layers: int) -> int:
     """How many variants ``plan`` yields on a model with ``n_layers`` blocks (base included)."""
     if plan.kind == "combos":
         return 1 + math.comb(n_layers, int(plan.arg))
+    if plan.kind == "best":
+        return 1 + parse_best(plan.arg).top
+    if plan.kind == "criterion":  # base, singles, and at most one set per criterion and K (and the oracle)
+        return 1 + n_layers + 8 * parse_criterion_plan(plan.arg)[1]
     return len(expand_plan(plan, n_layers))
 
 
@@ -81,6 +134,8 @@ def expand_plan(plan: Plan, n_layers: int) -> list[Variant]:
         if k >= n_layers:
             raise ValueError(f"combos:{k} removes too many blocks; expected K in [1, {n_layers - 1}]")
         drops = list(itertools.combinations(range(n_layers), k))
+    elif plan.kind in ("best", "criterion"):
+        raise ValueError(f"a {plan.kind}: plan is resolved by the study (pruning.study.Study.variants)")
     elif plan.kind == "last":
         n = int(plan.arg)
         if n > n_layers - 2:

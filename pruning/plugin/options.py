@@ -129,6 +129,9 @@ OPTIONS = (
     ),
     Option("corpus", text, "wikitext2", "NAME", "evaluation corpus: wikitext2 or file:PATH"),
     Option("calib-corpus", text, "wikitext2", "NAME", "calibration corpus (validation split) for criteria"),
+    Option(
+        "calib-tokens", eval_tokens, "2048", "N", "calibration tokens for criteria and beam search, or 'all'"
+    ),
     Option("protocol", choice(*PROTOCOLS), "windows", "NAME", f"perplexity protocol: {', '.join(PROTOCOLS)}"),
     Option(
         "eval-tokens", eval_tokens, "4096", "N", "evaluation tokens from the start of the corpus, or 'all'"
@@ -216,6 +219,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="bypass the results store: compute and store nothing (default: off; ini: prune_no_cache)",
     )
     parser.addini("prune_no_cache", "bypass the results store (default: false)", type="bool", default=False)
+    group.addoption(
+        "--prune-engine-bench",
+        dest="prune_engine_bench",
+        action="store_true",
+        help="also run the engine benchmarks in benchmarks/test_engine.py, ~40 min on 2 cores (default: off)",
+    )
 
 
 def no_cache(config: pytest.Config) -> bool:

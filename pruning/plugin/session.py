@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pruning.criteria_report import CriteriaReport, build_criteria_report, write_plots
 from pruning.engine import EngineOptions
 from pruning.gates import GateFailure, Thresholds, check_baseline, check_budget, fingerprint_diff
 from pruning.plugin import options
@@ -45,6 +46,7 @@ def build_settings(config: pytest.Config) -> Settings:
         thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
         report_dir=Path(report) if report else None,
         calib_corpus=get("calib-corpus"),
+        calib_tokens=get("calib-tokens"),
         store_dir=None if options.no_cache(config) else Path(get("cache-dir")).expanduser(),
     )
 
@@ -65,6 +67,7 @@ class PruneSession:
     written: list[Path] = field(default_factory=list)
     selected: list[Variant] = field(default_factory=list)  # variants of the selected tests
     plan_error: str = ""  # a plan that does not fit the model, reported after collection
+    criteria: CriteriaReport | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the fields pruning tests recorded (on the controller under xdist)."""
@@ -88,6 +91,8 @@ class PruneSession:
         if not self.rows:
             return False
         self.failures = check_budget(self.rows, self.settings.thresholds)
+        if self.study.criteria and any(not r.removed for r in self.rows):
+            self.criteria = build_criteria_report(self.rows, self.study.criteria, self._k_max())
         self._compare()
         failed = bool(self.failures or self.refused)
         self._write(failed)
@@ -110,18 +115,55 @@ class PruneSession:
             return
         header, cells = table(self.rows, self.is_sequential)
         markdown = f"### Depth pruning: {self.fingerprint.get('model')}\n\n" + render_markdown(header, cells)
+        if self.criteria is not None:
+            markdown += "\n#### Criteria against the truth\n\n" + render_markdown(
+                self.criteria.header, self.criteria.cells
+            )
         if self.settings.report_dir is not None:
-            meta = {"fingerprint": self.fingerprint, "plan": str(self.settings.plan), "failed": failed}
+            plots = self._plots()
+            markdown += "".join(f"\n![{p.stem}]({p.name})\n" for p in plots)
+            meta = {
+                "fingerprint": self.fingerprint,
+                "plan": str(self.settings.plan),
+                "failed": failed,
+                "search": [vars(f) | {"best": [[v.id, p] for v, p in f.best]} for f in self.study.searches],
+                "criteria": self._criteria_json(),
+                "plots": [p.name for p in plots],
+            }
             files = {
                 "results.json": to_json(self.rows, meta),
                 "results.csv": to_csv(self.rows),
                 "results.md": markdown,
             }
-            self.written = write_reports(self.settings.report_dir, files, failed)
+            self.written = write_reports(self.settings.report_dir, files, failed) + plots
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write(markdown + "\n")
+
+    def _plots(self) -> list[Path]:
+        assert self.settings.report_dir is not None
+        fp = self.fingerprint
+        title = f"{fp.get('model')}, {fp.get('corpus')}, {self.rows[0].tokens_scored} scored tokens"
+        return write_plots(self.settings.report_dir, self.rows, self.study.criteria, self._k_max(), title)
+
+    def _k_max(self) -> int:
+        return max((max(c.chosen, default=0) for c in self.study.criteria), default=0)
+
+    def _criteria_json(self) -> list[dict[str, Any]]:
+        if self.criteria is None:
+            return []
+        return [
+            {
+                "criterion": a.criterion,
+                "spearman": a.spearman,
+                "kendall": a.kendall,
+                "regret_pct": {str(k): v for k, v in a.regret.items()},
+                "chosen": {str(k): list(v) for k, v in a.chosen.items()},
+                "seconds": a.seconds,
+            }
+            for a in self.criteria.assessments
+        ]
 
     @property
     def is_sequential(self) -> bool:

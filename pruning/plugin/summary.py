@@ -32,6 +32,15 @@ def write_summary(tr: Any, session: PruneSession) -> None:
                 f"vs {stats.naive_cost:.0f} naive ({stats.cost / stats.naive_cost:.2f}x), "
                 f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
             )
+    for found in session.study.searches:
+        tr.write_line(
+            f"search: {found.evaluations} (variant, window) evaluations of {found.exhaustive_evaluations} "
+            f"exhaustive; cost {found.cost:.0f} vs {found.exhaustive_naive_cost:.0f} block-forward "
+            f"equivalents for exhaustive naive evaluation ({found.cost / found.exhaustive_naive_cost:.3f}x)"
+        )
+    if session.criteria is not None:
+        tr.write_sep("-", "criteria against the truth (evaluation text)")
+        tr.write_line(render_text(session.criteria.header, session.criteria.cells))
     if session.baseline and not session.refused:
         tr.write_sep("-", "baseline vs now")
         tr.write_line(render_text(*_comparison(session.baseline, session.rows)))

@@ -110,7 +110,9 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
         assert row["speed_ms"] > 0 and row["decode_ms_per_token"] > 0 and row["params"] > 0
         assert row["tokens_scored"] == 4 * 63 and len(row["window_nll"]) == 4
     assert data["rows"][1]["layers"] == 3 and data["rows"][1]["removed"] == [0]
-    assert {p.name for p in (tmp_path / "rep").iterdir()} == {"results.json", "results.csv", "results.md"}
+    names = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert names == {"results.json", "results.csv", "results.md", "pareto.png"}
+    assert "![pareto](pareto.png)" in (tmp_path / "rep" / "results.md").read_text()
     assert "| layer removed |" in summary.read_text()
 
 
@@ -201,3 +203,40 @@ def test_rerun_reuses_the_results_store(suite, tmp_path):
     assert [(r["ppl"], r["kl"]) for r in rows[0]] == [(r["ppl"], r["kl"]) for r in rows[1]]
     bypass = pytester.runpytest(*args, "--prune-no-cache")
     bypass.stdout.fnmatch_lines(["*quality: 20 (variant, window) results computed, 0 from the store*"])
+
+
+def test_criterion_plan_prints_the_criteria_table_and_writes_plots(suite, tmp_path, data_dir, monkeypatch):
+    pytester, args, _ = suite
+    monkeypatch.setenv("PRUNING_DATA_DIR", str(data_dir))  # calibration text: wikitext2 validation
+    result = pytester.runpytest(
+        *args,
+        "--prune-plan",
+        "criterion:all:K=1..2",
+        "--prune-calib-tokens",
+        "256",
+        "-k",
+        "quality",
+        "--prune-report",
+        str(tmp_path),
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "*criteria against the truth (evaluation text)*",
+            "criterion *| spearman | kendall | regret@K=1 (%) | regret@K=2 (%) | seconds",
+            "*block_influence |*",
+            "*taylor *|*",
+        ]
+    )
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert {c["criterion"] for c in data["criteria"]} == {
+        "angular",
+        "block_influence",
+        "calib_ppl",
+        "last",
+        "random",
+        "sleb",
+        "taylor",
+    }
+    assert all(v >= -1e-9 for c in data["criteria"] for v in c["regret_pct"].values())
+    assert {"criteria_vs_blocks.png", "criteria_scores.png"} <= set(data["plots"])

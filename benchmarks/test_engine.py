@@ -1,0 +1,139 @@
+"""The sweep engine's own benchmarks (opt-in: ``--prune-engine-bench``; about 40 min on 2 cores).
+
+Side by side in one run, on the session's model, corpus and protocol:
+- the naive loop (every variant a full forward pass) against the prefix-sharing engine on
+  the sequential plan: wall-clock ratio, and identical perplexities;
+- racing against exhaustive evaluation for the best 10 pairs on the first 2048 tokens: the same
+  top-10 set, at a fraction of the exhaustive naive cost (in block-forward equivalents, with
+  wall-clock samples to show the count tracks time); the exhaustive truth is computed once
+  through the engine and kept in the results store;
+- bfloat16 against float32: sweep speedup, perplexity distance, and whether the ranking of
+  single-block removals is unchanged (Spearman).
+Findings are printed and written to ``engine.json`` in ``--prune-report`` (or the cwd).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+from scipy.stats import spearmanr
+
+from pruning import load_model
+from pruning.engine import EngineOptions, evaluate_variants
+from pruning.perplexity import prepare_windows
+from pruning.search import race
+from pruning.sweep import run_sweep
+from pruning.variants import BASE, expand_plan, parse_plan
+from pruning.windows import Protocol
+
+FINDINGS: dict[str, object] = {}
+
+
+@pytest.fixture(scope="module")
+def engine_bench(pytestconfig):
+    if not pytestconfig.getoption("prune_engine_bench"):
+        pytest.skip("opt-in: pass --prune-engine-bench (about 40 minutes on 2 cores)")
+    from pruning.plugin import SESSION_KEY
+
+    study = pytestconfig.stash[SESSION_KEY].study
+    yield study
+    out = Path(study.settings.report_dir or ".") / "engine.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(FINDINGS, indent=2))
+    print(f"\nengine findings: {json.dumps(FINDINGS, indent=2)}\nwritten to {out}")
+
+
+def _ppl(scores):
+    return math.exp(math.fsum(scores.nll) / sum(scores.tokens))
+
+
+def _timed(model, windows, variants, share):
+    start = time.perf_counter()
+    scores, stats = evaluate_variants(model, windows, variants, EngineOptions(share_prefixes=share))
+    return scores, stats, time.perf_counter() - start
+
+
+def test_engine_vs_naive_sequential(engine_bench):
+    study = engine_bench
+    model, windows = study.lm.model, study.windows
+    variants = expand_plan(parse_plan("sequential"), study.lm.num_layers)
+    naive, _, naive_s = _timed(model, windows, variants, share=False)
+    fast, stats, fast_s = _timed(model, windows, variants, share=True)
+    worst = max(abs(_ppl(fast[v]) / _ppl(naive[v]) - 1) for v in variants)
+    FINDINGS["sequential"] = {
+        "variants": len(variants),
+        "windows": len(windows),
+        "naive_s": naive_s,
+        "engine_s": fast_s,
+        "time_ratio": fast_s / naive_s,
+        "cost_ratio": stats.cost / stats.naive_cost,
+        "max_ppl_rel_diff": worst,
+        "peak_state_mib": stats.peak_state_bytes / 2**20,
+    }
+    print(FINDINGS["sequential"])
+    assert worst <= 1e-5
+    assert fast_s <= 0.65 * naive_s
+
+
+def test_racing_finds_the_exhaustive_top10_pairs(engine_bench):
+    study = engine_bench
+    model = study.lm.model
+    windows = prepare_windows(
+        study.lm.tokenizer, study.corpus.text, Protocol("windows", study.protocol.ctx, 2048)
+    )
+    pairs = [v for v in expand_plan(parse_plan("combos:2"), study.lm.num_layers) if v != BASE]
+    start = time.perf_counter()
+    truth = run_sweep(model, windows, pairs, EngineOptions(), study.store())  # cached exhaustive truth
+    exhaustive_s = time.perf_counter() - start
+    want = sorted(pairs, key=lambda v: (math.fsum(truth.scores[v].nll), v.drop))[:10]
+    start = time.perf_counter()
+    found = race(model, windows, pairs, 10, EngineOptions())
+    race_s = time.perf_counter() - start
+    got = [v for v, _ in found.best]
+    FINDINGS["racing"] = {
+        "candidates": len(pairs),
+        "windows": len(windows),
+        "top10_exhaustive": [v.id for v in want],
+        "top10_race": [v.id for v in got],
+        "same_set": set(got) == set(want),
+        "evaluations": found.evaluations,
+        "exhaustive_evaluations": found.exhaustive_evaluations,
+        "cost": found.cost,
+        "exhaustive_naive_cost": found.exhaustive_naive_cost,
+        "cost_ratio": found.cost / found.exhaustive_naive_cost,
+        "survivors": list(found.survivors),
+        "race_s": race_s,
+        "exhaustive_engine_s": exhaustive_s if truth.computed else None,
+        "ppl": {v.id: p for v, p in found.best},
+    }
+    print(FINDINGS["racing"])
+    assert set(got) == set(want)
+    assert found.cost <= 0.15 * found.exhaustive_naive_cost
+
+
+def test_bf16_against_fp32(engine_bench):
+    study = engine_bench
+    variants = expand_plan(parse_plan("sequential"), study.lm.num_layers)
+    fp32, _, fp32_s = _timed(study.lm.model, study.windows, variants, share=True)
+    bf16_lm = load_model(study.settings.model.spec, dtype="bfloat16")
+    bf16, _, bf16_s = _timed(bf16_lm.model, study.windows, variants, share=True)
+    a = [_ppl(fp32[v]) for v in variants[1:]]
+    b = [_ppl(bf16[v]) for v in variants[1:]]
+    rho = float(spearmanr(a, b).statistic)
+    FINDINGS["bf16"] = {
+        "fp32_s": fp32_s,
+        "bf16_s": bf16_s,
+        "speedup": fp32_s / bf16_s,
+        "base_ppl_fp32": _ppl(fp32[BASE]),
+        "base_ppl_bf16": _ppl(bf16[BASE]),
+        "max_ppl_rel_diff": max(abs(y / x - 1) for x, y in zip(a, b, strict=True)),
+        "median_ppl_rel_diff": sorted(abs(y / x - 1) for x, y in zip(a, b, strict=True))[len(a) // 2],
+        "spearman_single_removals": rho,
+        "same_ranking": sorted(range(len(a)), key=a.__getitem__) == sorted(range(len(b)), key=b.__getitem__),
+    }
+    print(FINDINGS["bf16"])
+    assert rho > 0.9

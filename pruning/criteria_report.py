@@ -1,0 +1,82 @@
+"""The criteria table and the report plots, built from a run's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pruning.assessment import Assessment, assess, criteria_table, oracle_by_k
+from pruning.criteria import CriterionResult
+from pruning.plots import plot_pair_heatmap, plot_pareto, plot_scores, plot_vs_blocks
+from pruning.results import Row
+
+
+@dataclass(frozen=True)
+class CriteriaReport:
+    """Assessments and the rendered table (header, cells)."""
+
+    assessments: tuple[Assessment, ...]
+    header: list[str]
+    cells: list[list[str]]
+
+
+def build_criteria_report(
+    rows: Sequence[Row], criteria: Sequence[CriterionResult], k_max: int
+) -> CriteriaReport:
+    """Assess every criterion against the measured single removals and the oracle."""
+    measured = {r.removed: r.ppl for r in rows}
+    base = measured[()]
+    n_layers = max(len(r.removed) + r.layers for r in rows)
+    truth = [100.0 * (measured[(i,)] / base - 1.0) for i in range(n_layers)]
+    oracle = {k: v for k, v in oracle_by_k(measured).items() if k <= k_max}
+    assessments = tuple(assess(c, truth, measured, oracle) for c in criteria)
+    header, cells = criteria_table(assessments, k_max)
+    return CriteriaReport(assessments, header, cells)
+
+
+def write_plots(
+    directory: Path, rows: Sequence[Row], criteria: Sequence[CriterionResult], k_max: int, title: str
+) -> list[Path]:
+    """The PNG plots that the rows support; see ``pruning.plots``."""
+    by_drop = {r.removed: r for r in rows}
+    base = by_drop.get(())
+    written: list[Path] = []
+    timed = [(r.id, r.speed_ms, r.ppl) for r in rows if r.speed_ms is not None]
+    if timed:
+        written.append(
+            plot_pareto(directory / "pareto.png", timed, f"Speed vs perplexity, all variants — {title}")
+        )
+    n_layers = max(len(r.removed) + r.layers for r in rows)
+    pairs = {(r.removed[0], r.removed[1]): r.ppl for r in rows if len(r.removed) == 2}
+    if base is not None and len(pairs) == n_layers * (n_layers - 1) // 2:
+        path = directory / "pairs_heatmap.png"
+        written.append(plot_pair_heatmap(path, n_layers, pairs, base.ppl, f"Pair removal — {title}"))
+    if criteria and base is not None and all((i,) in by_drop for i in range(n_layers)):
+        series = {c.name: _series(by_drop, c.chosen, base) for c in criteria}
+        oracle = {
+            k: min((r for r in rows if len(r.removed) == k), key=lambda r: r.ppl).removed
+            for k in range(1, k_max + 1)
+            if any(len(r.removed) == k for r in rows)
+        }
+        series["oracle"] = _series(by_drop, oracle, base)
+        written.append(plot_vs_blocks(directory / "criteria_vs_blocks.png", series, f"Criteria — {title}"))
+        truth = [100.0 * (by_drop[(i,)].ppl / base.ppl - 1.0) for i in range(n_layers)]
+        scores = {c.name: c.scores for c in criteria if c.scores is not None}
+        written.append(
+            plot_scores(
+                directory / "criteria_scores.png",
+                truth,
+                scores,
+                f"Single-block damage and criterion scores — {title}",
+            )
+        )
+    return written
+
+
+def _series(
+    by_drop: dict[tuple[int, ...], Row], chosen: dict[int, tuple[int, ...]], base: Row
+) -> list[tuple[int, float, float | None]]:
+    points = [(0, base.ppl, base.speed_ms)]
+    points += [(k, by_drop[d].ppl, by_drop[d].speed_ms) for k, d in sorted(chosen.items()) if d in by_drop]
+    return points

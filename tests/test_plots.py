@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pruning.criteria import CriterionResult
+from pruning.criteria_report import build_criteria_report, write_plots
+from pruning.plots import pareto
+from pruning.results import Row
+
+
+def _row(drop, ppl, ms):
+    return Row(
+        "base" if not drop else f"drop[{','.join(map(str, drop))}]",
+        drop,
+        4 - len(drop),
+        ppl,
+        (ppl * 0.9, ppl * 1.1),
+        100,
+        0.1,
+        0.9,
+        100,
+        speed_ms=ms,
+    )
+
+
+ROWS = [
+    _row((), 10.0, 40.0),
+    _row((0,), 50.0, 30.0),
+    _row((1,), 12.0, 30.5),
+    _row((2,), 13.0, 29.0),
+    _row((3,), 30.0, 31.0),
+    _row((1, 2), 16.0, 21.0),
+    _row((0, 1), 90.0, 20.5),
+    _row((0, 2), 80.0, 20.0),
+    _row((0, 3), 95.0, 22.0),
+    _row((1, 3), 40.0, 21.5),
+    _row((2, 3), 45.0, 22.5),
+]
+CRITERIA = [
+    CriterionResult("a", (0.9, 0.1, 0.2, 0.5), {1: (1,), 2: (1, 2)}, 0.5),
+    CriterionResult("last", None, {1: (2,), 2: (1, 2)}, 0.0),
+]
+
+
+def test_pareto_frontier_keeps_only_undominated_points():
+    points = [("a", 1.0, 5.0), ("b", 2.0, 4.0), ("c", 3.0, 6.0), ("d", 4.0, 1.0)]
+    assert [p[0] for p in pareto(points)] == ["a", "b", "d"]
+
+
+def test_criteria_report_and_all_plots(tmp_path):
+    report = build_criteria_report(ROWS, CRITERIA, 2)
+    assert report.header[:3] == ["criterion", "spearman", "kendall"] and report.header[-1] == "seconds"
+    assert [c[0] for c in report.cells] == ["a", "last"]
+    assert report.assessments[0].regret == {1: 0.0, 2: 0.0}
+    assert report.assessments[1].regret[1] > 0 and report.assessments[1].spearman is None
+    written = write_plots(tmp_path, ROWS, CRITERIA, 2, "tiny, corpus, 100 tokens")
+    names = {p.name for p in written}
+    assert names == {"pareto.png", "pairs_heatmap.png", "criteria_vs_blocks.png", "criteria_scores.png"}
+    for path in written:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pruning import load_model
+from pruning.engine import EngineOptions, evaluate_variants
+from pruning.perplexity import prepare_windows
+from pruning.search import beam, race
+from pruning.variants import BASE, Variant, expand_plan, parse_best, parse_plan
+from pruning.windows import Protocol
+
+
+@pytest.fixture(scope="module")
+def setup(small_corpus):
+    lm = load_model("random:tiny-gpt2")
+    windows = prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 128, 1024))
+    return lm, windows
+
+
+def test_race_returns_the_exhaustive_top_at_lower_cost(setup):
+    lm, windows = setup
+    pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
+    truth, _ = evaluate_variants(lm.model, windows, pairs, EngineOptions(progress=False))
+    want = sorted(pairs, key=lambda v: (sum(truth[v].nll), v.drop))[:2]
+    found = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    assert [v for v, _ in found.best] == want
+    tokens = sum(w.scored for w in windows)
+    assert found.best[0][1] == pytest.approx(math.exp(sum(truth[want[0]].nll) / tokens), rel=1e-9)
+    assert found.survivors[0] == len(pairs) and found.evaluations <= found.exhaustive_evaluations
+    assert found.cost < found.exhaustive_naive_cost
+
+
+def test_greedy_beam_k1_is_the_best_single_removal(setup):
+    lm, windows = setup
+    singles = [Variant((i,)) for i in range(4)]
+    truth, _ = evaluate_variants(lm.model, windows, singles, EngineOptions(progress=False))
+    best = min(singles, key=lambda v: sum(truth[v].nll))
+    out = beam(lm.model, windows, 2, 1, EngineOptions(progress=False))
+    assert out[1].best[0][0] == best
+    assert set(out[2].best[0][0].drop) >= set(best.drop) and len(out[2].best[0][0].drop) == 2
+
+
+@pytest.mark.parametrize(
+    ("arg", "want"),
+    [("K=2", (2, 10, "race", 1)), ("K=3,top=5,search=beam:4", (3, 5, "beam", 4))],
+)
+def test_best_plans_parse(arg, want):
+    spec = parse_best(arg)
+    assert (spec.k, spec.top, spec.search, spec.width) == want
+    assert str(parse_plan(f"best:{arg}")) == f"best:{arg}"
+
+
+@pytest.mark.parametrize("arg", ["top=3", "K=x", "K=2,search=dfs", "K=2,colour=red", "K=0"])
+def test_bad_best_plans_quote_the_value(arg):
+    with pytest.raises(ValueError, match=r"invalid best plan 'best:.*'; expected best:K=<int>"):
+        parse_best(arg)
