@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pruning tests benchmarks
+	$(BIN)/ruff check pruning tests benchmarks scripts
 	$(BIN)/mypy
 
 test: lint

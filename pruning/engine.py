@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from pruning.parameters import count_parameters
 from pruning.schedule import Prefix, Schedule, Step, plan_schedule
-from pruning.scoring import batches, logprobs_from_logits, score, stack
+from pruning.scoring import Reference, batches, make_reference, score, scored_logits, self_scores, stack
 from pruning.surgery import get_blocks, rebuild_blocks, remove_layers, structural_copy
 from pruning.variants import BASE, Variant
 from pruning.windows import Window
@@ -193,30 +193,26 @@ def _run_window(
 ) -> None:
     states: dict[Prefix, Any] = {}
     targets = ids[:, start:]  # (B, n)
-    reference: torch.Tensor | None = None
+    reference: Reference | None = None
     for runner in runners:
         step = runner.step
         if runner.resume is not None:
             runner.resume.state = states[step.resume]
-        logprobs = _logprobs(runner.model, ids, start)  # (B, n, V)
+        logits = scored_logits(runner.model, ids, start)  # (B, n, V)
         if runner.resume is not None:
             runner.resume.state = None
         for j, output in runner.captured.items():
             states[step.resume + step.run[: j + 1]] = output
         runner.captured.clear()
-        if step.variant == BASE:
-            reference = logprobs
-        scores = score(logprobs, targets, reference)
+        if step.variant == BASE:  # the unpruned model runs first: the fidelity reference
+            reference = make_reference(logits)
+            scores = self_scores(logits, targets)
+        else:
+            scores = score(logits, targets, reference)
         _append(results[step.variant], scores)
         for prefix in step.evict:
             states.pop(prefix, None)
         bar.update(ids.shape[0])
-
-
-def _logprobs(model: nn.Module, ids: torch.Tensor, start: int) -> torch.Tensor:
-    keep = ids.shape[1] - start + 1  # positions start-1 .. T-1; the last predicts nothing
-    out = model(input_ids=ids, use_cache=False, logits_to_keep=keep)
-    return logprobs_from_logits(out.logits[:, :-1])
 
 
 def _append(scores: VariantScores, window: Any) -> None:
@@ -241,7 +237,7 @@ def _exact(
     if resumed is None:
         return True
     naive = remove_layers(model, resumed.step.variant.drop)
-    want = score(_logprobs(naive, ids, start), ids[:, start:], None).nll.tolist()
+    want = score(scored_logits(naive, ids, start), ids[:, start:], None).nll.tolist()
     got = results[resumed.step.variant].nll[: len(want)]
     return all(math.isclose(g, w, rel_tol=EXACT_RTOL) for g, w in zip(got, want, strict=True))
 

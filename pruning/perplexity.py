@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pruning.corpora import Corpus
-from pruning.scoring import batches, score, scored_logprobs, stack
+from pruning.scoring import batches, score, scored_logits, stack
 from pruning.windows import Protocol, Window, build_windows
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -101,7 +101,7 @@ def window_nlls(
     for group in batches(windows, batch_size):
         ids = stack(windows, group).to(device)  # (B, T)
         start = windows[group[0]].score_from
-        scores = score(scored_logprobs(model, ids, start), ids[:, start:], None)
+        scores = score(scored_logits(model, ids, start), ids[:, start:], None)
         for i, value in zip(group, scores.nll.tolist(), strict=True):
             out[i] = float(value)
         bar.update(len(group))

@@ -92,9 +92,14 @@ class Study:
         return expand_plan(self.settings.plan, n_layers)
 
     @functools.cached_property
+    def calib_corpus(self) -> Corpus:
+        """The calibration corpus (``validation`` split): all that criteria and beam search read."""
+        return load_corpus(self.settings.calib_corpus, split="validation")
+
+    @functools.cached_property
     def calib_windows(self) -> list[Window]:
-        """Windows of the calibration text (``validation`` split), cut like the evaluation ones."""
-        calib = load_corpus(self.settings.calib_corpus, split="validation")
+        """Windows of the calibration text, cut like the evaluation ones."""
+        calib = self.calib_corpus
         proto = Protocol(
             self.protocol.name, self.protocol.ctx, self.settings.calib_tokens, self.protocol.stride
         )

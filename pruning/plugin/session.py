@@ -128,6 +128,7 @@ class PruneSession:
                 "failed": failed,
                 "search": [vars(f) | {"best": [[v.id, p] for v, p in f.best]} for f in self.study.searches],
                 "criteria": self._criteria_json(),
+                "calibration": self.study.calib_corpus.describe() if self.study.criteria else None,
                 "plots": [p.name for p in plots],
             }
             files = {

@@ -40,6 +40,13 @@ def write_summary(tr: Any, session: PruneSession) -> None:
         )
     if session.criteria is not None:
         tr.write_sep("-", "criteria against the truth (evaluation text)")
+        calib = session.study.calib_corpus
+        tr.write_line(
+            f"criteria computed on calibration text only: {calib.name}/{calib.split} "
+            f"sha256 {calib.sha256[:12]}, "
+            f"{sum(w.scored for w in session.study.calib_windows)} scored tokens; truth and regret on "
+            f"{fp.get('corpus')} sha256 {str(fp.get('corpus_sha256'))[:12]}"
+        )
         tr.write_line(render_text(session.criteria.header, session.criteria.cells))
     if session.baseline and not session.refused:
         tr.write_sep("-", "baseline vs now")

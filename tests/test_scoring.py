@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import torch
+
+from pruning.scoring import SEGMENTS, make_reference, score, self_scores
+
+
+def test_kl_top1_and_nll_match_their_definitions():
+    gen = torch.Generator().manual_seed(0)
+    ref_logits = torch.randn(2, 40, 97, generator=gen) * 3
+    logits = ref_logits + torch.randn(2, 40, 97, generator=gen)
+    targets = torch.randint(0, 97, (2, 40), generator=gen)
+    got = score(logits, targets, make_reference(ref_logits))
+    p_ref = ref_logits.log_softmax(-1)
+    p = logits.log_softmax(-1)
+    kl = (p_ref.exp() * (p_ref - p)).sum(-1).sum(-1).double()  # KL(ref || model), summed per window
+    torch.testing.assert_close(got.kl, kl, rtol=1e-5, atol=1e-5)
+    nll = -p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(got.nll, nll.sum(-1).double(), rtol=1e-6, atol=1e-6)
+    assert got.top1.tolist() == (logits.argmax(-1) == ref_logits.argmax(-1)).sum(-1).tolist()
+    assert got.segments.shape == (2, SEGMENTS)
+    torch.testing.assert_close(got.segments.sum(1), got.nll)
+
+
+def test_reference_against_itself_is_exactly_zero_kl_and_full_agreement():
+    logits = torch.randn(1, 10, 7)
+    targets = torch.zeros(1, 10, dtype=torch.long)
+    own = self_scores(logits, targets)
+    assert own.kl.tolist() == [0.0] and own.top1.tolist() == [10]
+    assert own.nll.tolist() == score(logits, targets, None).nll.tolist()
