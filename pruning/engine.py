@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pruning.memory import reuse_large_allocations
 from pruning.parameters import count_parameters
 from pruning.schedule import Prefix, Schedule, Step, plan_schedule
 from pruning.scoring import Reference, batches, make_reference, score, scored_logits, self_scores, stack
@@ -113,6 +114,7 @@ def evaluate_variants(
     ``on_window(indices, {variant: [(nll, kl, top1) per window]})`` is called as each window
     batch finishes (after the exactness check), so callers can persist results as they come.
     """
+    reuse_large_allocations()  # (T, V) logits per variant: keep them off mmap (see pruning.memory)
     n_layers = len(get_blocks(model))
     schedule = _schedule(model, windows, variants, n_layers, options)
     runners = [_build_runner(model, step, n_layers) for step in schedule.steps]
