@@ -2,9 +2,11 @@
 
 Definitions:
 - ``ppl_change_pct`` = 100 * (ppl / ppl_base - 1);
-- ``speed_ms``: median prefill time (ms) from pytest-benchmark; ``speed_change_pct`` =
-  100 * (speed_ms / speed_ms_base - 1), negative meaning faster; both from the same run;
-- ``speedup`` = speed_ms_base / speed_ms, the ratio the speed gate compares across runs;
+- ``speed_ms``: median prefill time (ms) from pytest-benchmark;
+- ``speed_ratio``: median over rounds of variant / unpruned prefill time, timed back to back
+  in the same run (``pruning.speed.paired_ratio``); ``speed_change_pct`` = 100 * (ratio - 1),
+  negative meaning faster; without a paired ratio, speed_ms / speed_ms_base is used instead;
+- ``speedup`` = 1 / ratio, the number the speed gate compares across runs;
 - ``kl``: mean KL(unpruned || variant) per scored token (nats); ``top1_agree``: the fraction
   of scored positions whose argmax equals the unpruned model's.
 """
@@ -35,6 +37,7 @@ class Row:
     ppl_change_pct: float | None = None
     speed_change_pct: float | None = None
     speedup: float | None = None
+    speed_ratio: float | None = None  # paired variant / unpruned prefill time, same run
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -62,7 +65,7 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
         return rows
     out = []
     for row in rows:
-        speed = _ratio(row.speed_ms, base.speed_ms)
+        speed = row.speed_ratio if row.speed_ratio is not None else _ratio(row.speed_ms, base.speed_ms)
         out.append(
             replace(
                 row,

@@ -6,11 +6,19 @@
 - decode: after an untimed prefill of the same tokens, ``new_tokens`` greedy steps of one
   token each with the KV cache; the reported figure is time / ``new_tokens`` (ms per token).
 On CUDA both functions synchronise before returning, so the timer sees the kernels finish.
+
+Speed *changes* come from ``paired_ratio``: each round times the variant and the unpruned model
+back to back (alternating which goes first), and the median of the per-round ratios is
+reported. Machine drift over a session (other load, clocks) then cancels out of the ratio,
+where comparing medians taken minutes apart does not.
 """
 
 from __future__ import annotations
 
 import inspect
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +72,23 @@ def decode(model: nn.Module, cache: Any, token: torch.Tensor, new_tokens: int) -
         out_tokens.append(token)
     _sync(token)
     return torch.cat(out_tokens, dim=1)
+
+
+def paired_ratio(variant: Callable[[], object], reference: Callable[[], object], rounds: int) -> float:
+    """Median over ``rounds`` of time(variant) / time(reference), timed back to back."""
+    ratios = []
+    for r in range(rounds):
+        pair = (variant, reference) if r % 2 == 0 else (reference, variant)
+        first, second = (_seconds(fn) for fn in pair)
+        t_variant, t_reference = (first, second) if r % 2 == 0 else (second, first)
+        ratios.append(t_variant / t_reference)
+    return statistics.median(ratios)
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def _cache_kwarg(model: nn.Module) -> str:

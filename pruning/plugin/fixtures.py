@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -78,7 +79,13 @@ def prune_prefill(
             speed.prefill, args=(model, ids), rounds=cfg.rounds, warmup_rounds=cfg.warmup_rounds, iterations=1
         )
         median_ms = 1000.0 * float(benchmark.stats.stats.median)
-        row = prune_quality(variant)
+        ratio = 1.0
+        if variant.drop:  # against the unpruned model, timed back to back (see pruning.speed)
+            base = study.model_for(Variant())
+            ratio = speed.paired_ratio(
+                lambda: speed.prefill(model, ids), lambda: speed.prefill(base, ids), cfg.rounds
+            )
+        row = replace(prune_quality(variant), speed_ratio=ratio)
         benchmark.extra_info["pruning"] = {"row": row.as_dict(), "fingerprint": study.fingerprint()}
         prune_record(variant, {**row.as_dict(), "speed_ms": median_ms})
         return median_ms
