@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pruning.report import atomic_write
 from pruning.variants import Variant
 from pruning.windows import Window
 
@@ -78,14 +77,7 @@ class Store:
         }
         path = self._path(variant, index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"payload": payload, "sha256": _digest(payload)}, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, json.dumps({"payload": payload, "sha256": _digest(payload)}))
 
 
 def _digest(payload: Mapping[str, Any]) -> str:
