@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=512)
     parser.add_argument("--protocol", choices=("windows", "llamacpp"), default="windows")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--from-block", type=int, default=-1, help="check only removals of blocks >= this")
     args = parser.parse_args()
     lm = load_model(args.model)
     corpus = load_corpus("wikitext2")
@@ -83,6 +84,8 @@ def main() -> None:
     first = args.ctx // 2 + 1 if args.protocol == "llamacpp" else 1
     rows, worst = [], 0.0
     for v in variants:
+        if v.drop and v.drop[0] < args.from_block:
+            continue
         model = lm.model if not v.drop else fresh_without(lm.model, v.drop[0])
         theirs = hf_loss_ppl(model, tokens, args.ctx, len(windows), first, bos)
         mine = math.exp(sum(ours[v].nll) / sum(ours[v].tokens))
