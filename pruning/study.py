@@ -157,6 +157,8 @@ class Study:
 
     def model_for(self, variant: Variant) -> nn.Module:
         """The variant's model, built once, sharing weights with the loaded model."""
+        if not variant.drop:  # the unpruned model is the loaded one: no copy needed
+            return self.lm.model
         if variant not in self._models:
             self._models[variant] = remove_layers(self.lm.model, variant.drop)
         return self._models[variant]

@@ -120,7 +120,7 @@ class PruneSession:
                 self.criteria.header, self.criteria.cells
             )
         if self.settings.report_dir is not None:
-            plots = self._plots()
+            plots = self._plots(self.settings.report_dir)
             markdown += "".join(f"\n![{p.stem}]({p.name})\n" for p in plots)
             meta = {
                 "fingerprint": self.fingerprint,
@@ -142,11 +142,10 @@ class PruneSession:
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write(markdown + "\n")
 
-    def _plots(self) -> list[Path]:
-        assert self.settings.report_dir is not None
+    def _plots(self, directory: Path) -> list[Path]:
         fp = self.fingerprint
         title = f"{fp.get('model')}, {fp.get('corpus')}, {self.rows[0].tokens_scored} scored tokens"
-        return write_plots(self.settings.report_dir, self.rows, self.study.criteria, self._k_max(), title)
+        return write_plots(directory, self.rows, self.study.criteria, self._k_max(), title)
 
     def _k_max(self) -> int:
         return max((max(c.chosen, default=0) for c in self.study.criteria), default=0)
