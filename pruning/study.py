@@ -48,6 +48,7 @@ class Study:
         self.settings = settings
         self._rows: dict[Variant, Row] = {}
         self._models: dict[Variant, nn.Module] = {}
+        self._variants: list[Variant] | None = None
         self.sweeps: list[SweepResult] = []
         self.searches: list[SearchResult] = []
         self.criteria: list[CriterionResult] = []
@@ -76,7 +77,16 @@ class Study:
         return prepare_windows(self.lm.tokenizer, self.corpus.text, self.protocol)
 
     def variants(self) -> list[Variant]:
-        """The plan's variants; ``ValueError`` when there are more than allowed."""
+        """The plan's variants, expanded once; ``ValueError`` when there are more than allowed.
+
+        pytest asks once per test function; ``best`` and ``criterion`` plans run searches to
+        expand, so the answer is kept.
+        """
+        if self._variants is None:
+            self._variants = self._expand()
+        return list(self._variants)
+
+    def _expand(self) -> list[Variant]:
         n_layers = self.lm.num_layers
         count = plan_size(self.settings.plan, n_layers)
         if count > self.settings.max_variants:

@@ -1,0 +1,37 @@
+"""The study: expands a plan once, however often pytest asks."""
+
+from __future__ import annotations
+
+from pruning.corpora import Corpus
+from pruning.engine import EngineOptions
+from pruning.gates import Thresholds
+from pruning.settings import ModelSettings, Settings
+from pruning.speed import SpeedSettings
+from pruning.study import Study
+from pruning.variants import BASE, parse_plan
+from pruning.windows import Protocol
+
+
+def _study(plan: str, corpus: Corpus) -> Study:
+    settings = Settings(
+        model=ModelSettings("random:tiny-llama", threads=1),
+        corpus=corpus.name,
+        protocol=Protocol("windows", 32, 128),
+        plan=parse_plan(plan),
+        max_variants=1000,
+        engine=EngineOptions(progress=False),
+        speed=SpeedSettings(),
+        thresholds=Thresholds(),
+        calib_corpus=corpus.name,
+        calib_tokens=128,
+    )
+    return Study(settings)
+
+
+def test_a_search_plan_is_expanded_once(small_corpus: Corpus) -> None:
+    study = _study("best:K=2,top=3,search=beam:3", small_corpus)
+    first = study.variants()  # pytest asks once per test function that takes a variant
+    second = study.variants()
+    assert first == second
+    assert first[0] == BASE and len(first) == 4
+    assert len(study.searches) == 1  # the beam search ran once, not once per question
