@@ -4,9 +4,10 @@
 - spearman / kendall: rank correlation between a criterion's per-block scores and that truth
   (None for criteria without per-block scores: ``last``, ``sleb``);
 - regret@K = 100 * (ppl of the criterion's K-set / ppl of the oracle's K-set - 1), both
-  measured on the evaluation text; the oracle is the best K-set known from the engine
-  (exhaustive singles for K=1; for K>1 the best of a greedy search on the evaluation text and
-  every criterion's measured set, so regret is >= 0 and exact for K=1).
+  measured on the evaluation text; the oracle is the best measured K-set: exhaustive for K=1
+  (every single removal), the racing winner over all pairs for K=2, and for K>=3 the best of
+  a greedy extension of that winner on the evaluation text and every criterion's set. So
+  regret is >= 0, exact for K<=2, and a lower bound on the true regret for K>=3.
 """
 
 from __future__ import annotations

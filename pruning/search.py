@@ -16,6 +16,7 @@ Costs are counted in block forward passes, with the LM head at its FLOP weight (
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from torch import nn
 from pruning.engine import EngineOptions, SweepStats, evaluate_variants
 from pruning.schedule import plan_schedule
 from pruning.surgery import num_layers
-from pruning.variants import Variant
+from pruning.variants import BASE, Variant
 from pruning.windows import Window
 
 
@@ -38,6 +39,8 @@ class SearchResult:
     cost: float  # block-forward equivalents spent
     exhaustive_naive_cost: float  # the same for naive evaluation of every candidate on every window
     survivors: tuple[int, ...]  # candidates alive on each window (racing)
+    stage_costs: tuple[float, ...] = ()  # block-forward equivalents spent per window (racing)
+    stage_seconds: tuple[float, ...] = ()  # wall-clock seconds per window: does the count track time?
 
 
 def race(
@@ -52,11 +55,14 @@ def race(
     alive = list(candidates)
     segments: dict[Variant, list[float]] = {v: [] for v in alive}
     nll: dict[Variant, float] = {v: 0.0 for v in alive}
-    survivors, cost, evaluations, head_weight = [], 0.0, 0, 0.0
+    survivors, costs, seconds, evaluations, head_weight = [], [], [], 0, 0.0
     for index, window in enumerate(windows):
         survivors.append(len(alive))
+        start = time.perf_counter()
         scores, stats = evaluate_variants(model, [window], alive, options)
-        cost, evaluations, head_weight = cost + stats.cost, evaluations + len(alive), stats.head_weight
+        seconds.append(time.perf_counter() - start)
+        costs.append(stats.cost)
+        evaluations, head_weight = evaluations + len(alive), stats.head_weight
         for v in alive:
             segments[v] += scores[v].segments[0]
             nll[v] += scores[v].nll[0]
@@ -67,7 +73,9 @@ def race(
     best = tuple((v, math.exp(nll[v] / tokens)) for v in ranked)
     naive = _naive_cost(candidates, num_layers(model), head_weight) * len(windows)
     exhaustive = len(candidates) * len(windows)
-    return SearchResult(best, evaluations, exhaustive, cost, naive, tuple(survivors))
+    return SearchResult(
+        best, evaluations, exhaustive, sum(costs), naive, tuple(survivors), tuple(costs), tuple(seconds)
+    )
 
 
 def _eliminate(
@@ -93,16 +101,26 @@ def _naive_cost(candidates: Sequence[Variant], n_layers: int, head_weight: float
 
 
 def beam(
-    model: nn.Module, windows: Sequence[Window], k_max: int, width: int, options: EngineOptions
+    model: nn.Module,
+    windows: Sequence[Window],
+    k_max: int,
+    width: int,
+    options: EngineOptions,
+    start: Variant = BASE,
 ) -> dict[int, SearchResult]:
-    """For K = 1..``k_max``: the ``width`` best removal sets reachable by beam search."""
+    """For K = |start|+1..``k_max``: the ``width`` best removal sets reachable by beam search.
+
+    The search grows ``start`` (by default the unpruned model) one block at a time.
+    """
     n_layers = num_layers(model)
-    if not 1 <= k_max < n_layers:
-        raise ValueError(f"beam search K {k_max!r} is out of range; expected 1..{n_layers - 1}")
-    beams: list[Variant] = [Variant()]
+    if not len(start.drop) < k_max < n_layers:
+        raise ValueError(
+            f"beam search K {k_max!r} is out of range; expected {len(start.drop) + 1}..{n_layers - 1}"
+        )
+    beams: list[Variant] = [start]
     out: dict[int, SearchResult] = {}
     tokens = sum(w.scored for w in windows)
-    for k in range(1, k_max + 1):
+    for k in range(len(start.drop) + 1, k_max + 1):
         candidates = sorted(
             {Variant(tuple(sorted({*b.drop, i}))) for b in beams for i in range(n_layers) if i not in b.drop}
         )

@@ -56,3 +56,13 @@ def test_best_plans_parse(arg, want):
 def test_bad_best_plans_quote_the_value(arg):
     with pytest.raises(ValueError, match=r"invalid best plan 'best:.*'; expected best:K=<int>"):
         parse_best(arg)
+
+
+def test_beam_grows_a_given_start_set(setup):
+    lm, windows = setup
+    start = Variant((2,))
+    out = beam(lm.model, windows, 3, 1, EngineOptions(progress=False), start=start)
+    assert sorted(out) == [2, 3]  # K=2 and K=3: the start already removes one block
+    assert all(2 in found.best[0][0].drop for found in out.values())
+    with pytest.raises(ValueError, match=r"beam search K 1 is out of range; expected 2\.\.3"):
+        beam(lm.model, windows, 1, 1, EngineOptions(progress=False), start=start)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 from pruning.corpora import Corpus
-from pruning.engine import EngineOptions
+from pruning.engine import EngineOptions, evaluate_variants
 from pruning.gates import Thresholds
 from pruning.settings import ModelSettings, Settings
 from pruning.speed import SpeedSettings
 from pruning.study import Study
-from pruning.variants import BASE, parse_plan
+from pruning.variants import BASE, Variant, parse_plan
 from pruning.windows import Protocol
 
 
@@ -35,3 +37,15 @@ def test_a_search_plan_is_expanded_once(small_corpus: Corpus) -> None:
     assert first == second
     assert first[0] == BASE and len(first) == 4
     assert len(study.searches) == 1  # the beam search ran once, not once per question
+
+
+def test_the_criterion_plan_measures_the_exhaustive_best_pair(small_corpus: Corpus) -> None:
+    study = _study("criterion:all:K=1..2", small_corpus)
+    variants = study.variants()
+    n_layers = study.lm.num_layers
+    pairs = [Variant(c) for c in itertools.combinations(range(n_layers), 2)]
+    truth, _ = evaluate_variants(study.lm.model, study.windows, pairs, EngineOptions(progress=False))
+    best = min(pairs, key=lambda v: (sum(truth[v].nll), v.drop))
+    assert best in variants  # the K=2 oracle: racing over all pairs on the evaluation text
+    assert all(Variant((i,)) in variants for i in range(n_layers))  # the K=1 oracle: every single
+    assert [f.exhaustive_evaluations for f in study.searches] == [len(pairs) * len(study.windows)]
