@@ -11,6 +11,8 @@ from pruning.criteria import CriterionResult
 from pruning.plots import plot_pair_heatmap, plot_pareto, plot_scores, plot_vs_blocks
 from pruning.results import Row
 
+SPEED_LABEL = "prefill time, % of unpruned (paired in-run ratio)"
+
 
 @dataclass(frozen=True)
 class CriteriaReport:
@@ -42,11 +44,10 @@ def write_plots(
     by_drop = {r.removed: r for r in rows}
     base = by_drop.get(())
     written: list[Path] = []
-    timed = [(r.id, r.speed_ms, r.ppl) for r in rows if r.speed_ms is not None]
+    timed = [(r.id, s, r.ppl) for r in rows if (s := _speed(r)) is not None]
     if timed:
-        written.append(
-            plot_pareto(directory / "pareto.png", timed, f"Speed vs perplexity, all variants — {title}")
-        )
+        name = f"Speed vs perplexity, all variants — {title}"
+        written.append(plot_pareto(directory / "pareto.png", timed, name, SPEED_LABEL))
     n_layers = max(len(r.removed) + r.layers for r in rows)
     pairs = {(r.removed[0], r.removed[1]): r.ppl for r in rows if len(r.removed) == 2}
     if base is not None and len(pairs) == n_layers * (n_layers - 1) // 2:
@@ -60,7 +61,8 @@ def write_plots(
             if any(len(r.removed) == k for r in rows)
         }
         series["oracle"] = _series(by_drop, oracle, base)
-        written.append(plot_vs_blocks(directory / "criteria_vs_blocks.png", series, f"Criteria — {title}"))
+        path = directory / "criteria_vs_blocks.png"
+        written.append(plot_vs_blocks(path, series, f"Criteria — {title}", SPEED_LABEL))
         truth = [100.0 * (by_drop[(i,)].ppl / base.ppl - 1.0) for i in range(n_layers)]
         scores = {c.name: c.scores for c in criteria if c.scores is not None}
         written.append(
@@ -77,6 +79,17 @@ def write_plots(
 def _series(
     by_drop: dict[tuple[int, ...], Row], chosen: dict[int, tuple[int, ...]], base: Row
 ) -> list[tuple[int, float, float | None]]:
-    points = [(0, base.ppl, base.speed_ms)]
-    points += [(k, by_drop[d].ppl, by_drop[d].speed_ms) for k, d in sorted(chosen.items()) if d in by_drop]
+    points = [(0, base.ppl, _speed(base))]
+    points += [(k, by_drop[d].ppl, _speed(by_drop[d])) for k, d in sorted(chosen.items()) if d in by_drop]
     return points
+
+
+def _speed(row: Row) -> float | None:
+    """Prefill time relative to the unpruned model (%), from the paired in-run ratio.
+
+    Absolute medians drift over a long run on a shared machine; the back-to-back ratio
+    does not (see ``pruning.speed.paired_ratio``).
+    """
+    if not row.removed:
+        return None if row.speed_ms is None else 100.0
+    return None if row.speed_ratio is None else 100.0 * row.speed_ratio

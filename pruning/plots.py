@@ -12,21 +12,35 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-Series = Mapping[str, Sequence[tuple[int, float, float | None]]]  # label -> (K, ppl, speed ms)
+Series = Mapping[str, Sequence[tuple[int, float, float | None]]]  # label -> (K, ppl, speed)
+OFF_SCALE = 10.0  # perplexity axes stop at this multiple of the oracle's worst point
 
 
-def plot_vs_blocks(path: Path, series: Series, title: str) -> Path:
-    """Perplexity (log) and prefill time against blocks removed, one line per criterion."""
-    fig, (ax_ppl, ax_speed) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
+def plot_vs_blocks(path: Path, series: Series, title: str, speed_label: str) -> Path:
+    """Perplexity (log) and prefill speed against blocks removed, one line per criterion.
+
+    The perplexity axis stops at ``OFF_SCALE`` x the oracle's largest perplexity, so the
+    criteria near the oracle stay apart; points above it are drawn as triangles on the top
+    edge.
+    """
+    fig, (ax_ppl, ax_speed) = plt.subplots(1, 2, figsize=(13, 5.5), constrained_layout=True)
+    oracle = [p for _, p, _ in series.get("oracle", ())]
+    top = OFF_SCALE * max(oracle) if oracle else None
     for label, points in series.items():
         ks = [k for k, _, _ in points]
         style = {"color": "black", "linewidth": 2.5} if label == "oracle" else {}
-        ax_ppl.plot(ks, [p for _, p, _ in points], marker="o", label=label, **style)
+        (line,) = ax_ppl.plot(ks, [p for _, p, _ in points], marker="o", label=label, **style)
+        above = [k for k, p, _ in points if top is not None and p > top]
+        if above:
+            ax_ppl.plot(above, [top] * len(above), "^", color=line.get_color(), markersize=9, clip_on=False)
         timed = [(k, s) for k, _, s in points if s is not None]
         if timed:
             ax_speed.plot(*zip(*timed, strict=True), marker="o", label=label, **style)
     ax_ppl.set(yscale="log", xlabel="blocks removed (K)", ylabel="perplexity (log scale)")
-    ax_speed.set(xlabel="blocks removed (K)", ylabel="prefill time (ms, median)")
+    if top is not None:
+        ax_ppl.set_ylim(top=top)
+        ax_ppl.set_title(f"▲ = off scale (perplexity > {top:,.0f})", fontsize=9)
+    ax_speed.set(xlabel="blocks removed (K)", ylabel=speed_label)
     for ax in (ax_ppl, ax_speed):
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -49,20 +63,35 @@ def plot_pair_heatmap(
     return _save(fig, path)
 
 
-def plot_pareto(path: Path, points: Sequence[tuple[str, float, float]], title: str) -> Path:
-    """Prefill time against perplexity for every variant; the Pareto frontier is labelled."""
+def plot_pareto(path: Path, points: Sequence[tuple[str, float, float]], title: str, speed_label: str) -> Path:
+    """Prefill speed against perplexity for every variant; the Pareto frontier is numbered.
+
+    Frontier points carry a number on the plot and their names in a list beside it, so no
+    label can overlap another.
+    """
     frontier = pareto(points)
-    fig, ax = plt.subplots(figsize=(10, 6), constrained_layout=True)
-    ax.scatter([s for _, s, _ in points], [p for _, _, p in points], s=14, color="grey", label="variants")
+    top = OFF_SCALE * max(p for _, _, p in frontier)
+    fig, ax = plt.subplots(figsize=(12, 6), constrained_layout=True)
+    shown = [(speed, ppl) for _, speed, ppl in points if ppl <= top]
+    ax.scatter([x for x, _ in shown], [y for _, y in shown], s=14, color="grey", label="variants")
+    above = [s for _, s, p in points if p > top]
+    if above:
+        ax.plot(
+            above, [top] * len(above), "^", color="grey", clip_on=False, label=f"off scale (> {top:,.0f})"
+        )
     fx, fy = [s for _, s, _ in frontier], [p for _, _, p in frontier]
     ax.plot(fx, fy, color="crimson", marker="o", label="Pareto frontier")
-    for i, (name, speed, ppl) in enumerate(frontier):  # alternate offsets so labels do not collide
+    for i, (_, speed, ppl) in enumerate(frontier, start=1):  # numbers above and below in turn
+        offset, align = ((0, 7), "bottom") if i % 2 else ((0, -8), "top")
         ax.annotate(
-            name, (speed, ppl), textcoords="offset points", xytext=(6, 10 if i % 2 else -14), fontsize=8
+            str(i), (speed, ppl), textcoords="offset points", xytext=offset, ha="center", va=align, fontsize=8
         )
-    ax.set(yscale="log", xlabel="prefill time (ms, median)", ylabel="perplexity (log scale)", title=title)
+    listing = "\n".join(f"{i}: {name}  ({ppl:,.4g})" for i, (name, _, ppl) in enumerate(frontier, start=1))
+    ax.text(1.02, 1.0, "frontier (perplexity)\n" + listing, transform=ax.transAxes, va="top", fontsize=8)
+    ax.set(yscale="log", xlabel=speed_label, ylabel="perplexity (log scale)", title=title)
+    ax.set_ylim(top=top)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper right")
     return _save(fig, path)
 
 
@@ -83,11 +112,13 @@ def plot_scores(
     fig, (ax_truth, ax_scores) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, constrained_layout=True)
     ax_truth.bar(blocks, truth, color="black")
     ax_truth.set(yscale="log", ylabel="true ppl increase (%, log)", title=title)
+    truth_ranks = np.argsort(np.argsort(truth)) / max(len(truth) - 1, 1)
+    ax_scores.plot(blocks, truth_ranks, color="black", linewidth=2.5, linestyle="--", label="true damage")
     for name, values in scores.items():
         ranks = np.argsort(np.argsort(values)) / max(len(values) - 1, 1)
-        ax_scores.plot(blocks, ranks, marker="o", label=name)
+        ax_scores.plot(blocks, ranks, marker="o", markersize=4, linewidth=1, label=name)
     ax_scores.set(xlabel="block index", ylabel="criterion score (rank, 0 = least important)")
-    ax_scores.legend(fontsize=8, ncol=3)
+    ax_scores.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     for ax in (ax_truth, ax_scores):
         ax.grid(True, alpha=0.3)
     return _save(fig, path)

@@ -18,6 +18,7 @@ def _row(drop, ppl, ms):
         0.9,
         100,
         speed_ms=ms,
+        speed_ratio=ms / 40.0,
     )
 
 
