@@ -30,6 +30,7 @@ class Assessment:
     regret: dict[int, float]  # K -> percent
     chosen: dict[int, tuple[int, ...]]
     seconds: float
+    scores: tuple[float, ...] | None = None  # the criterion's per-block scores
 
 
 def assess(
@@ -48,7 +49,7 @@ def assess(
         for k, chosen in result.chosen.items()
         if chosen in measured and k in oracle
     }
-    return Assessment(result.name, rho, tau, regret, dict(result.chosen), result.seconds)
+    return Assessment(result.name, rho, tau, regret, dict(result.chosen), result.seconds, result.scores)
 
 
 def oracle_by_k(measured: Mapping[tuple[int, ...], float]) -> dict[int, float]:

@@ -40,7 +40,7 @@ def build_criteria_report(
 def write_plots(
     directory: Path, rows: Sequence[Row], criteria: Sequence[CriterionResult], k_max: int, title: str
 ) -> list[Path]:
-    """The PNG plots that the rows support; see ``pruning.plots``."""
+    """The PNG plots that the rows (with changes, see ``pruning.results``) support; see ``pruning.plots``."""
     by_drop = {r.removed: r for r in rows}
     base = by_drop.get(())
     written: list[Path] = []
@@ -85,11 +85,9 @@ def _series(
 
 
 def _speed(row: Row) -> float | None:
-    """Prefill time relative to the unpruned model (%), from the paired in-run ratio.
+    """Prefill time relative to the unpruned model (%), as ``pruning.results.with_changes`` set it.
 
-    Absolute medians drift over a long run on a shared machine; the back-to-back ratio
-    does not (see ``pruning.speed.paired_ratio``).
+    That is the paired in-run ratio where timed: absolute medians drift over a long run on a
+    shared machine, the back-to-back ratio does not (see ``pruning.speed.paired_ratio``).
     """
-    if not row.removed:
-        return None if row.speed_ms is None else 100.0
-    return None if row.speed_ratio is None else 100.0 * row.speed_ratio
+    return None if row.speed_change_pct is None else 100.0 + row.speed_change_pct

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -18,6 +19,7 @@ _M_MMAP_THRESHOLD = -3
 _THRESHOLD = 1 << 30  # 1 GiB: larger blocks still go to mmap
 
 
+@functools.cache  # once per process: finding libc runs ``ldconfig``, and sweeps call this often
 def reuse_large_allocations() -> bool:
     """Ask glibc malloc to keep large freed blocks for reuse; False where unavailable."""
     if not sys.platform.startswith("linux"):

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 Series = Mapping[str, Sequence[tuple[int, float, float | None]]]  # label -> (K, ppl, speed)
@@ -30,9 +31,8 @@ def plot_vs_blocks(path: Path, series: Series, title: str, speed_label: str) -> 
         ks = [k for k, _, _ in points]
         style = {"color": "black", "linewidth": 2.5} if label == "oracle" else {}
         (line,) = ax_ppl.plot(ks, [p for _, p, _ in points], marker="o", label=label, **style)
-        above = [k for k, p, _ in points if top is not None and p > top]
-        if above:
-            ax_ppl.plot(above, [top] * len(above), "^", color=line.get_color(), markersize=9, clip_on=False)
+        if top is not None:
+            _mark_off_scale(ax_ppl, [k for k, p, _ in points if p > top], top, line.get_color())
         timed = [(k, s) for k, _, s in points if s is not None]
         if timed:
             ax_speed.plot(*zip(*timed, strict=True), marker="o", label=label, **style)
@@ -74,11 +74,7 @@ def plot_pareto(path: Path, points: Sequence[tuple[str, float, float]], title: s
     fig, ax = plt.subplots(figsize=(12, 6), constrained_layout=True)
     shown = [(speed, ppl) for _, speed, ppl in points if ppl <= top]
     ax.scatter([x for x, _ in shown], [y for _, y in shown], s=14, color="grey", label="variants")
-    above = [s for _, s, p in points if p > top]
-    if above:
-        ax.plot(
-            above, [top] * len(above), "^", color="grey", clip_on=False, label=f"off scale (> {top:,.0f})"
-        )
+    _mark_off_scale(ax, [s for _, s, p in points if p > top], top, "grey", f"off scale (> {top:,.0f})")
     fx, fy = [s for _, s, _ in frontier], [p for _, _, p in frontier]
     ax.plot(fx, fy, color="crimson", marker="o", label="Pareto frontier")
     for i, (_, speed, ppl) in enumerate(frontier, start=1):  # numbers above and below in turn
@@ -112,16 +108,25 @@ def plot_scores(
     fig, (ax_truth, ax_scores) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, constrained_layout=True)
     ax_truth.bar(blocks, truth, color="black")
     ax_truth.set(yscale="log", ylabel="true ppl increase (%, log)", title=title)
-    truth_ranks = np.argsort(np.argsort(truth)) / max(len(truth) - 1, 1)
-    ax_scores.plot(blocks, truth_ranks, color="black", linewidth=2.5, linestyle="--", label="true damage")
+    ax_scores.plot(blocks, _ranks(truth), color="black", linewidth=2.5, linestyle="--", label="true damage")
     for name, values in scores.items():
-        ranks = np.argsort(np.argsort(values)) / max(len(values) - 1, 1)
-        ax_scores.plot(blocks, ranks, marker="o", markersize=4, linewidth=1, label=name)
+        ax_scores.plot(blocks, _ranks(values), marker="o", markersize=4, linewidth=1, label=name)
     ax_scores.set(xlabel="block index", ylabel="criterion score (rank, 0 = least important)")
     ax_scores.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     for ax in (ax_truth, ax_scores):
         ax.grid(True, alpha=0.3)
     return _save(fig, path)
+
+
+def _ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks scaled to [0, 1]: 0 for the smallest value."""
+    return np.argsort(np.argsort(values)) / max(len(values) - 1, 1)
+
+
+def _mark_off_scale(ax: Axes, xs: Sequence[float], top: float, color: str, label: str | None = None) -> None:
+    """Triangles on the top edge at ``xs``, for points above the axis limit ``top``."""
+    if xs:
+        ax.plot(xs, [top] * len(xs), "^", color=color, markersize=9, clip_on=False, label=label)
 
 
 def _save(fig: Figure, path: Path) -> Path:

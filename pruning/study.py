@@ -145,26 +145,27 @@ class Study:
         """
         if k_max < 2:
             return []
-        model, engine = self.lm.model, self.settings.engine
-        pairs = [Variant(c) for c in itertools.combinations(range(self.lm.num_layers), 2)]
-        found = race(model, self.windows, pairs, 1, engine)
-        self.searches.append(found)
-        best = found.best[0][0]
+        best = self._race(2, 1).best[0][0]
         if k_max == 2:
             return [best]
-        grown = beam(model, self.windows, k_max, 1, engine, start=best)
+        grown = beam(self.lm.model, self.windows, k_max, 1, self.settings.engine, start=best)
         return [best, *(grown[k].best[0][0] for k in range(3, k_max + 1))]
+
+    def _race(self, k: int, top: int) -> SearchResult:
+        """Race every K-subset on the evaluation text for the ``top`` best; the search is kept."""
+        candidates = [Variant(c) for c in itertools.combinations(range(self.lm.num_layers), k)]
+        found = race(self.lm.model, self.windows, candidates, top, self.settings.engine)
+        self.searches.append(found)
+        return found
 
     def _search(self, spec: BestSpec) -> list[Variant]:
         """Racing on the evaluation text (the oracle's cheap form) or beam search on calibration text."""
-        n_layers = self.lm.num_layers
         if spec.search == "race":
-            candidates = [Variant(c) for c in itertools.combinations(range(n_layers), spec.k)]
-            found = race(self.lm.model, self.windows, candidates, spec.top, self.settings.engine)
+            found = self._race(spec.k, spec.top)
         else:
             beams = beam(self.lm.model, self.calib_windows, spec.k, max(spec.width, 1), self.settings.engine)
             found = beams[spec.k]
-        self.searches.append(found)
+            self.searches.append(found)
         return [v for v, _ in found.best[: spec.top]]
 
     def fingerprint(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pruning.criteria import CriterionResult
 from pruning.criteria_report import build_criteria_report, write_plots
 from pruning.plots import pareto
-from pruning.results import Row
+from pruning.results import Row, with_changes
 
 
 def _row(drop, ppl, ms):
@@ -22,19 +22,21 @@ def _row(drop, ppl, ms):
     )
 
 
-ROWS = [
-    _row((), 10.0, 40.0),
-    _row((0,), 50.0, 30.0),
-    _row((1,), 12.0, 30.5),
-    _row((2,), 13.0, 29.0),
-    _row((3,), 30.0, 31.0),
-    _row((1, 2), 16.0, 21.0),
-    _row((0, 1), 90.0, 20.5),
-    _row((0, 2), 80.0, 20.0),
-    _row((0, 3), 95.0, 22.0),
-    _row((1, 3), 40.0, 21.5),
-    _row((2, 3), 45.0, 22.5),
-]
+ROWS = with_changes(  # as the session passes them: speed changes from the paired ratios
+    [
+        _row((), 10.0, 40.0),
+        _row((0,), 50.0, 30.0),
+        _row((1,), 12.0, 30.5),
+        _row((2,), 13.0, 29.0),
+        _row((3,), 30.0, 31.0),
+        _row((1, 2), 16.0, 21.0),
+        _row((0, 1), 90.0, 20.5),
+        _row((0, 2), 80.0, 20.0),
+        _row((0, 3), 95.0, 22.0),
+        _row((1, 3), 40.0, 21.5),
+        _row((2, 3), 45.0, 22.5),
+    ]
+)
 CRITERIA = [
     CriterionResult("a", (0.9, 0.1, 0.2, 0.5), {1: (1,), 2: (1, 2)}, 0.5),
     CriterionResult("last", None, {1: (2,), 2: (1, 2)}, 0.0),
@@ -52,6 +54,7 @@ def test_criteria_report_and_all_plots(tmp_path):
     assert [c[0] for c in report.cells] == ["a", "last"]
     assert report.assessments[0].regret == {1: 0.0, 2: 0.0}
     assert report.assessments[1].regret[1] > 0 and report.assessments[1].spearman is None
+    assert report.assessments[0].scores == CRITERIA[0].scores and report.assessments[1].scores is None
     written = write_plots(tmp_path, ROWS, CRITERIA, 2, "tiny, corpus, 100 tokens")
     names = {p.name for p in written}
     assert names == {"pareto.png", "pairs_heatmap.png", "criteria_vs_blocks.png", "criteria_scores.png"}

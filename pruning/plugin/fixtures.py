@@ -10,7 +10,7 @@ import pytest
 
 from pruning import speed
 from pruning.results import Row
-from pruning.variants import Variant
+from pruning.variants import BASE, Variant
 
 Record = Callable[[Variant, dict[str, Any]], None]
 
@@ -81,7 +81,7 @@ def prune_prefill(
         median_ms = 1000.0 * float(benchmark.stats.stats.median)
         ratio = 1.0
         if variant.drop:  # against the unpruned model, timed back to back (see pruning.speed)
-            base = study.model_for(Variant())
+            base = study.model_for(BASE)
             ratio = speed.paired_ratio(
                 lambda: speed.prefill(model, ids), lambda: speed.prefill(base, ids), cfg.rounds
             )

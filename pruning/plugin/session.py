@@ -160,9 +160,7 @@ class PruneSession:
                 "kendall": a.kendall,
                 "regret_pct": {str(k): v for k, v in a.regret.items()},
                 "chosen": {str(k): list(v) for k, v in a.chosen.items()},
-                "scores": next(
-                    (list(c.scores or ()) for c in self.study.criteria if c.name == a.criterion), []
-                ),
+                "scores": list(a.scores or ()),
                 "seconds": a.seconds,
             }
             for a in self.criteria.assessments
