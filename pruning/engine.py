@@ -92,7 +92,9 @@ class Resume(nn.Module):
 
 
 @dataclass
-class _Runner:
+class Runner:
+    """One schedule step's model: a ``Resume`` placeholder (if it resumes) and its blocks."""
+
     step: Step
     model: nn.Module
     resume: Resume | None
@@ -117,7 +119,7 @@ def evaluate_variants(
     reuse_large_allocations()  # (T, V) logits per variant: keep them off mmap (see pruning.memory)
     n_layers = len(get_blocks(model))
     schedule = _schedule(model, windows, variants, n_layers, options)
-    runners = [_build_runner(model, step, n_layers) for step in schedule.steps]
+    runners = [build_runner(model, step, n_layers) for step in schedule.steps]
     results = {step.variant: VariantScores() for step in schedule.steps}
     device = next(model.parameters()).device
     total = len(windows) * len(runners)
@@ -165,20 +167,20 @@ def _schedule(
     return plan_schedule(variants, n_layers, options.share_prefixes, max_states)
 
 
-def _build_runner(model: nn.Module, step: Step, n_layers: int) -> _Runner:
+def build_runner(model: nn.Module, step: Step, n_layers: int) -> Runner:
+    """The model that runs ``step``, sharing ``model``'s weights; it captures the step's states."""
     if not step.resume:  # from the embeddings: the plain pruned model
         pruned = remove_layers(model, [i for i in range(n_layers) if i not in step.run])
         captured: dict[int, Any] = {}
         _hook_captures(get_blocks(pruned), step.capture, 0, captured)
-        return _Runner(step, pruned, None, captured)
-    partial = structural_copy(model, share_weights=True)
-    blocks = get_blocks(partial)
+        return Runner(step, pruned, None, captured)
+    partial = structural_copy(model, share_weights=True, blocks=step.run)
     resume = Resume()
     sources = [step.resume[-1], *step.run]  # the placeholder takes its prefix's last block config
-    rebuild_blocks(partial, [resume, *(blocks[i] for i in step.run)], sources, n_layers)
+    rebuild_blocks(partial, [resume, *get_blocks(partial)], sources, n_layers)
     captured = {}
     _hook_captures(get_blocks(partial), step.capture, 1, captured)
-    return _Runner(step, partial, resume, captured)
+    return Runner(step, partial, resume, captured)
 
 
 def _hook_captures(blocks: nn.ModuleList, capture: tuple[int, ...], offset: int, out: dict[int, Any]) -> None:
@@ -191,7 +193,7 @@ def _hook_captures(blocks: nn.ModuleList, capture: tuple[int, ...], offset: int,
 
 
 def _run_window(
-    runners: list[_Runner], ids: torch.Tensor, start: int, results: dict[Variant, VariantScores], bar: Any
+    runners: list[Runner], ids: torch.Tensor, start: int, results: dict[Variant, VariantScores], bar: Any
 ) -> None:
     states: dict[Prefix, Any] = {}
     targets = ids[:, start:]  # (B, n)
@@ -226,7 +228,7 @@ def _append(scores: VariantScores, window: Any) -> None:
 
 def _exact(
     model: nn.Module,
-    runners: list[_Runner],
+    runners: list[Runner],
     ids: torch.Tensor,
     start: int,
     results: dict[Variant, VariantScores],
@@ -246,10 +248,6 @@ def _exact(
 
 def _stats(model: nn.Module, schedule: Schedule, options: EngineOptions, ids: torch.Tensor) -> SweepStats:
     naive = plan_schedule([s.variant for s in schedule.steps], schedule.n_layers, share=False)
-    block_params = count_parameters(get_blocks(model)[0])
-    getter = getattr(model, "get_output_embeddings", None)
-    head = getter() if callable(getter) else None
-    head_params = count_parameters(head) if isinstance(head, nn.Module) else 0
     width = int(getattr(getattr(model, "config", None), "hidden_size", 0))
     state_bytes = ids.numel() * width * next(model.parameters()).element_size()
     return SweepStats(
@@ -258,9 +256,18 @@ def _stats(model: nn.Module, schedule: Schedule, options: EngineOptions, ids: to
         schedule.head_passes,
         naive.block_passes,
         naive.head_passes,
-        head_params / max(block_params, 1),
+        head_weight(model),
         schedule.peak_states * state_bytes,
     )
+
+
+def head_weight(model: nn.Module) -> float:
+    """LM-head FLOPs per position over one block's (matmul parameters per token)."""
+    block_params = count_parameters(get_blocks(model)[0])
+    getter = getattr(model, "get_output_embeddings", None)
+    head = getter() if callable(getter) else None
+    head_params = count_parameters(head) if isinstance(head, nn.Module) else 0
+    return head_params / max(block_params, 1)
 
 
 def _disabled(progress: bool | None) -> bool | None:

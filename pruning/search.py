@@ -1,10 +1,14 @@
 """Searching for the best K-block removal sets without scoring every subset on every window.
 
-- **Racing** (successive halving with a statistical margin): every candidate is scored on the
-  first window; after each window, a candidate is dropped when its paired NLL difference to
-  the current N-th best, over the per-segment NLL sums seen so far (``SEGMENTS`` per window),
-  is worse by more than ``z`` standard errors; only the survivors go on to the next window.
-  The top N are ranked by their perplexity over all windows, so their numbers are exact.
+- **Racing** (successive halving with a statistical margin): windows are taken in order, each
+  in growing chunks of scored positions (``chunk_spans``: 64, 96, 144, 224, 336, ... tokens).
+  Every candidate is scored on the first chunk; after each chunk, a candidate is dropped when
+  its paired NLL difference to the current N-th best, over the NLL sums of the 16-position
+  segments seen so far, is worse by more than ``z`` standard errors; only the survivors go on.
+  A chunk continues each survivor from the KV caches the previous chunk left
+  (``pruning.chunks``), so a survivor's positions are computed once, as by one full pass.
+  Survivors end up scored on every position of every window, and the top N are ranked by that
+  perplexity, so their numbers are exact.
 - **Beam search** (greedy when the width is 1), iterative like SLEB: from each kept set of
   removed blocks, try removing each further block, keep the ``width`` best by NLL, repeat
   up to K.
@@ -16,17 +20,22 @@ Costs are counted in block forward passes, with the LM head at its FLOP weight (
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
-from pruning.engine import EngineOptions, SweepStats, evaluate_variants
+from pruning.chunks import Carry, ChunkResult, RunnerCache, check_continuation, evaluate_chunk
+from pruning.engine import EngineOptions, SweepStats, evaluate_variants, head_weight
 from pruning.schedule import plan_schedule
 from pruning.surgery import num_layers
 from pruning.variants import BASE, Variant
 from pruning.windows import Window
+
+SEGMENT_TOKENS = 16  # consecutive scored positions per paired sample of the racing statistic
 
 
 @dataclass(frozen=True)
@@ -34,13 +43,14 @@ class SearchResult:
     """The best sets found, with perplexity, and what finding them cost."""
 
     best: tuple[tuple[Variant, float], ...]  # (variant, perplexity over all windows), best first
-    evaluations: int  # (variant, window) evaluations spent
+    evaluations: float  # (variant, window) evaluations spent; partial windows count their share
     exhaustive_evaluations: int
     cost: float  # block-forward equivalents spent
     exhaustive_naive_cost: float  # the same for naive evaluation of every candidate on every window
-    survivors: tuple[int, ...]  # candidates alive on each window (racing)
+    survivors: tuple[int, ...]  # candidates alive at each chunk (racing) or evaluated (beam)
     stage_costs: tuple[float, ...] = ()  # block-forward equivalents spent per window (racing)
     stage_seconds: tuple[float, ...] = ()  # wall-clock seconds per window: does the count track time?
+    peak_cache_bytes: int = 0  # most KV-cache bytes kept between chunks (racing)
 
 
 def race(
@@ -52,30 +62,88 @@ def race(
     z: float = 3.0,
 ) -> SearchResult:
     """The ``top`` best ``candidates`` by perplexity on ``windows``, found by racing."""
-    alive = list(candidates)
-    segments: dict[Variant, list[float]] = {v: [] for v in alive}
-    nll: dict[Variant, float] = {v: 0.0 for v in alive}
-    survivors, costs, seconds, evaluations, head_weight = [], [], [], 0, 0.0
-    for index, window in enumerate(windows):
-        survivors.append(len(alive))
-        start = time.perf_counter()
-        scores, stats = evaluate_variants(model, [window], alive, options)
-        seconds.append(time.perf_counter() - start)
-        costs.append(stats.cost)
-        evaluations, head_weight = evaluations + len(alive), stats.head_weight
-        for v in alive:
-            segments[v] += scores[v].segments[0]
-            nll[v] += scores[v].nll[0]
-        if index < len(windows) - 1:
-            alive = _eliminate(alive, segments, nll, top, z)
+    state = _Race(list(candidates), {v: 0.0 for v in candidates}, {v: [] for v in candidates})
+    costs, seconds = [], []
+    for w, window in enumerate(windows):
+        begin, cost, carry = time.perf_counter(), 0.0, None
+        spans = chunk_spans(window.scored)
+        for c, span in enumerate(spans):
+            result = _chunk(model, window, span, carry, options, state)
+            carry, cost = result.carry, cost + result.cost
+            state.record(result, span, window.scored)
+            if (w, c) != (len(windows) - 1, len(spans) - 1):
+                state.alive = _eliminate(state.alive, state.segments, state.nll, top, z)
+        costs.append(cost)
+        seconds.append(time.perf_counter() - begin)
     tokens = sum(w.scored for w in windows)
-    ranked = sorted(alive, key=lambda v: (nll[v], v.drop))[:top]
-    best = tuple((v, math.exp(nll[v] / tokens)) for v in ranked)
-    naive = _naive_cost(candidates, num_layers(model), head_weight) * len(windows)
+    ranked = sorted(state.alive, key=lambda v: (state.nll[v], v.drop))[:top]
+    best = tuple((v, math.exp(state.nll[v] / tokens)) for v in ranked)
+    naive = _naive_cost(candidates, num_layers(model), head_weight(model)) * len(windows)
     exhaustive = len(candidates) * len(windows)
     return SearchResult(
-        best, evaluations, exhaustive, sum(costs), naive, tuple(survivors), tuple(costs), tuple(seconds)
+        best, state.evaluations, exhaustive, sum(costs), naive, tuple(state.survivors),
+        tuple(costs), tuple(seconds), state.peak_bytes,
+    )  # fmt: skip
+
+
+def chunk_spans(scored: int, first: int = 64, growth: float = 1.5, align: int = 16) -> list[tuple[int, int]]:
+    """The spans of scored positions a race evaluates a window in: 0-64, 64-96, 96-144, ...
+
+    Each span ends ``growth`` times further than the last, rounded up to ``align`` positions
+    (whole paired segments); a remainder shorter than ``first`` joins the last span.
+    """
+    bounds = [min(first, scored)]
+    while bounds[-1] < scored:
+        step = math.ceil(bounds[-1] * growth / align) * align
+        bounds.append(scored if step + first > scored else step)
+    return list(zip([0, *bounds[:-1]], bounds, strict=True))
+
+
+@dataclass
+class _Race:
+    """A race's running totals (mutable, private to ``race``)."""
+
+    alive: list[Variant]
+    nll: dict[Variant, float]
+    segments: dict[Variant, list[float]]  # NLL sums of SEGMENT_TOKENS consecutive positions
+    survivors: list[int] = field(default_factory=list)
+    evaluations: float = 0.0
+    peak_bytes: int = 0
+    runners: RunnerCache = field(default_factory=dict)
+    continuation: bool | None = None  # None until the first continued chunk is checked
+
+    def record(self, result: ChunkResult, span: tuple[int, int], scored: int) -> None:
+        self.survivors.append(len(self.alive))
+        self.evaluations += len(self.alive) * (span[1] - span[0]) / scored
+        self.peak_bytes = max(self.peak_bytes, result.carry.nbytes if result.carry else 0)
+        for v in self.alive:
+            nll = result.nll[v]
+            self.nll[v] += float(nll.sum())
+            self.segments[v] += [float(s.sum()) for s in torch.split(nll, SEGMENT_TOKENS)]
+
+
+def _chunk(
+    model: nn.Module,
+    window: Window,
+    span: tuple[int, int],
+    carry: Carry | None,
+    options: EngineOptions,
+    state: _Race,
+) -> ChunkResult:
+    """One chunk; the first continued chunk is checked against a full forward pass."""
+    if state.continuation is False:
+        carry = None
+    result = evaluate_chunk(model, window, span, state.alive, carry, options, state.runners)
+    if carry is None or state.continuation is not None:
+        return result
+    state.continuation = check_continuation(model, window, span, state.alive[0], result.nll[state.alive[0]])
+    if state.continuation:
+        return result
+    sys.stderr.write(
+        f"pruning-kit: KV-cache continuation is not exact for {type(model).__name__}; "
+        "the race recomputes every chunk from the window start\n"
     )
+    return evaluate_chunk(model, window, span, state.alive, None, options, state.runners)
 
 
 def _eliminate(

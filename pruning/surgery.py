@@ -11,7 +11,7 @@ After removal the model is a consistent model with fewer layers, not a patched o
 from __future__ import annotations
 
 import copy as copy_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from torch import nn
@@ -29,10 +29,12 @@ BLOCK_PATHS = (
 
 def find_block_path(model: nn.Module) -> str:
     """The dotted attribute path of the model's transformer block list."""
-    for path in BLOCK_PATHS:
-        target = _resolve(model, path)
-        if isinstance(target, nn.ModuleList) and len(target) > 0:
+    lists = [p for p in BLOCK_PATHS if isinstance(_resolve(model, p), nn.ModuleList)]
+    for path in lists:
+        if len(cast(nn.ModuleList, _resolve(model, path))) > 0:
             return path
+    if lists:  # an empty list: a view built for a step that runs no block (see structural_copy)
+        return lists[0]
     raise ValueError(
         f"cannot find the transformer blocks of {type(model).__name__}; "
         f"tried the attribute paths {', '.join(BLOCK_PATHS)}"
@@ -81,16 +83,22 @@ def remove_layers(model: nn.Module, drop: Iterable[int], copy: bool = False) -> 
     n_layers = num_layers(model)
     dropped = normalize_drop(drop, n_layers)
     keep = [i for i in range(n_layers) if i not in dropped]
-    pruned = structural_copy(model, share_weights=not copy)
-    blocks = get_blocks(pruned)
-    return rebuild_blocks(pruned, [blocks[i] for i in keep], keep, n_layers)
+    pruned = structural_copy(model, share_weights=not copy, blocks=keep)
+    return rebuild_blocks(pruned, list(get_blocks(pruned)), keep, n_layers)
 
 
-def structural_copy(model: nn.Module, share_weights: bool) -> nn.Module:
-    """A deep copy of ``model``; with ``share_weights`` every parameter and buffer is shared."""
+def structural_copy(model: nn.Module, share_weights: bool, blocks: Sequence[int] | None = None) -> nn.Module:
+    """A deep copy of ``model``; with ``share_weights`` every parameter and buffer is shared.
+
+    With ``blocks``, the copy's block list holds copies of just those blocks, in that order:
+    the others are never copied, which makes building many pruned views cheap.
+    """
     memo: dict[int, object] = {}
     if share_weights:  # deepcopy the module structure, but map every tensor to itself
         memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    if blocks is not None:
+        original = get_blocks(model)
+        memo[id(original)] = nn.ModuleList(copy_module.deepcopy(original[i], memo) for i in blocks)
     return copy_module.deepcopy(model, memo)
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from pruning import load_model
-from pruning.engine import EngineOptions, evaluate_variants
+from pruning.engine import EXACT_RTOL, EngineOptions, evaluate_variants
 from pruning.perplexity import prepare_windows
 from pruning.search import beam, race
 from pruning.variants import BASE, Variant, expand_plan, parse_best, parse_plan
@@ -27,7 +27,7 @@ def test_race_returns_the_exhaustive_top_at_lower_cost(setup):
     found = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
     assert [v for v, _ in found.best] == want
     tokens = sum(w.scored for w in windows)
-    assert found.best[0][1] == pytest.approx(math.exp(sum(truth[want[0]].nll) / tokens), rel=1e-9)
+    assert found.best[0][1] == pytest.approx(math.exp(sum(truth[want[0]].nll) / tokens), rel=EXACT_RTOL)
     assert found.survivors[0] == len(pairs) and found.evaluations <= found.exhaustive_evaluations
     assert found.cost < found.exhaustive_naive_cost
 
@@ -66,3 +66,16 @@ def test_beam_grows_a_given_start_set(setup):
     assert all(2 in found.best[0][0].drop for found in out.values())
     with pytest.raises(ValueError, match=r"beam search K 1 is out of range; expected 2\.\.3"):
         beam(lm.model, windows, 1, 1, EngineOptions(progress=False), start=start)
+
+
+def test_race_recomputes_chunks_when_continuation_is_not_exact(setup, monkeypatch, capsys):
+    lm, windows = setup
+    pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
+    continued = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    monkeypatch.setattr("pruning.search.check_continuation", lambda *args: False)
+    recomputed = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    assert capsys.readouterr().err.count("KV-cache continuation is not exact") == 1
+    assert [v for v, _ in recomputed.best] == [v for v, _ in continued.best]
+    for (_, a), (_, b) in zip(recomputed.best, continued.best, strict=True):
+        assert a == pytest.approx(b, rel=EXACT_RTOL)
+    assert recomputed.cost > continued.cost

@@ -34,8 +34,9 @@ def write_summary(tr: Any, session: PruneSession) -> None:
             )
     for found in session.study.searches:
         tr.write_line(
-            f"search: {found.evaluations} (variant, window) evaluations of {found.exhaustive_evaluations} "
-            f"exhaustive; cost {found.cost:.0f} vs {found.exhaustive_naive_cost:.0f} block-forward "
+            f"search: {found.evaluations:.0f} (variant, window) evaluations (partial windows by their "
+            f"share) of {found.exhaustive_evaluations} exhaustive; cost {found.cost:.0f} vs "
+            f"{found.exhaustive_naive_cost:.0f} block-forward "
             f"equivalents for exhaustive naive evaluation ({found.cost / found.exhaustive_naive_cost:.3f}x)"
         )
     if session.criteria is not None:

@@ -1,0 +1,222 @@
+"""Chunked evaluation: variants continue over a window's positions from their own KV caches.
+
+The racing search decides most candidates on a window's first tens of tokens. Causal
+attention makes the logits at positions < p independent of the tokens from p on, so a window
+can be scored a chunk of positions at a time: the first chunk runs input positions
+``0 .. hi-1``; each later chunk runs only its own positions and attends to the keys and
+values the earlier chunks left in each block's cache layer (the model's own ``DynamicCache``
+and attention code; nothing of attention is reimplemented here). Per-token NLLs equal one
+full forward pass's. The race checks that on its first continued chunk (``check_continuation``)
+and, if they differ by more than 1e-5 relative, recomputes every chunk from position 0.
+
+Within a chunk the variants walk the prefix tree as in ``pruning.engine``. Every tree node (a
+kept-block prefix; it holds the cache layer of its last block) keeps that layer between
+chunks, so a node is computed once per chunk whichever variant runs it. When the kept layers
+would exceed the memory bound they are dropped, and the next chunk starts again from
+position 0: slower, never an error.
+
+Cost, in block-forward equivalents of one pass over the whole window: a block pass over input
+positions [lo, hi) counts its FLOP share (projections and MLP per position, attention per
+(query, key) pair under the causal mask); a head pass counts the head's FLOP weight times the
+share of the window's scored positions it scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import DynamicCache, PreTrainedConfig
+
+from pruning.engine import EXACT_RTOL, EngineOptions, Runner, build_runner, head_weight
+from pruning.parameters import count_parameters
+from pruning.schedule import Prefix, Schedule, Step, plan_schedule
+from pruning.surgery import get_blocks, remove_layers
+from pruning.variants import Variant
+from pruning.windows import Window
+
+Layers = dict[Prefix, Any]  # tree node -> its last block's cache layer over positions [0, length)
+RunnerCache = dict[tuple[Prefix, tuple[int, ...], tuple[int, ...]], Runner]
+
+
+@dataclass(frozen=True)
+class Carry:
+    """What a chunk leaves to the next one of its window: every tree node's cache layer."""
+
+    length: int  # input positions [0, length) are cached
+    layers: Layers
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Per-position NLL of each variant on one chunk, the carry, and the chunk's cost."""
+
+    nll: dict[Variant, torch.Tensor]  # (stop - start,) float64, one per scored position
+    carry: Carry | None  # None: dropped (memory bound), the next chunk starts from position 0
+    cost: float  # block-forward equivalents (see the module docstring)
+
+
+def evaluate_chunk(
+    model: nn.Module,
+    window: Window,
+    span: tuple[int, int],
+    variants: Sequence[Variant],
+    carry: Carry | None,
+    options: EngineOptions,
+    runners: RunnerCache,
+) -> ChunkResult:
+    """NLL of ``variants`` at the window's scored positions ``span`` = [start, stop).
+
+    ``carry`` must be what the previous chunk of this window returned (its length is checked),
+    or None to compute from position 0. The base model is always run: it is the tree's root.
+    """
+    start, stop = span
+    first = window.score_from - 1  # input position whose logits score the first target
+    lo, hi = (carry.length if carry is not None else 0), first + stop
+    if not 0 <= start < stop <= window.scored or (carry is not None and lo != first + start):
+        raise ValueError(
+            f"chunk span {span!r} does not continue from {lo} cached positions; expected "
+            f"0 <= start < stop <= {window.scored} with start = cached positions - {first}"
+        )
+    n_layers = len(get_blocks(model))
+    schedule = plan_schedule(variants, n_layers, True, _max_states(model, hi - lo, options))
+    nll, layers = _run(model, schedule, window, (lo, hi), stop - start, carry, runners)
+    nbytes = sum(_layer_bytes(layer) for layer in layers.values())
+    kept = Carry(hi, layers, nbytes) if nbytes <= options.max_state_mb * 2**20 else None
+    cost = schedule.block_passes * block_share(model, int(window.ids.shape[0]), lo, hi)
+    cost += head_weight(model) * schedule.head_passes * (stop - start) / window.scored
+    return ChunkResult(nll, kept, cost)
+
+
+def _run(
+    model: nn.Module,
+    schedule: Schedule,
+    window: Window,
+    positions: tuple[int, int],
+    keep: int,
+    carry: Carry | None,
+    runners: RunnerCache,
+) -> tuple[dict[Variant, torch.Tensor], Layers]:
+    """Run input positions [lo, hi) of every step; score the last ``keep`` of them."""
+    lo, hi = positions
+    ids = window.ids[None, lo:hi].to(next(model.parameters()).device)  # (1, hi - lo)
+    targets = window.ids[hi - keep + 1 : hi + 1].to(ids.device)  # (keep,) the next tokens
+    states: dict[Prefix, Any] = {}
+    layers: Layers = {}
+    nll: dict[Variant, torch.Tensor] = {}
+    with torch.inference_mode():
+        for step in schedule.steps:
+            runner = _runner(model, step, schedule.n_layers, runners)
+            cache = _prefill(runner, step, carry)
+            if runner.resume is not None:
+                runner.resume.state = states[step.resume]
+            cached = {_cache_argument(runner.model): cache}
+            out = runner.model(input_ids=ids, use_cache=True, logits_to_keep=keep, **cached)
+            if runner.resume is not None:
+                runner.resume.state = None
+            for j, output in runner.captured.items():
+                states[step.resume + step.run[: j + 1]] = output
+            runner.captured.clear()
+            layers.update(_harvest(cache, step))
+            nll[step.variant] = token_nll(out.logits, targets)
+            for prefix in step.evict:
+                states.pop(prefix, None)
+    return nll, layers
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log softmax(logits)[target] per position, float64: logits (1, n, V), targets (n,)."""
+    logprobs = F.log_softmax(logits[0].float(), dim=-1)  # (n, V)
+    return -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()  # (n,)
+
+
+def _runner(model: nn.Module, step: Step, n_layers: int, runners: RunnerCache) -> Runner:
+    key = (step.resume, step.run, step.capture)
+    if key not in runners:
+        runners[key] = build_runner(model, step, n_layers)
+    return runners[key]
+
+
+def _cache_argument(model: nn.Module) -> str:
+    """The forward argument that takes a cache: ``cache`` from transformers 5.24 on."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _nodes(step: Step) -> list[Prefix]:
+    """The tree node of each block the step's model runs, in its block order."""
+    return [step.resume + step.run[: k + 1] for k in range(len(step.run))]
+
+
+def _prefill(runner: Runner, step: Step, carry: Carry | None) -> DynamicCache:
+    """A cache for the step's model holding each of its blocks' layers over [0, carry.length).
+
+    The ``Resume`` placeholder runs no attention, but the model reads the cached length from
+    the first layers to place positions and masks: it gets a copy of its prefix's layer.
+    """
+    cache = DynamicCache(config=cast(PreTrainedConfig, runner.model.config))
+    if carry is None:
+        return cache
+    slots = ([step.resume] if runner.resume is not None else []) + _nodes(step)
+    for k, node in enumerate(slots):
+        cache.layers[k] = copy.copy(carry.layers[node])  # update() rebinds tensors, never writes them
+    return cache
+
+
+def _harvest(cache: DynamicCache, step: Step) -> Layers:
+    offset = 1 if step.resume else 0
+    return {node: cache.layers[k + offset] for k, node in enumerate(_nodes(step))}
+
+
+def _layer_bytes(layer: Any) -> int:
+    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+    if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor):
+        return 0
+    return keys.numel() * keys.element_size() + values.numel() * values.element_size()
+
+
+def _max_states(model: nn.Module, positions: int, options: EngineOptions) -> int:
+    width = int(getattr(model.config, "hidden_size", 0)) or 1
+    state_bytes = positions * width * next(model.parameters()).element_size()
+    return int(options.max_state_mb * 2**20 // max(state_bytes, 1))
+
+
+def block_share(model: nn.Module, length: int, lo: int, hi: int) -> float:
+    """FLOP share of a block pass over input positions [lo, hi) in one over [0, length).
+
+    Projections and MLP cost the block's matmul parameters per position; attention costs
+    2 * heads * head_dim multiply-adds per (query, key) pair, and query p sees p + 1 keys.
+    """
+    config: Any = model.config
+    heads = int(getattr(config, "num_attention_heads", 1))
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+    linear = float(count_parameters(get_blocks(model)[0]))
+    pair = 2.0 * heads * head_dim
+
+    def flops(a: int, b: int) -> float:
+        return linear * (b - a) + pair * (b * (b + 1) - a * (a + 1)) / 2
+
+    return flops(lo, hi) / flops(0, length)
+
+
+def check_continuation(
+    model: nn.Module, window: Window, span: tuple[int, int], variant: Variant, got: torch.Tensor
+) -> bool:
+    """Whether ``got`` (a continued chunk's NLL of ``variant``) matches a full forward pass."""
+    start, stop = span
+    first = window.score_from - 1
+    naive = remove_layers(model, variant.drop)
+    ids = window.ids[None, : first + stop].to(next(model.parameters()).device)
+    with torch.inference_mode():
+        logits = naive(input_ids=ids, use_cache=False, logits_to_keep=stop - start).logits
+    want = token_nll(logits, window.ids[first + start + 1 : first + stop + 1].to(ids.device))
+    return math.isclose(float(got.sum()), float(want.sum()), rel_tol=EXACT_RTOL) and bool(
+        torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+    )

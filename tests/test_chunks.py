@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from pruning import load_model
+from pruning.chunks import block_share, evaluate_chunk, token_nll
+from pruning.engine import EXACT_RTOL, EngineOptions
+from pruning.perplexity import prepare_windows
+from pruning.search import chunk_spans
+from pruning.surgery import num_layers, remove_layers
+from pruning.variants import BASE, Variant
+from pruning.windows import Protocol
+
+SPANS = [(0, 16), (16, 24), (24, 40), (40, 63)]  # uneven, and longer than tiny-gemma3's window of 8
+
+
+def _variants(n_layers: int) -> list[Variant]:
+    pairs = [Variant(d) for d in itertools.combinations(range(n_layers), 2)]
+    return [BASE, Variant((0,)), Variant((n_layers - 1,)), *pairs[:: max(1, len(pairs) // 5)]]
+
+
+def _full_pass_nll(model, window, variant):
+    pruned = remove_layers(model, variant.drop)
+    with torch.inference_mode():
+        logits = pruned(input_ids=window.ids[None], use_cache=False).logits
+    return token_nll(logits[:, window.score_from - 1 : -1], window.ids[window.score_from :])
+
+
+def _chunked_nll(model, window, variants, options):
+    carry, runners, out = None, {}, {v: [] for v in variants}
+    for span in SPANS:
+        result = evaluate_chunk(model, window, span, variants, carry, options, runners)
+        carry = result.carry
+        for v in variants:
+            out[v].append(result.nll[v])
+    return {v: torch.cat(parts) for v, parts in out.items()}, carry
+
+
+@pytest.fixture(scope="module")
+def windows(small_corpus):
+    lm = load_model("random:tiny-llama")
+    return prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 64, 256))
+
+
+@pytest.mark.parametrize("arch", ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt"])
+def test_chunked_nll_equals_one_full_forward_pass(arch, windows):
+    model = load_model(f"random:{arch}").model
+    window = windows[1]
+    variants = _variants(num_layers(model))
+    got, carry = _chunked_nll(model, window, variants, EngineOptions(progress=False))
+    assert carry is not None and carry.length == window.score_from - 1 + SPANS[-1][1]
+    for v in variants:
+        want = _full_pass_nll(model, window, v)
+        assert got[v].shape == want.shape
+        torch.testing.assert_close(got[v], want, rtol=EXACT_RTOL, atol=0.0)
+
+
+def test_without_room_for_caches_each_chunk_recomputes_exactly(windows):
+    model = load_model("random:tiny-llama").model
+    window = windows[0]
+    variants = _variants(num_layers(model))
+    kept, _ = _chunked_nll(model, window, variants, EngineOptions(progress=False))
+    bounded, carry = _chunked_nll(model, window, variants, EngineOptions(max_state_mb=0.0, progress=False))
+    assert carry is None
+    for v in variants:
+        torch.testing.assert_close(bounded[v], kept[v], rtol=EXACT_RTOL, atol=0.0)
+
+
+def test_recomputing_costs_more_than_continuing(windows):
+    model = load_model("random:tiny-llama").model
+    variants = _variants(num_layers(model))
+    options = EngineOptions(progress=False)
+    first = evaluate_chunk(model, windows[0], (0, 32), variants, None, options, {})
+    continued = evaluate_chunk(model, windows[0], (32, 63), variants, first.carry, options, {})
+    again = evaluate_chunk(model, windows[0], (32, 63), variants, None, options, {})
+    assert continued.cost < again.cost
+
+
+def test_a_carry_from_elsewhere_is_refused(windows):
+    model = load_model("random:tiny-llama").model
+    first = evaluate_chunk(model, windows[0], (0, 16), [BASE], None, EngineOptions(progress=False), {})
+    with pytest.raises(ValueError, match=r"chunk span \(24, 40\) does not continue from 16 cached positions"):
+        evaluate_chunk(model, windows[0], (24, 40), [BASE], first.carry, EngineOptions(progress=False), {})
+
+
+def test_block_shares_of_a_partition_add_up_to_one_and_grow_with_position():
+    model = load_model("random:tiny-llama").model
+    bounds = [0, 10, 17, 40, 64]
+    shares = [block_share(model, 64, a, b) for a, b in itertools.pairwise(bounds)]
+    assert sum(shares) == pytest.approx(1.0, rel=1e-12)
+    # attention: later positions see more keys, so equal spans cost more later
+    assert block_share(model, 64, 32, 64) > block_share(model, 64, 0, 32)
+
+
+@pytest.mark.parametrize(
+    ("scored", "want"),
+    [
+        (511, [(0, 64), (64, 96), (96, 144), (144, 224), (224, 336), (336, 511)]),
+        (127, [(0, 64), (64, 127)]),
+        (40, [(0, 40)]),
+    ],
+)
+def test_chunk_spans(scored, want):
+    assert chunk_spans(scored) == want
