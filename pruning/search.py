@@ -111,6 +111,8 @@ class _Race:
     peak_bytes: int = 0
     runners: RunnerCache = field(default_factory=dict)
     continuation: bool | None = None  # None until the first continued chunk is checked
+    heads: bool = True  # batched LM-head scoring (see pruning.chunks.evaluate_chunk)
+    heads_checked: bool = False
 
     def record(self, result: ChunkResult, span: tuple[int, int], scored: int) -> None:
         self.survivors.append(len(self.alive))
@@ -130,20 +132,25 @@ def _chunk(
     options: EngineOptions,
     state: _Race,
 ) -> ChunkResult:
-    """One chunk; the first continued chunk is checked against a full forward pass."""
-    if state.continuation is False:
-        carry = None
-    result = evaluate_chunk(model, window, span, state.alive, carry, options, state.runners)
-    if carry is None or state.continuation is not None:
+    """One chunk. The first is checked against a full forward pass (batched head scoring), and
+    so is the first continued one (KV-cache continuation); what is not exact is turned off."""
+    carry = carry if state.continuation is not False else None
+    result = evaluate_chunk(model, window, span, state.alive, carry, options, state.runners, state.heads)
+    probe = state.alive[0]
+    if state.heads_checked and (carry is None or state.continuation is not None):
         return result
-    state.continuation = check_continuation(model, window, span, state.alive[0], result.nll[state.alive[0]])
-    if state.continuation:
+    exact = check_continuation(model, window, span, probe, result.nll[probe])
+    if not state.heads_checked:
+        state.heads, state.heads_checked = exact, True
+        what = "batched LM-head scoring"
+    else:
+        state.continuation = exact
+        what = "KV-cache continuation"
+    if exact:
         return result
-    sys.stderr.write(
-        f"pruning-kit: KV-cache continuation is not exact for {type(model).__name__}; "
-        "the race recomputes every chunk from the window start\n"
-    )
-    return evaluate_chunk(model, window, span, state.alive, None, options, state.runners)
+    sys.stderr.write(f"pruning-kit: {what} is not exact for {type(model).__name__}; turned off\n")
+    carry = carry if state.continuation is not False else None
+    return evaluate_chunk(model, window, span, state.alive, carry, options, state.runners, state.heads)
 
 
 def _eliminate(

@@ -29,10 +29,10 @@ def _full_pass_nll(model, window, variant):
     return token_nll(logits[:, window.score_from - 1 : -1], window.ids[window.score_from :])
 
 
-def _chunked_nll(model, window, variants, options):
+def _chunked_nll(model, window, variants, options, batch_heads=True):
     carry, runners, out = None, {}, {v: [] for v in variants}
     for span in SPANS:
-        result = evaluate_chunk(model, window, span, variants, carry, options, runners)
+        result = evaluate_chunk(model, window, span, variants, carry, options, runners, batch_heads)
         carry = result.carry
         for v in variants:
             out[v].append(result.nll[v])
@@ -45,12 +45,13 @@ def windows(small_corpus):
     return prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 64, 256))
 
 
-@pytest.mark.parametrize("arch", ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt"])
-def test_chunked_nll_equals_one_full_forward_pass(arch, windows):
+@pytest.mark.parametrize("batch_heads", [True, False], ids=["batched-head", "own-head"])
+@pytest.mark.parametrize("arch", ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt", "tiny-gptneox"])
+def test_chunked_nll_equals_one_full_forward_pass(arch, batch_heads, windows):
     model = load_model(f"random:{arch}").model
     window = windows[1]
     variants = _variants(num_layers(model))
-    got, carry = _chunked_nll(model, window, variants, EngineOptions(progress=False))
+    got, carry = _chunked_nll(model, window, variants, EngineOptions(progress=False), batch_heads)
     assert carry is not None and carry.length == window.score_from - 1 + SPANS[-1][1]
     for v in variants:
         want = _full_pass_nll(model, window, v)

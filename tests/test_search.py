@@ -68,14 +68,32 @@ def test_beam_grows_a_given_start_set(setup):
         beam(lm.model, windows, 1, 1, EngineOptions(progress=False), start=start)
 
 
-def test_race_recomputes_chunks_when_continuation_is_not_exact(setup, monkeypatch, capsys):
+def test_race_turns_off_what_is_not_exact(setup, monkeypatch, capsys):
     lm, windows = setup
     pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
     continued = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
     monkeypatch.setattr("pruning.search.check_continuation", lambda *args: False)
     recomputed = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
-    assert capsys.readouterr().err.count("KV-cache continuation is not exact") == 1
+    err = capsys.readouterr().err
+    assert err.count("batched LM-head scoring is not exact") == 1
+    assert err.count("KV-cache continuation is not exact") == 1
     assert [v for v, _ in recomputed.best] == [v for v, _ in continued.best]
     for (_, a), (_, b) in zip(recomputed.best, continued.best, strict=True):
         assert a == pytest.approx(b, rel=EXACT_RTOL)
     assert recomputed.cost > continued.cost
+
+
+def test_race_notices_logits_that_are_not_the_head_product(small_corpus, capsys):
+    lm = load_model("random:tiny-gemma3")
+    lm.model.config.final_logit_softcapping = 0.5  # Gemma 2 style: logits = cap * tanh(head / cap)
+    windows = prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 128, 512))
+    pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
+    truth, _ = evaluate_variants(lm.model, windows, pairs, EngineOptions(progress=False))
+    found = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    err = capsys.readouterr().err
+    assert "batched LM-head scoring is not exact for Gemma3ForCausalLM" in err
+    assert "KV-cache continuation is not exact" not in err
+    tokens = sum(w.scored for w in windows)
+    for v, ppl in found.best:
+        assert ppl == pytest.approx(math.exp(sum(truth[v].nll) / tokens), rel=EXACT_RTOL)
+    assert [v for v, _ in found.best] == sorted(pairs, key=lambda v: (sum(truth[v].nll), v.drop))[:2]

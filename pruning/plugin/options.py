@@ -152,7 +152,11 @@ OPTIONS = (
     Option("max-variants", positive_int, "64", "N", "refuse plans with more variants than this"),
     Option("batch-size", positive_int, "1", "N", "evaluation windows per forward pass"),
     Option(
-        "max-state-mb", megabytes, "1024", "MIB", "bound on cached hidden states of the prefix-sharing engine"
+        "max-state-mb",
+        megabytes,
+        "1024",
+        "MIB",
+        "bound on the engine's cached hidden states, and on the KV caches a race keeps between chunks",
     ),
     Option(
         "engine",
