@@ -92,8 +92,7 @@ def evaluate_chunk(
         )
     n_layers = len(get_blocks(model))
     schedule = plan_schedule(variants, n_layers, True, _max_states(model, hi - lo, options))
-    heads = _Heads(model, window.ids[hi - (stop - start) + 1 : hi + 1]) if batch_heads else None
-    nll, layers = _run(model, schedule, window, (lo, hi), stop - start, carry, runners, heads)
+    nll, layers = _run(model, schedule, window, (lo, hi), stop - start, carry, runners, batch_heads)
     nbytes = sum(_layer_bytes(layer) for layer in layers.values())
     kept = Carry(hi, layers, nbytes) if nbytes <= options.max_state_mb * 2**20 else None
     cost = schedule.block_passes * block_share(model, int(window.ids.shape[0]), lo, hi)
@@ -109,38 +108,53 @@ def _run(
     keep: int,
     carry: Carry | None,
     runners: RunnerCache,
-    heads: _Heads | None,
+    batch_heads: bool,
 ) -> tuple[dict[Variant, torch.Tensor], Layers]:
-    """Run input positions [lo, hi) of every step; score the last ``keep`` of them."""
+    """Run input positions [lo, hi) of every step; score the last ``keep`` of them.
+
+    ``runners`` keeps the step models between chunks; those this chunk did not use are dropped.
+    """
     lo, hi = positions
     ids = window.ids[None, lo:hi].to(next(model.parameters()).device)  # (1, hi - lo)
     targets = window.ids[hi - keep + 1 : hi + 1].to(ids.device)  # (keep,) the next tokens
+    heads = _Heads(model, targets) if batch_heads else None
     states: dict[Prefix, Any] = {}
     layers: Layers = {}
     nll: dict[Variant, torch.Tensor] = {}
+    used = {_runner_key(step, batch_heads) for step in schedule.steps}
+    for key in [k for k in runners if k not in used]:
+        del runners[key]
     with torch.inference_mode():
         for step in schedule.steps:
-            runner = _runner(model, step, schedule.n_layers, runners, heads is not None)
-            cache = _prefill(runner, step, carry)
-            if runner.resume is not None:
-                runner.resume.state = states[step.resume]
-            cached = {_cache_argument(runner.model): cache}
-            out = runner.model(input_ids=ids, use_cache=True, logits_to_keep=keep, **cached)
-            if runner.resume is not None:
-                runner.resume.state = None
-            for j, output in runner.captured.items():
-                states[step.resume + step.run[: j + 1]] = output
-            runner.captured.clear()
+            runner = _runner(model, step, schedule.n_layers, runners, batch_heads)
+            logits, cache = _forward(runner, step, ids, keep, carry, states)
             layers.update(_harvest(cache, step))
             if heads is None:
-                nll[step.variant] = token_nll(out.logits, targets)
+                nll[step.variant] = token_nll(logits, targets)
             else:  # the runner's head is a pass-through: these are final hidden states
-                heads.add(step.variant, out.logits[0])
+                heads.add(step.variant, logits[0])
             for prefix in step.evict:
                 states.pop(prefix, None)
         if heads is not None:
             nll = heads.flush()
     return nll, layers
+
+
+def _forward(
+    runner: Runner, step: Step, ids: torch.Tensor, keep: int, carry: Carry | None, states: dict[Prefix, Any]
+) -> tuple[torch.Tensor, DynamicCache]:
+    """One step's forward over ``ids``: its logits (1, keep, V) and its filled cache."""
+    cache = _prefill(runner, step, carry)
+    if runner.resume is not None:
+        runner.resume.state = states[step.resume]
+    cached = {_cache_argument(runner.model): cache}
+    out = runner.model(input_ids=ids, use_cache=True, logits_to_keep=keep, **cached)
+    if runner.resume is not None:
+        runner.resume.state = None
+    for j, output in runner.captured.items():
+        states[step.resume + step.run[: j + 1]] = output
+    runner.captured.clear()
+    return out.logits, cache
 
 
 HEAD_ROWS = 512  # hidden states per batched LM-head product (CPU matmuls are slow below ~128)
@@ -177,8 +191,12 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()  # (n,)
 
 
+def _runner_key(step: Step, headless: bool) -> tuple[bool, Prefix, tuple[int, ...], tuple[int, ...]]:
+    return (headless, step.resume, step.run, step.capture)
+
+
 def _runner(model: nn.Module, step: Step, n_layers: int, runners: RunnerCache, headless: bool) -> Runner:
-    key = (headless, step.resume, step.run, step.capture)
+    key = _runner_key(step, headless)
     if key not in runners:
         runner = build_runner(model, step, n_layers)
         if headless:
