@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, PreTrainedConfig
 
-from pruning.engine import EXACT_RTOL, EngineOptions, Runner, build_runner, head_weight
+from pruning.engine import EXACT_RTOL, EngineOptions, Runner, build_runner, head_weight, max_states
 from pruning.parameters import count_parameters
 from pruning.schedule import Prefix, Schedule, Step, plan_schedule
+from pruning.scoring import scored_logits, token_nll
 from pruning.surgery import get_blocks, remove_layers
 from pruning.variants import Variant
 from pruning.windows import Window
@@ -91,7 +91,7 @@ def evaluate_chunk(
             f"0 <= start < stop <= {window.scored} with start = cached positions - {first}"
         )
     n_layers = len(get_blocks(model))
-    schedule = plan_schedule(variants, n_layers, True, _max_states(model, hi - lo, options))
+    schedule = plan_schedule(variants, n_layers, True, max_states(model, hi - lo, options))
     nll, layers = _run(model, schedule, window, (lo, hi), stop - start, carry, runners, batch_heads)
     nbytes = sum(_layer_bytes(layer) for layer in layers.values())
     kept = Carry(hi, layers, nbytes) if nbytes <= options.max_state_mb * 2**20 else None
@@ -130,7 +130,7 @@ def _run(
             logits, cache = _forward(runner, step, ids, keep, carry, states)
             layers.update(_harvest(cache, step))
             if heads is None:
-                nll[step.variant] = token_nll(logits, targets)
+                nll[step.variant] = token_nll(logits[0], targets)
             else:  # the runner's head is a pass-through: these are final hidden states
                 heads.add(step.variant, logits[0])
             for prefix in step.evict:
@@ -178,17 +178,11 @@ class _Heads:
         if self.pending:
             hidden = torch.cat([h for _, h in self.pending])  # (rows, C)
             targets = self.targets.to(hidden.device).repeat(len(self.pending))  # (rows,)
-            nll = token_nll(self.head(hidden)[None], targets)  # (rows,)
+            nll = token_nll(self.head(hidden), targets)  # (rows,)
             for (variant, _), part in zip(self.pending, torch.split(nll, len(self.targets)), strict=True):
                 self.nll[variant] = part
             self.pending.clear()
         return self.nll
-
-
-def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """-log softmax(logits)[target] per position, float64: logits (1, n, V), targets (n,)."""
-    logprobs = F.log_softmax(logits[0].float(), dim=-1)  # (n, V)
-    return -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()  # (n,)
 
 
 def _runner_key(step: Step, headless: bool) -> tuple[bool, Prefix, tuple[int, ...], tuple[int, ...]]:
@@ -251,12 +245,6 @@ def _layer_bytes(layer: Any) -> int:
     return keys.numel() * keys.element_size() + values.numel() * values.element_size()
 
 
-def _max_states(model: nn.Module, positions: int, options: EngineOptions) -> int:
-    width = int(getattr(model.config, "hidden_size", 0)) or 1
-    state_bytes = positions * width * next(model.parameters()).element_size()
-    return int(options.max_state_mb * 2**20 // max(state_bytes, 1))
-
-
 def block_share(model: nn.Module, length: int, lo: int, hi: int) -> float:
     """FLOP share of a block pass over input positions [lo, hi) in one over [0, length).
 
@@ -280,12 +268,10 @@ def check_continuation(
 ) -> bool:
     """Whether ``got`` (a continued chunk's NLL of ``variant``) matches a full forward pass."""
     start, stop = span
-    first = window.score_from - 1
-    naive = remove_layers(model, variant.drop)
-    ids = window.ids[None, : first + stop].to(next(model.parameters()).device)
-    with torch.inference_mode():
-        logits = naive(input_ids=ids, use_cache=False, logits_to_keep=stop - start).logits
-    want = token_nll(logits, window.ids[first + start + 1 : first + stop + 1].to(ids.device))
+    ids = window.ids[None, : window.score_from + stop].to(next(model.parameters()).device)
+    with torch.inference_mode():  # the scored positions of the span, as one plain forward pass
+        logits = scored_logits(remove_layers(model, variant.drop), ids, window.score_from + start)
+    want = token_nll(logits[0], ids[0, window.score_from + start :])
     return math.isclose(float(got.sum()), float(want.sum()), rel_tol=EXACT_RTOL) and bool(
         torch.allclose(got, want, rtol=1e-4, atol=1e-5)
     )

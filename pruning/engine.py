@@ -54,7 +54,6 @@ class VariantScores:
     tokens: list[int] = field(default_factory=list)
     kl: list[float] = field(default_factory=list)
     top1: list[int] = field(default_factory=list)
-    segments: list[list[float]] = field(default_factory=list)  # per window, SEGMENTS NLL sums
 
 
 @dataclass(frozen=True)
@@ -160,11 +159,15 @@ def _schedule(
     options: EngineOptions,
 ) -> Schedule:
     longest = max(int(w.ids.shape[0]) for w in windows)
+    bound = max_states(model, options.batch_size * longest, options)
+    return plan_schedule(variants, n_layers, options.share_prefixes, bound)
+
+
+def max_states(model: nn.Module, positions: int, options: EngineOptions) -> int:
+    """How many hidden states of ``positions`` positions fit in ``options.max_state_mb``."""
     width = int(getattr(model.config, "hidden_size", 0)) or 1
-    elem = next(model.parameters()).element_size()
-    state_bytes = options.batch_size * longest * width * elem
-    max_states = int(options.max_state_mb * 2**20 // state_bytes)
-    return plan_schedule(variants, n_layers, options.share_prefixes, max_states)
+    state_bytes = positions * width * next(model.parameters()).element_size()
+    return int(options.max_state_mb * 2**20 // max(state_bytes, 1))
 
 
 def build_runner(model: nn.Module, step: Step, n_layers: int) -> Runner:
@@ -223,7 +226,6 @@ def _append(scores: VariantScores, window: Any) -> None:
     scores.nll.extend(float(x) for x in window.nll.tolist())
     scores.kl.extend(float(x) for x in window.kl.tolist())
     scores.top1.extend(int(x) for x in window.top1.tolist())
-    scores.segments.extend(window.segments.tolist())
 
 
 def _exact(

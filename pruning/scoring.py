@@ -19,10 +19,6 @@ from torch import nn
 
 from pruning.windows import Window
 
-# Each window's NLL is also summed over this many consecutive chunks of its scored positions:
-# paired per-segment differences give the variance estimates of the racing search.
-SEGMENTS = 8
-
 
 @dataclass(frozen=True)
 class WindowScores:
@@ -31,7 +27,6 @@ class WindowScores:
     nll: torch.Tensor  # (B,) float64
     kl: torch.Tensor | None  # (B,) float64
     top1: torch.Tensor | None  # (B,) int64
-    segments: torch.Tensor  # (B, SEGMENTS) float64: NLL sums of consecutive position chunks
 
 
 def batches(windows: Sequence[Window], batch_size: int) -> Iterator[list[int]]:
@@ -87,16 +82,23 @@ def score(logits: torch.Tensor, targets: torch.Tensor, reference: Reference | No
     (p_ref . logits - lse), because sum_v p_ref = 1 (one row dot product, no (B, n, V) temporary).
     """
     logprobs = F.log_softmax(logits, dim=-1)  # (B, n, V)
-    nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()  # (B, n)
-    chunks = torch.tensor_split(nll, SEGMENTS, dim=1)  # SEGMENTS x (B, ~n/SEGMENTS)
-    segments = torch.stack([c.sum(1) for c in chunks], dim=1)  # (B, SEGMENTS)
+    nll = _target_nll(logprobs, targets)  # (B, n)
     if reference is None:
-        return WindowScores(nll.sum(1), None, None, segments)
+        return WindowScores(nll.sum(1), None, None)
     lse = logits[..., 0] - logprobs[..., 0]  # (B, n) logsumexp of each row
     cross = _rowdot(reference.probs, logits) - lse  # (B, n): sum_v p_ref log p_model
     kl = (reference.neg_entropy - cross).double()  # (B, n)
     same = logits.argmax(-1) == reference.argmax  # (B, n)
-    return WindowScores(nll.sum(1), kl.sum(1), same.long().sum(1), segments)
+    return WindowScores(nll.sum(1), kl.sum(1), same.long().sum(1))
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """NLL per position, -log softmax(logits)[target] in float64: logits (..., n, V) -> (..., n)."""
+    return _target_nll(F.log_softmax(logits.float(), dim=-1), targets)
+
+
+def _target_nll(logprobs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()
 
 
 def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -113,7 +115,7 @@ def self_scores(logits: torch.Tensor, targets: torch.Tensor) -> WindowScores:
     plain = score(logits, targets, None)
     batch, n = targets.shape
     zeros = torch.zeros(batch, dtype=torch.float64)
-    return WindowScores(plain.nll, zeros, torch.full((batch,), n, dtype=torch.long), plain.segments)
+    return WindowScores(plain.nll, zeros, torch.full((batch,), n, dtype=torch.long))
 
 
 def _shape(window: Window) -> tuple[int, int]:

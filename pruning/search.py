@@ -110,9 +110,13 @@ class _Race:
     evaluations: float = 0.0
     peak_bytes: int = 0
     runners: RunnerCache = field(default_factory=dict)
-    continuation: bool | None = None  # None until the first continued chunk is checked
-    heads: bool = True  # batched LM-head scoring (see pruning.chunks.evaluate_chunk)
-    heads_checked: bool = False
+    continuation: bool | None = None  # KV-cache continuation; None until first checked
+    heads_exact: bool | None = None  # batched LM-head scoring; None until first checked
+
+    @property
+    def heads(self) -> bool:
+        """Whether to batch LM-head scoring (see ``pruning.chunks.evaluate_chunk``)."""
+        return self.heads_exact is not False
 
     def record(self, result: ChunkResult, span: tuple[int, int], scored: int) -> None:
         self.survivors.append(len(self.alive))
@@ -136,16 +140,18 @@ def _chunk(
     so is the first continued one (KV-cache continuation); what is not exact is turned off."""
     carry = carry if state.continuation is not False else None
     result = evaluate_chunk(model, window, span, state.alive, carry, options, state.runners, state.heads)
-    probe = state.alive[0]
-    if state.heads_checked and (carry is None or state.continuation is not None):
-        return result
-    exact = check_continuation(model, window, span, probe, result.nll[probe])
-    if not state.heads_checked:
-        state.heads, state.heads_checked = exact, True
+    if state.heads_exact is None:
         what = "batched LM-head scoring"
+    elif carry is not None and state.continuation is None:
+        what = "KV-cache continuation"
+    else:
+        return result
+    probe = state.alive[0]
+    exact = check_continuation(model, window, span, probe, result.nll[probe])
+    if state.heads_exact is None:
+        state.heads_exact = exact
     else:
         state.continuation = exact
-        what = "KV-cache continuation"
     if exact:
         return result
     sys.stderr.write(f"pruning-kit: {what} is not exact for {type(model).__name__}; turned off\n")

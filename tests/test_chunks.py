@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from pruning import load_model
-from pruning.chunks import block_share, evaluate_chunk, token_nll
+from pruning.chunks import block_share, evaluate_chunk
 from pruning.engine import EXACT_RTOL, EngineOptions
 from pruning.perplexity import prepare_windows
+from pruning.scoring import token_nll
 from pruning.search import chunk_spans
 from pruning.surgery import num_layers, remove_layers
 from pruning.variants import BASE, Variant
@@ -26,7 +27,7 @@ def _full_pass_nll(model, window, variant):
     pruned = remove_layers(model, variant.drop)
     with torch.inference_mode():
         logits = pruned(input_ids=window.ids[None], use_cache=False).logits
-    return token_nll(logits[:, window.score_from - 1 : -1], window.ids[window.score_from :])
+    return token_nll(logits[0, window.score_from - 1 : -1], window.ids[window.score_from :])
 
 
 def _chunked_nll(model, window, variants, options, batch_heads=True):
