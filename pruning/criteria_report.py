@@ -8,10 +8,18 @@ from pathlib import Path
 
 from pruning.assessment import Assessment, assess, criteria_table, oracle_by_k
 from pruning.criteria import CriterionResult
-from pruning.plots import plot_pair_heatmap, plot_pareto, plot_scores, plot_vs_blocks
-from pruning.results import Row
+from pruning.plots import (
+    FitPanel,
+    SpeedPoint,
+    plot_latency_fit,
+    plot_pair_heatmap,
+    plot_pareto,
+    plot_scores,
+    plot_vs_blocks,
+)
+from pruning.results import Row, SpeedFits
 
-SPEED_LABEL = "prefill time, % of unpruned (paired in-run ratio)"
+SPEED_LABEL = "prefill time, % of unpruned (interleaved in-run comparison)"
 
 
 @dataclass(frozen=True)
@@ -38,16 +46,25 @@ def build_criteria_report(
 
 
 def write_plots(
-    directory: Path, rows: Sequence[Row], criteria: Sequence[CriterionResult], k_max: int, title: str
+    directory: Path,
+    rows: Sequence[Row],
+    criteria: Sequence[CriterionResult],
+    k_max: int,
+    title: str,
+    fits: SpeedFits | None = None,
 ) -> list[Path]:
     """The PNG plots that the rows (with changes, see ``pruning.results``) support; see ``pruning.plots``."""
     by_drop = {r.removed: r for r in rows}
     base = by_drop.get(())
     written: list[Path] = []
-    timed = [(r.id, s, r.ppl) for r in rows if (s := _speed(r)) is not None]
+    timed = [p for r in rows if (p := _point(r, base, fits)) is not None]
     if timed:
         name = f"Speed vs perplexity, all variants — {title}"
         written.append(plot_pareto(directory / "pareto.png", timed, name, SPEED_LABEL))
+    panels = _fit_panels(rows, fits)
+    if panels:
+        path = directory / "latency_vs_blocks.png"
+        written.append(plot_latency_fit(path, panels, f"Latency against kept blocks — {title}"))
     n_layers = max(len(r.removed) + r.layers for r in rows)
     pairs = {(r.removed[0], r.removed[1]): r.ppl for r in rows if len(r.removed) == 2}
     if base is not None and len(pairs) == n_layers * (n_layers - 1) // 2:
@@ -87,7 +104,47 @@ def _series(
 def _speed(row: Row) -> float | None:
     """Prefill time relative to the unpruned model (%), as ``pruning.results.with_changes`` set it.
 
-    That is the paired in-run ratio where timed: absolute medians drift over a long run on a
-    shared machine, the back-to-back ratio does not (see ``pruning.speed.paired_ratio``).
+    That is the ratio from the run's interleaved campaign where timed: absolute medians drift
+    over a long run on a shared machine, the interleaved comparison does not (``pruning.timing``).
     """
     return None if row.speed_change_pct is None else 100.0 + row.speed_change_pct
+
+
+def _point(row: Row, base: Row | None, fits: SpeedFits | None) -> SpeedPoint | None:
+    speed = _speed(row)
+    if speed is None:
+        return None
+    ci = row.speed_change_ci95
+    fit = None if fits is None else fits.prefill
+    fitted = None if fit is None or base is None else 100.0 * fit.at(row.layers) / fit.at(base.layers)
+    low, high = (None, None) if ci is None else (100.0 + ci[0], 100.0 + ci[1])
+    return SpeedPoint(row.id, speed, row.ppl, low, high, fitted)
+
+
+def _fit_panels(rows: Sequence[Row], fits: SpeedFits | None) -> list[FitPanel]:
+    if fits is None:
+        return []
+    panels = []
+    kinds = (
+        ("prefill", "ms", fits.prefill, "speed_ms", "speed_ratio", "speed_ratio_ci95", "speed_off_fit"),
+        (
+            "decode",
+            "ms/token",
+            fits.decode,
+            "decode_ms_per_token",
+            "decode_ratio",
+            "decode_ratio_ci95",
+            "decode_off_fit",
+        ),
+    )
+    for name, unit, fit, value, ratio, interval, off in kinds:
+        timed = [r for r in rows if getattr(r, value) is not None and getattr(r, ratio)]
+        if fit is None or not timed:
+            continue
+        points = []
+        for r in timed:
+            ms, scale = getattr(r, value), getattr(r, value) / getattr(r, ratio)  # scale: the unpruned ms
+            low, high = getattr(r, interval) or (getattr(r, ratio),) * 2
+            points.append((r.layers, ms, low * scale, high * scale, bool(getattr(r, off))))
+        panels.append(FitPanel(name, unit, points, fit.overhead_ms, fit.per_block_ms, fit.r2))
+    return panels

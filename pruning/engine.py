@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from pruning.memory import reuse_large_allocations
 from pruning.parameters import count_parameters
+from pruning.progress import Bar, Progress, open_bar
 from pruning.schedule import Prefix, Schedule, Step, plan_schedule
 from pruning.scoring import Reference, batches, make_reference, score, scored_logits, self_scores, stack
 from pruning.surgery import get_blocks, rebuild_blocks, remove_layers, structural_copy
@@ -43,7 +43,7 @@ class EngineOptions:
     share_prefixes: bool = True
     max_state_mb: float = 1024.0  # bound on cached hidden states; beyond it: recompute
     batch_size: int = 1
-    progress: bool | None = None  # None: a bar only on a terminal
+    progress: Progress = None  # None: a tqdm bar only on a terminal; or a BarFactory
 
 
 @dataclass
@@ -122,7 +122,7 @@ def evaluate_variants(
     results = {step.variant: VariantScores() for step in schedule.steps}
     device = next(model.parameters()).device
     total = len(windows) * len(runners)
-    bar = tqdm(total=total, desc="variants x windows", disable=_disabled(options.progress))
+    bar = open_bar("quality: variants x windows", total, options.progress)
     checked = not options.share_prefixes
     with torch.inference_mode():
         for group in batches(windows, options.batch_size):
@@ -196,7 +196,7 @@ def _hook_captures(blocks: nn.ModuleList, capture: tuple[int, ...], offset: int,
 
 
 def _run_window(
-    runners: list[Runner], ids: torch.Tensor, start: int, results: dict[Variant, VariantScores], bar: Any
+    runners: list[Runner], ids: torch.Tensor, start: int, results: dict[Variant, VariantScores], bar: Bar
 ) -> None:
     states: dict[Prefix, Any] = {}
     targets = ids[:, start:]  # (B, n)
@@ -270,7 +270,3 @@ def head_weight(model: nn.Module) -> float:
     head = getter() if callable(getter) else None
     head_params = count_parameters(head) if isinstance(head, nn.Module) else 0
     return head_params / max(block_params, 1)
-
-
-def _disabled(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress

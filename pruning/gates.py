@@ -1,32 +1,23 @@
 """Direction-aware regression gates on result rows.
 
-Against a saved baseline (same fingerprint only):
+Against a saved baseline (comparable runs only: ``pruning.fingerprint``):
 - perplexity may not rise by more than ``ppl_fail_pct`` percent;
 - parameter counts may not differ at all;
-- the in-run speedup (unpruned prefill ms / variant prefill ms) may not fall by more than
-  ``speedup_fail_pct`` percent of the baseline's; a ratio, so it holds across machines.
+- the in-run speedup (unpruned prefill time / variant prefill time, from the run's
+  interleaved campaign) may not fall by more than ``speedup_fail_pct`` percent, judged on
+  intervals: a failure needs the upper end of today's 95% interval to lie below the lower end
+  of the baseline's by more than that margin, so noise alone never fails a run while a real
+  slowdown does. A ratio, so it holds across machines.
 Absolute budget (no baseline needed):
 - no variant's perplexity may exceed the unpruned model's by more than ``max_ppl_increase_pct``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pruning.results import Row
-
-# Keys whose difference makes a baseline incomparable for the quality gates.
-FINGERPRINT_KEYS = (
-    "model",
-    "weights_sha256",
-    "dtype",
-    "corpus",
-    "corpus_sha256",
-    "protocol",
-    "ctx",
-    "eval_tokens",
-)
 
 
 @dataclass(frozen=True)
@@ -34,7 +25,7 @@ class Thresholds:
     """Gate thresholds in percent; None switches a gate off."""
 
     ppl_fail_pct: float = 1.0
-    speedup_fail_pct: float | None = 25.0
+    speedup_fail_pct: float | None = 10.0
     max_ppl_increase_pct: float | None = None
 
 
@@ -53,15 +44,6 @@ class GateFailure:
             f"{self.variant}: {self.metric} {self.now:.6g} vs baseline {self.baseline:.6g} "
             f"(threshold: {self.threshold})"
         )
-
-
-def fingerprint_diff(now: Mapping[str, object], saved: Mapping[str, object]) -> list[str]:
-    """Human-readable differences on ``FINGERPRINT_KEYS`` (empty when comparable)."""
-    return [
-        f"{key}: baseline {saved.get(key)!r}, now {now.get(key)!r}"
-        for key in FINGERPRINT_KEYS
-        if saved.get(key) != now.get(key)
-    ]
 
 
 def check_baseline(now: Sequence[Row], baseline: Sequence[Row], t: Thresholds) -> list[GateFailure]:
@@ -98,9 +80,11 @@ def check_budget(now: Sequence[Row], t: Thresholds) -> list[GateFailure]:
 def _speedup(row: Row, old: Row, t: Thresholds) -> list[GateFailure]:
     if t.speedup_fail_pct is None or row.speedup is None or old.speedup is None:
         return []
-    drop = 100.0 * (1.0 - row.speedup / old.speedup)
-    if drop > t.speedup_fail_pct:
-        return [
-            GateFailure(row.id, "speedup vs unpruned", old.speedup, row.speedup, f"-{t.speedup_fail_pct}%")
-        ]
+    now_high = row.speedup if row.speedup_ci95 is None else row.speedup_ci95[1]
+    old_low = old.speedup if old.speedup_ci95 is None else old.speedup_ci95[0]
+    if now_high < old_low * (1.0 - t.speedup_fail_pct / 100.0):
+        threshold = (
+            f"-{t.speedup_fail_pct}% between intervals: now up to {now_high:.4f}, baseline from {old_low:.4f}"
+        )
+        return [GateFailure(row.id, "speedup vs unpruned", old.speedup, row.speedup, threshold)]
     return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -63,26 +64,53 @@ def plot_pair_heatmap(
     return _save(fig, path)
 
 
-def plot_pareto(path: Path, points: Sequence[tuple[str, float, float]], title: str, speed_label: str) -> Path:
-    """Prefill speed against perplexity for every variant; the Pareto frontier is numbered.
+@dataclass(frozen=True)
+class SpeedPoint:
+    """A variant in a speed plot: measured time (% of unpruned) with its 95% interval, and the
+    time the run's depth fit predicts for its kept blocks (None without a fit)."""
+
+    name: str
+    speed: float
+    ppl: float
+    low: float | None = None
+    high: float | None = None
+    fitted: float | None = None
+
+    @property
+    def x(self) -> float:
+        """Where the frontier places it: the fitted time where there is one, else the measured."""
+        return self.speed if self.fitted is None else self.fitted
+
+
+def plot_pareto(path: Path, points: Sequence[SpeedPoint], title: str, speed_label: str) -> Path:
+    """Prefill time against perplexity for every variant, with 95% intervals; the frontier is
+    numbered and drawn at the depth fit's times, so noise cannot put a variant on it.
 
     Frontier points carry a number on the plot and their names in a list beside it, so no
     label can overlap another.
     """
     frontier = pareto(points)
-    top = OFF_SCALE * max(p for _, _, p in frontier)
+    top = OFF_SCALE * max(p.ppl for p in frontier)
     fig, ax = plt.subplots(figsize=(12, 6), constrained_layout=True)
-    shown = [(speed, ppl) for _, speed, ppl in points if ppl <= top]
-    ax.scatter([x for x, _ in shown], [y for _, y in shown], s=14, color="grey", label="variants")
-    _mark_off_scale(ax, [s for _, s, p in points if p > top], top, "grey", f"off scale (> {top:,.0f})")
-    fx, fy = [s for _, s, _ in frontier], [p for _, _, p in frontier]
-    ax.plot(fx, fy, color="crimson", marker="o", label="Pareto frontier")
-    for i, (_, speed, ppl) in enumerate(frontier, start=1):  # numbers above and below in turn
+    shown = [p for p in points if p.ppl <= top]
+    errors = [
+        [p.speed - (p.low if p.low is not None else p.speed) for p in shown],
+        [(p.high if p.high is not None else p.speed) - p.speed for p in shown],
+    ]
+    ax.errorbar(
+        [p.speed for p in shown], [p.ppl for p in shown], xerr=errors, fmt="o", markersize=3.5,
+        color="grey", ecolor="lightgrey", elinewidth=1, label="variants (measured, 95% interval)",
+    )  # fmt: skip
+    _mark_off_scale(ax, [p.speed for p in points if p.ppl > top], top, "grey", f"off scale (> {top:,.0f})")
+    fitted = all(p.fitted is not None for p in frontier)
+    label = "Pareto frontier (at the depth fit's times)" if fitted else "Pareto frontier"
+    ax.plot([p.x for p in frontier], [p.ppl for p in frontier], color="crimson", marker="o", label=label)
+    for i, p in enumerate(frontier, start=1):  # numbers above and below in turn
         offset, align = ((0, 7), "bottom") if i % 2 else ((0, -8), "top")
         ax.annotate(
-            str(i), (speed, ppl), textcoords="offset points", xytext=offset, ha="center", va=align, fontsize=8
+            str(i), (p.x, p.ppl), textcoords="offset points", xytext=offset, ha="center", va=align, fontsize=8
         )
-    listing = "\n".join(f"{i}: {name}  ({ppl:,.4g})" for i, (name, _, ppl) in enumerate(frontier, start=1))
+    listing = "\n".join(f"{i}: {p.name}  ({p.ppl:,.4g})" for i, p in enumerate(frontier, start=1))
     ax.text(1.02, 1.0, "frontier (perplexity)\n" + listing, transform=ax.transAxes, va="top", fontsize=8)
     ax.set(yscale="log", xlabel=speed_label, ylabel="perplexity (log scale)", title=title)
     ax.set_ylim(top=top)
@@ -91,13 +119,62 @@ def plot_pareto(path: Path, points: Sequence[tuple[str, float, float]], title: s
     return _save(fig, path)
 
 
-def pareto(points: Sequence[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
-    """Points not dominated in (lower time, lower perplexity), by ascending time."""
-    out: list[tuple[str, float, float]] = []
-    for point in sorted(points, key=lambda p: (p[1], p[2])):
-        if not out or point[2] < out[-1][2]:
+def pareto(points: Sequence[SpeedPoint]) -> list[SpeedPoint]:
+    """Points not dominated in (lower time, lower perplexity), by ascending time (``SpeedPoint.x``)."""
+    out: list[SpeedPoint] = []
+    for point in sorted(points, key=lambda p: (p.x, p.ppl)):
+        if not out or point.ppl < out[-1].ppl:
             out.append(point)
     return out
+
+
+def plot_latency_fit(path: Path, panels: Sequence[FitPanel], title: str) -> Path:
+    """Latency against kept blocks, one panel per timing kind: every variant with its 95%
+    interval, the least-squares line, and the variants whose interval misses the line in red."""
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(6.5 * len(panels), 5), constrained_layout=True, squeeze=False
+    )
+    for ax, panel in zip(axes[0], panels, strict=True):
+        kept = np.array([k for k, _, _, _, _ in panel.points], dtype=float)
+        ms = np.array([m for _, m, _, _, _ in panel.points])
+        errors = [
+            ms - np.array([lo for _, _, lo, _, _ in panel.points]),
+            np.array([hi for *_, hi, _ in panel.points]) - ms,
+        ]
+        off = np.array([o for *_, o in panel.points], dtype=bool)
+        ax.errorbar(
+            kept[~off], ms[~off], yerr=[e[~off] for e in errors], fmt="o", color="black", label="variants"
+        )
+        if off.any():
+            ax.errorbar(
+                kept[off],
+                ms[off],
+                yerr=[e[off] for e in errors],
+                fmt="o",
+                color="crimson",
+                label="off the fit",
+            )
+        xs = np.array([kept.min(), kept.max()])
+        line = f"{panel.per_block:.3g} {panel.unit}/block + {panel.overhead:.3g}, R² {panel.r2:.3f}"
+        ax.plot(xs, panel.overhead + panel.per_block * xs, color="steelblue", label=line)
+        ax.set(xlabel="kept blocks", ylabel=f"{panel.name} ({panel.unit})", title=panel.name)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class FitPanel:
+    """One panel of ``plot_latency_fit``: points (kept, ms, low, high, off fit) and the fit."""
+
+    name: str
+    unit: str
+    points: Sequence[tuple[int, float, float, float, bool]]
+    overhead: float
+    per_block: float
+    r2: float
 
 
 def plot_scores(

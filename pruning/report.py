@@ -14,10 +14,12 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pruning.results import Row
+from pruning.results import Row, SpeedFits
+from pruning.timing import Campaign
 
 CSV_FIELDS = (
     "id",
@@ -30,6 +32,9 @@ CSV_FIELDS = (
     "decode_ms_per_token",
     "ppl_change_pct",
     "speed_change_pct",
+    "speed_change_ci95",
+    "decode_change_pct",
+    "decode_change_ci95",
     "kl",
     "top1_agree",
     "tokens_scored",
@@ -57,9 +62,12 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
         "parameters (M)",
         "ppl change (%)",
         "speed change (%)",
+        "speed 95% CI",
         "KL (nats)",
         "top-1 agree",
         "decode (ms/tok)",
+        "decode change (%)",
+        "decode 95% CI",
     ]
     cells = []
     for r in order_rows(rows, sequential):
@@ -73,13 +81,74 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
                 _num(r.speed_ms, 2),
                 f"{r.params / 1e6:.2f}",
                 _num(r.ppl_change_pct, 2, signed=True),
-                _num(r.speed_change_pct, 2, signed=True),
+                change_cell(r.speed_change_pct, r.speed_change_ci95, not r.removed),
+                interval_cell(r.speed_change_ci95, r.speed_off_fit, not r.removed),
                 f"{r.kl:.4f}",
                 f"{r.top1_agree:.3f}",
                 _num(r.decode_ms_per_token, 2),
+                change_cell(r.decode_change_pct, r.decode_change_ci95, not r.removed),
+                interval_cell(r.decode_change_ci95, r.decode_off_fit, not r.removed),
             ]
         )
     return header, cells
+
+
+def change_cell(pct: float | None, ci: tuple[float, float] | None, reference: bool) -> str:
+    """A speed change: signed when its 95% interval excludes 0, ``n.s.`` when it does not."""
+    if pct is None:
+        return "—"
+    if reference or ci is None:
+        return f"{pct:+.2f}"
+    return f"{pct:+.2f}" if ci[1] < 0.0 or ci[0] > 0.0 else "n.s."
+
+
+def interval_cell(ci: tuple[float, float] | None, off_fit: bool | None, reference: bool) -> str:
+    """A 95% interval in percent; ``off fit`` where it excludes the depth fit's prediction."""
+    if reference:
+        return "reference" if ci is not None else "—"
+    if ci is None:
+        return "—"
+    return f"{ci[0]:+.1f} … {ci[1]:+.1f}" + (" off fit" if off_fit else "")
+
+
+def speed_meta(campaigns: Mapping[str, Campaign], fits: SpeedFits | None) -> dict[str, Any]:
+    """The timing campaigns and depth fits for ``results.json``."""
+    out: dict[str, Any] = {}
+    for kind, campaign in campaigns.items():
+        fit = None if fits is None else (fits.prefill if kind == "prefill" else fits.decode)
+        out[kind] = {
+            "rounds": campaign.rounds,
+            "slots": len(campaign.slots),
+            "elapsed_s": campaign.elapsed_s,
+            "stopped": campaign.stopped,
+            "median_half_width_pp": campaign.half_width_pp,
+            "fit": None if fit is None else asdict(fit),
+        }
+    return out
+
+
+def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows: Sequence[Row]) -> list[str]:
+    """One line per timing campaign with its depth fit, for the terminal and Markdown."""
+    lines = []
+    for kind, campaign in campaigns.items():
+        fit = None if fits is None else (fits.prefill if kind == "prefill" else fits.decode)
+        unit = "ms" if kind == "prefill" else "ms/token"
+        text = (
+            f"{kind} timing: {len(campaign.changes)} variants interleaved over {campaign.rounds} rounds "
+            f"({len(campaign.slots)} slots, {campaign.elapsed_s:.0f} s, stopped at the {campaign.stopped}); "
+            f"median 95% half-width ±{campaign.half_width_pp:.2f} pp"
+        )
+        if fit is not None:
+            off = [r.id for r in rows if (r.speed_off_fit if kind == "prefill" else r.decode_off_fit)]
+            chance = 0.05 * (len(campaign.changes) - 1)
+            low, high = fit.per_block_ci
+            text += (
+                f"; depth fit {fit.per_block_ms:.3f} {unit} per block (95% CI {low:.3f}–{high:.3f}) "
+                f"+ {fit.overhead_ms:.2f} {unit} overhead, R² {fit.r2:.3f} over {fit.points} variants; "
+                f"off the fit (95% intervals, ~{chance:.1f} expected by chance): {', '.join(off) or 'none'}"
+            )
+        lines.append(text)
+    return lines
 
 
 def render_text(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:

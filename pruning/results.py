@@ -2,20 +2,27 @@
 
 Definitions:
 - ``ppl_change_pct`` = 100 * (ppl / ppl_base - 1);
-- ``speed_ms``: median prefill time (ms) from pytest-benchmark;
-- ``speed_ratio``: median over rounds of variant / unpruned prefill time, timed back to back
-  in the same run (``pruning.speed.paired_ratio``); ``speed_change_pct`` = 100 * (ratio - 1),
-  negative meaning faster; without a paired ratio, speed_ms / speed_ms_base is used instead;
-- ``speedup`` = 1 / ratio, the number the speed gate compares across runs;
+- ``speed_ratio`` with ``speed_ratio_ci95``: variant / unpruned prefill time and its 95%
+  interval from the run's interleaved timing campaign (``pruning.timing``, ``pruning.latency``);
+  ``speed_change_pct`` = 100 * (ratio - 1), negative meaning faster, ``speed_change_ci95``
+  its interval; without a campaign ratio, speed_ms / speed_ms_base is used (no interval);
+- ``speed_ms``: the variant's prefill latency (ms) = ratio x the unpruned model's median slot
+  time in the same campaign; pytest-benchmark's own timing of the variant is in its saved JSON;
+- ``decode_*``: the same for one greedy decode step through the KV cache (ms per token);
+- ``speedup`` = 1 / ratio with ``speedup_ci95``: what the speed gate compares across runs;
+- ``speed_off_fit`` / ``decode_off_fit``: the variant's interval excludes the latency the
+  run's depth fit predicts for its kept blocks (something other than depth changed its speed);
 - ``kl``: mean KL(unpruned || variant) per scored token (nats); ``top1_agree``: the fraction
   of scored positions whose argmax equals the unpruned model's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from pruning.latency import DepthFit, disagrees, fit_depth
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,16 @@ class Row:
     ppl_change_pct: float | None = None
     speed_change_pct: float | None = None
     speedup: float | None = None
-    speed_ratio: float | None = None  # paired variant / unpruned prefill time, same run
+    speed_ratio: float | None = None  # variant / unpruned prefill time, same campaign
+    speed_ratio_ci95: tuple[float, float] | None = None
+    speed_change_ci95: tuple[float, float] | None = None
+    speedup_ci95: tuple[float, float] | None = None
+    decode_ratio: float | None = None
+    decode_ratio_ci95: tuple[float, float] | None = None
+    decode_change_pct: float | None = None
+    decode_change_ci95: tuple[float, float] | None = None
+    speed_off_fit: bool | None = None
+    decode_off_fit: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -45,6 +61,9 @@ class Row:
         out["removed"] = list(self.removed)
         out["ppl_ci95"] = list(self.ppl_ci95)
         out["window_nll"] = list(self.window_nll)
+        for key in _PAIRS:
+            value = getattr(self, key)
+            out[key] = None if value is None else list(value)
         return out
 
     @classmethod
@@ -54,7 +73,19 @@ class Row:
         known["removed"] = tuple(known.get("removed", ()))
         known["ppl_ci95"] = tuple(known.get("ppl_ci95", (float("nan"), float("nan"))))
         known["window_nll"] = tuple(known.get("window_nll", ()))
+        for key in _PAIRS:
+            if known.get(key) is not None:
+                known[key] = tuple(known[key])
         return cls(**known)
+
+
+_PAIRS = (
+    "speed_ratio_ci95",
+    "speed_change_ci95",
+    "speedup_ci95",
+    "decode_ratio_ci95",
+    "decode_change_ci95",
+)
 
 
 def with_changes(rows: Iterable[Row]) -> list[Row]:
@@ -66,16 +97,69 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
     out = []
     for row in rows:
         speed = row.speed_ratio if row.speed_ratio is not None else _ratio(row.speed_ms, base.speed_ms)
+        interval = row.speed_ratio_ci95
         out.append(
             replace(
                 row,
-                ppl_change_pct=100.0 * (row.ppl / base.ppl - 1.0),
-                speed_change_pct=None if speed is None else 100.0 * (speed - 1.0),
+                ppl_change_pct=pct_change(row.ppl, base.ppl),
+                speed_change_pct=None if speed is None else pct_change(speed, 1.0),
+                speed_change_ci95=None if interval is None else _pct_pair(interval),
                 speedup=None if speed is None else 1.0 / speed,
+                speedup_ci95=None if interval is None else (1.0 / interval[1], 1.0 / interval[0]),
+                decode_change_pct=None if row.decode_ratio is None else pct_change(row.decode_ratio, 1.0),
+                decode_change_ci95=None
+                if row.decode_ratio_ci95 is None
+                else _pct_pair(row.decode_ratio_ci95),
             )
         )
     return out
 
 
+def pct_change(value: float, reference: float) -> float:
+    """100 (value / reference - 1): the percent change every table and gate uses."""
+    return 100.0 * (value / reference - 1.0)
+
+
+def _pct_pair(ratios: tuple[float, float]) -> tuple[float, float]:
+    return pct_change(ratios[0], 1.0), pct_change(ratios[1], 1.0)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
+
+
+@dataclass(frozen=True)
+class SpeedFits:
+    """The run's depth fits (``pruning.latency.fit_depth``): prefill ms, decode ms per token."""
+
+    prefill: DepthFit | None
+    decode: DepthFit | None
+
+
+def with_fits(rows: Sequence[Row]) -> tuple[list[Row], SpeedFits]:
+    """Fit latency against kept blocks and mark the rows whose interval excludes the fit."""
+    base = next((r for r in rows if r.id == "base"), None)
+    prefill = _fit(rows, "speed_ms", "speed_ratio_ci95")
+    decode = _fit(rows, "decode_ms_per_token", "decode_ratio_ci95")
+    if base is None:
+        return list(rows), SpeedFits(prefill, decode)
+    out = [
+        replace(
+            row,
+            speed_off_fit=_off(row.speed_ratio_ci95, prefill, row.layers, base.layers),
+            decode_off_fit=_off(row.decode_ratio_ci95, decode, row.layers, base.layers),
+        )
+        for row in rows
+    ]
+    return out, SpeedFits(prefill, decode)
+
+
+def _fit(rows: Sequence[Row], value: str, interval: str) -> DepthFit | None:
+    timed = [r for r in rows if getattr(r, value) is not None and getattr(r, interval) is not None]
+    return fit_depth({r.id: getattr(r, value) for r in timed}, {r.id: r.layers for r in timed})
+
+
+def _off(interval: tuple[float, float] | None, fit: DepthFit | None, kept: int, base: int) -> bool | None:
+    if interval is None or fit is None:
+        return None
+    return disagrees(interval, fit, kept, base)

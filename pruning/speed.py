@@ -1,29 +1,32 @@
-"""Speed inputs and the timed functions.
+"""Speed inputs, the timed functions, and the campaigns that time variants side by side.
 
 - prefill: one forward pass, batch 1, over the first ``seq`` real tokens of the corpus, with
   the cache off and only the last position through the LM head (``logits_to_keep=1``), as a
   generation prefill does;
-- decode: after an untimed prefill of the same tokens, ``new_tokens`` greedy steps of one
-  token each with the KV cache; the reported figure is time / ``new_tokens`` (ms per token).
-On CUDA both functions synchronise before returning, so the timer sees the kernels finish.
+- decode: after an untimed prefill of the same tokens, greedy steps of one token each with
+  the KV cache, reported per token.
+On CUDA the timed functions synchronise before returning, so the timer sees the kernels finish.
 
-Speed *changes* come from ``paired_ratio``: each round times the variant and the unpruned model
-back to back (alternating which goes first), and the median of the per-round ratios is
-reported. Machine drift over a session (other load, clocks) then cancels out of the ratio,
-where comparing medians taken minutes apart does not.
+Speed *changes* come from an interleaved campaign (``pruning.timing``): every round times
+every variant and the unpruned model in a fresh random order. A prefill slot is ``burst``
+back-to-back passes and keeps the fastest; a decode slot is ``new_tokens`` cached steps from
+the same prefilled cache and keeps the fastest step. The analysis is ``pruning.latency``.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
-import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+
+from pruning.timing import Campaign, CampaignSettings, Measure, OnProgress, run_campaign
+from pruning.variants import BASE
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,8 @@ class SpeedSettings:
 
     seq: int = 128
     new_tokens: int = 16
-    rounds: int = 5
-    warmup_rounds: int = 1
+    burst: int = 2  # prefill passes per slot (the fastest is kept)
+    campaign: CampaignSettings = field(default_factory=CampaignSettings)
     threads: int | None = None
 
 
@@ -74,15 +77,57 @@ def decode(model: nn.Module, cache: Any, token: torch.Tensor, new_tokens: int) -
     return torch.cat(out_tokens, dim=1)
 
 
-def paired_ratio(variant: Callable[[], object], reference: Callable[[], object], rounds: int) -> float:
-    """Median over ``rounds`` of time(variant) / time(reference), timed back to back."""
-    ratios = []
-    for r in range(rounds):
-        pair = (variant, reference) if r % 2 == 0 else (reference, variant)
-        first, second = (_seconds(fn) for fn in pair)
-        t_variant, t_reference = (first, second) if r % 2 == 0 else (second, first)
-        ratios.append(t_variant / t_reference)
-    return statistics.median(ratios)
+def prefill_slot(model: nn.Module, ids: torch.Tensor, burst: int) -> Measure:
+    """A campaign slot: ``burst`` back-to-back prefill passes; returns the fastest (seconds)."""
+
+    def measure() -> float:
+        return min(_seconds(lambda: prefill(model, ids)) for _ in range(burst))
+
+    return measure
+
+
+def decode_slot(model: nn.Module, ids: torch.Tensor, new_tokens: int) -> Measure:
+    """A campaign slot: ``new_tokens`` cached greedy steps from one prefill made now (untimed),
+    each slot from a fresh copy of that cache; returns the fastest step (seconds per token)."""
+    cache, token = start_decode(model, ids)
+
+    def measure() -> float:
+        return min(decode_steps(model, copy.deepcopy(cache), token, new_tokens))
+
+    return measure
+
+
+@torch.inference_mode()
+def decode_steps(model: nn.Module, cache: Any, token: torch.Tensor, new_tokens: int) -> list[float]:
+    """The seconds each of ``new_tokens`` greedy single-token steps took."""
+    key = _cache_kwarg(model)
+    times = []
+    for _ in range(new_tokens):
+        start = time.perf_counter()
+        out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{key: cache})
+        cache = _cache_of(out)
+        token = out.logits[:, -1:].argmax(-1)  # (1, 1)
+        _sync(token)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_variants(
+    kind: str,
+    models: Mapping[str, nn.Module],
+    ids: torch.Tensor,
+    settings: SpeedSettings,
+    on_progress: OnProgress | None = None,
+) -> Campaign:
+    """The interleaved ``kind`` campaign (``prefill`` or ``decode``) over ``models`` (variant
+    id -> model), against the unpruned model (id ``base``, which ``models`` must hold)."""
+    if kind == "prefill":
+        measures = {name: prefill_slot(m, ids, settings.burst) for name, m in models.items()}
+    elif kind == "decode":
+        measures = {name: decode_slot(m, ids, settings.new_tokens) for name, m in models.items()}
+    else:
+        raise ValueError(f"unknown timing kind {kind!r}; expected prefill or decode")
+    return run_campaign(kind, measures, BASE.id, settings.campaign, on_progress)
 
 
 def _seconds(fn: Callable[[], object]) -> float:

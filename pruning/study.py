@@ -11,7 +11,6 @@ import functools
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -19,9 +18,10 @@ from torch import nn
 from pruning.corpora import Corpus, load_corpus
 from pruning.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
 from pruning.engine import VariantScores
+from pruning.fingerprint import RunFingerprint
 from pruning.models import LoadedModel, load_model
 from pruning.parameters import count_parameters
-from pruning.perplexity import bootstrap_ci, max_length, prepare_windows
+from pruning.perplexity import bootstrap_ci, bos_if_asked, max_length, prepare_windows
 from pruning.results import Row
 from pruning.search import SearchResult, beam, race
 from pruning.settings import Settings
@@ -168,22 +168,26 @@ class Study:
             self.searches.append(found)
         return [v for v, _ in found.best[: spec.top]]
 
-    def fingerprint(self) -> dict[str, Any]:
-        """What a baseline must share to be compared (see ``pruning.gates``)."""
+    @functools.cached_property
+    def fingerprint(self) -> RunFingerprint:
+        """What a baseline or a stored result must share to be used (``pruning.fingerprint``)."""
         fp = self.lm.fingerprint
-        return {
-            "model": fp.spec,
-            "weights_sha256": fp.weights_sha256,
-            "dtype": fp.dtype,
-            "corpus": self.corpus.name,
-            "corpus_sha256": self.corpus.sha256,
-            "protocol": self.protocol.name,
-            "ctx": self.protocol.ctx,
-            "eval_tokens": self.protocol.eval_tokens,
-            "torch": fp.torch,
-            "transformers": fp.transformers,
-            "corpus_source": self.corpus.source,
-        }
+        return RunFingerprint(
+            model=fp.spec,
+            weights_sha256=fp.weights_sha256,
+            dtype=fp.dtype,
+            device=self.settings.model.device,
+            corpus=self.corpus.name,
+            corpus_sha256=self.corpus.sha256,
+            protocol=self.protocol.name,
+            ctx=self.protocol.ctx,
+            stride=self.protocol.stride,
+            bos=bos_if_asked(self.lm.tokenizer),
+            eval_tokens=self.protocol.eval_tokens,
+            torch=fp.torch,
+            transformers=fp.transformers,
+            corpus_source=self.corpus.source,
+        )
 
     def model_for(self, variant: Variant) -> nn.Module:
         """The variant's model, built once, sharing weights with the loaded model."""
@@ -213,12 +217,7 @@ class Study:
         """The results store for this model, corpus and protocol (None with the cache off)."""
         if self.settings.store_dir is None:
             return None
-        fp = self.fingerprint()
-        keyed = {
-            k: fp[k] for k in ("model", "weights_sha256", "dtype", "corpus_sha256", "torch", "transformers")
-        }
-        keyed.update(protocol=self.protocol.name, ctx=self.protocol.ctx, stride=self.protocol.stride)
-        return Store(self.settings.store_dir, run_key(keyed))
+        return Store(self.settings.store_dir, run_key(self.fingerprint.store_key()))
 
     def _row(self, variant: Variant, s: VariantScores) -> Row:
         tokens = sum(s.tokens)

@@ -4,13 +4,21 @@ Every protocol turns the token ids of a corpus into a list of ``Window``s. A win
 sequence of input ids scored from position ``score_from`` on: the logits at positions
 ``score_from-1 .. T-2`` predict the tokens at ``score_from .. T-1``.
 
-- ``windows`` (default): consecutive, non-overlapping windows of ``ctx`` tokens from the
-  start; each window is its own labels, so positions 1..ctx-1 are scored (ctx-1 tokens);
-  the first ``eval_tokens // ctx`` windows are used (all of them when ``eval_tokens`` is None).
+The BOS rule is the model's own: ``bos_id`` is the token the tokenizer puts before a plain
+encode (``pruning.perplexity.bos_if_asked``), or None where it adds none (SmolLM2, GPT-2).
+Every protocol follows it, because a model trained to see BOS first is far more perplexed
+without it (Gemma: several times).
+
+- ``windows`` (default): consecutive, non-overlapping windows from the start. Without BOS a
+  window is ``ctx`` corpus tokens and is its own labels, so positions 1..ctx-1 are scored
+  (ctx-1 tokens, the first token only serves as context). With BOS a window is BOS followed
+  by the next ctx-1 corpus tokens, and all ctx-1 of them are scored. Either way ctx-1 tokens
+  a window; the first ``eval_tokens // ctx`` windows are used (all when ``eval_tokens`` is None).
 - ``sliding``: the Hugging Face "perplexity of fixed-length models" sliding window. Windows
-  start every ``stride`` tokens and are up to ``ctx`` long; each scores only the tokens no
-  earlier window scored, so every token but the first is scored once, with up to ctx-1
-  tokens of context. Only the first ``eval_tokens`` tokens are used.
+  start every ``stride`` corpus tokens and hold up to ``ctx`` tokens (BOS included, where the
+  model has one); each scores only the tokens no earlier window scored, so every token is
+  scored once (without BOS: every token but the first), with up to ctx-1 tokens of context.
+  Only the first ``eval_tokens`` corpus tokens are used.
 - ``llamacpp``: llama.cpp's ``llama-perplexity`` rule. Tokens get a leading BOS where the
   tokenizer asks for one; chunks of ``ctx`` tokens from the start; where BOS is used, each
   chunk's first token is replaced by BOS; only the second half is scored: the logits at
@@ -81,9 +89,13 @@ class CorpusTooShortError(ValueError):
 
 
 def build_windows(tokens: list[int], protocol: Protocol, bos_id: int | None = None) -> list[Window]:
-    """Cut ``tokens`` into the windows of ``protocol``; ``bos_id`` is for ``llamacpp`` only."""
-    sliding = protocol.name == "sliding"
-    windows = _sliding(tokens, protocol) if sliding else _chunks(tokens, protocol, bos_id)
+    """Cut ``tokens`` into the windows of ``protocol`` under the BOS rule ``bos_id``."""
+    if protocol.name == "sliding":
+        windows = _sliding(tokens, protocol, bos_id)
+    elif protocol.name == "llamacpp":
+        windows = _llamacpp(tokens, protocol, bos_id)
+    else:
+        windows = _windows(tokens, protocol, bos_id)
     if not windows:
         raise CorpusTooShortError(
             f"the corpus has {len(tokens)} tokens, fewer than one window of ctx={protocol.ctx}; "
@@ -92,36 +104,48 @@ def build_windows(tokens: list[int], protocol: Protocol, bos_id: int | None = No
     return windows
 
 
-def _chunks(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
-    ctx = protocol.ctx
-    llamacpp = protocol.name == "llamacpp"
-    if llamacpp and bos_id is not None:
-        tokens = [bos_id, *tokens]  # llama.cpp tokenizes the whole text with its BOS
-    count = len(tokens) // ctx
-    if protocol.eval_tokens is not None:
-        count = min(count, protocol.eval_tokens // ctx)
-    score_from = ctx // 2 + 1 if llamacpp else 1
+def _count(available: int, protocol: Protocol) -> int:
+    return available if protocol.eval_tokens is None else min(available, protocol.eval_tokens // protocol.ctx)
+
+
+def _windows(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
+    if bos_id is None:  # ctx corpus tokens; the first is context only
+        span, prefix = protocol.ctx, []
+    else:  # BOS + ctx-1 corpus tokens, all scored
+        span, prefix = protocol.ctx - 1, [bos_id]
     out = []
-    for i in range(count):
-        chunk = list(tokens[i * ctx : (i + 1) * ctx])
-        if llamacpp and bos_id is not None:
-            chunk[0] = bos_id
-        out.append(Window(torch.tensor(chunk, dtype=torch.long), score_from))
+    for i in range(_count(len(tokens) // span, protocol)):
+        chunk = prefix + list(tokens[i * span : (i + 1) * span])
+        out.append(Window(torch.tensor(chunk, dtype=torch.long), 1))
     return out
 
 
-def _sliding(tokens: list[int], protocol: Protocol) -> list[Window]:
+def _llamacpp(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
     ctx = protocol.ctx
-    stride = protocol.stride or ctx // 2
+    if bos_id is not None:
+        tokens = [bos_id, *tokens]  # llama.cpp tokenizes the whole text with its BOS
+    out = []
+    for i in range(_count(len(tokens) // ctx, protocol)):
+        chunk = list(tokens[i * ctx : (i + 1) * ctx])
+        if bos_id is not None:
+            chunk[0] = bos_id
+        out.append(Window(torch.tensor(chunk, dtype=torch.long), ctx // 2 + 1))
+    return out
+
+
+def _sliding(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
+    prefix = [] if bos_id is None else [bos_id]
+    span = protocol.ctx - len(prefix)  # corpus tokens a window holds
+    stride = min(protocol.stride or protocol.ctx // 2, span)
     n = len(tokens) if protocol.eval_tokens is None else min(len(tokens), protocol.eval_tokens)
-    if n < ctx:
+    if n < span:
         return []
     out, prev_end = [], 0
     for begin in range(0, n, stride):
-        end = min(begin + ctx, n)
-        target_len = end - prev_end  # tokens no earlier window scored
-        ids = torch.tensor(tokens[begin:end], dtype=torch.long)
-        out.append(Window(ids, max(1, (end - begin) - target_len)))
+        end = min(begin + span, n)
+        target_len = end - prev_end  # corpus tokens no earlier window scored
+        ids = torch.tensor(prefix + tokens[begin:end], dtype=torch.long)
+        out.append(Window(ids, max(1, len(prefix) + (end - begin) - target_len)))
         prev_end = end
         if end == n:
             break

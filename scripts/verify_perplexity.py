@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM
 
 from pruning import load_corpus, load_model
 from pruning.engine import EngineOptions, evaluate_variants
-from pruning.perplexity import bos_if_asked, prepare_windows
+from pruning.perplexity import prepare_windows
 from pruning.surgery import find_block_path
 from pruning.variants import expand_plan, parse_plan
 from pruning.windows import Protocol
@@ -45,12 +45,27 @@ def fresh_without(model, drop):
     return fresh
 
 
-def hf_loss_ppl(model, tokens, ctx, n_chunks, first_scored, bos):
+def chunks(tokens, protocol, ctx, n_chunks, bos):
+    """The protocol's chunks, written out here again from the README's rule (not from pruning)."""
+    if protocol == "llamacpp":
+        tokens = ([bos] if bos is not None else []) + tokens
+        for i in range(n_chunks):
+            chunk = list(tokens[i * ctx : (i + 1) * ctx])
+            if bos is not None:
+                chunk[0] = bos
+            yield chunk, ctx // 2 + 1
+    elif bos is None:  # windows: ctx tokens, all but the first scored
+        for i in range(n_chunks):
+            yield list(tokens[i * ctx : (i + 1) * ctx]), 1
+    else:  # windows: BOS + ctx-1 tokens, all of them scored
+        for i in range(n_chunks):
+            yield [bos, *tokens[i * (ctx - 1) : (i + 1) * (ctx - 1)]], 1
+
+
+def hf_loss_ppl(model, pieces):
     nll, count = 0.0, 0
-    for i in range(n_chunks):
-        chunk = list(tokens[i * ctx : (i + 1) * ctx])
-        if bos is not None:
-            chunk[0] = bos
+    for chunk, first_scored in pieces:
+        ctx = len(chunk)
         ids = torch.tensor([chunk])
         labels = ids.clone()
         labels[:, :first_scored] = -100
@@ -77,29 +92,35 @@ def main() -> None:
     start = time.perf_counter()
     ours, _ = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))
     engine_s = time.perf_counter() - start
-    bos = bos_if_asked(lm.tokenizer) if args.protocol == "llamacpp" else None
-    tokens = ([bos] if bos is not None else []) + lm.tokenizer(corpus.text, add_special_tokens=False)[
-        "input_ids"
-    ]
-    first = args.ctx // 2 + 1 if args.protocol == "llamacpp" else 1
+    # The BOS the tokenizer itself puts before a text, found without pruning's helper.
+    special = lm.tokenizer("", add_special_tokens=True)["input_ids"]
+    bos = special[0] if special and special[0] == lm.tokenizer.bos_token_id else None
+    tokens = lm.tokenizer(corpus.text, add_special_tokens=False)["input_ids"]
     rows, worst = [], 0.0
     for v in variants:
         if v.drop and v.drop[0] < args.from_block:
             continue
         model = lm.model if not v.drop else fresh_without(lm.model, v.drop[0])
-        theirs = hf_loss_ppl(model, tokens, args.ctx, len(windows), first, bos)
+        theirs = hf_loss_ppl(model, chunks(tokens, args.protocol, args.ctx, len(windows), bos))
         mine = math.exp(sum(ours[v].nll) / sum(ours[v].tokens))
         worst = max(worst, abs(mine / theirs - 1))
         rows.append({"id": v.id, "suite": mine, "independent": theirs, "rel_diff": mine / theirs - 1})
         print(f"{v.id:10s} suite {mine:12.4f}  independent {theirs:12.4f}  rel diff {mine / theirs - 1:+.2e}")
     print(
-        f"protocol {args.protocol}: max relative difference {worst:.2e} over {len(variants)} variants; "
+        f"protocol {args.protocol}, BOS {bos}: max relative difference {worst:.2e} "
+        f"over {len(variants)} variants; "
         f"engine time for all variants {engine_s:.1f} s"
     )
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(
-                {"protocol": args.protocol, "max_rel_diff": worst, "engine_s": engine_s, "rows": rows},
+                {
+                    "protocol": args.protocol,
+                    "bos": bos,
+                    "max_rel_diff": worst,
+                    "engine_s": engine_s,
+                    "rows": rows,
+                },
                 fh,
                 indent=2,
             )

@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from pruning.gates import Thresholds, check_baseline, check_budget, fingerprint_diff
+from pruning.fingerprint import fingerprint_diff
+from pruning.gates import Thresholds, check_baseline, check_budget
 from pruning.results import Row, with_changes
 
 
@@ -67,3 +68,24 @@ def test_fingerprint_diff_names_what_differs():
 def test_rows_round_trip_through_dicts():
     row = replace(_rows()[1], window_nll=(1.5, 2.5))
     assert Row.from_dict(row.as_dict()) == row
+
+
+def test_results_under_the_old_bos_rule_are_never_reused():
+    from pruning.fingerprint import RunFingerprint
+    from pruning.store import run_key
+
+    fields = dict(
+        model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",
+        corpus_sha256="c", protocol="windows", ctx=512, stride=None, eval_tokens=2048,
+        torch="2.13.0", transformers="5", corpus_source="file",
+    )  # fmt: skip
+    old, new = RunFingerprint(bos=None, **fields), RunFingerprint(bos=2, **fields)
+    assert run_key(old.store_key()) != run_key(new.store_key())  # the results store
+    saved = {k: v for k, v in old.as_dict().items() if k != "bos"}  # a baseline from before the rule
+    assert fingerprint_diff(new.as_dict(), saved) == ["bos: baseline None, now 2"]  # the gates
+    assert fingerprint_diff(old.as_dict(), old.as_dict()) == []
+    same_but_versions = {**old.as_dict(), "torch": "2.14.0"}
+    assert fingerprint_diff(same_but_versions, old.as_dict()) == []  # versions are provenance only
+    assert run_key(RunFingerprint(bos=None, **{**fields, "stride": 256}).store_key()) != run_key(
+        old.store_key()
+    )

@@ -115,3 +115,32 @@ def test_bf16_is_close_to_fp32(small_corpus):
     b = perplexity(bf16.model, bf16.tokenizer, small_corpus, ctx=128).ppl
     assert b == pytest.approx(a, rel=0.05)
     assert bf16.fingerprint.dtype == "bfloat16"
+
+
+def _bos_tokenizer():
+    """The byte tokenizer, but adding BOS (id 256) to every encode, as Gemma's does."""
+    from tokenizers import processors
+
+    from pruning.tokenizers import byte_tokenizer
+
+    tok = byte_tokenizer()
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 256)]
+    )
+    return tok
+
+
+def test_windows_follow_the_models_bos_rule_checked_against_the_tokenizers_own_bos(lm, small_corpus):
+    tok = _bos_tokenizer()
+    text = small_corpus.text.encode("ascii", "ignore").decode()  # one byte, one token
+    corpus = make_corpus("t", "test", text, "test")
+    got = perplexity(lm.model, tok, corpus, ctx=64, eval_tokens=256)
+    # Independent: the tokenizer itself puts BOS before each 63-character piece of text.
+    chunks = [tok(text[i * 63 : (i + 1) * 63])["input_ids"] for i in range(4)]
+    assert all(c[0] == 256 and len(c) == 64 for c in chunks)
+    assert got.tokens_scored == 4 * 63
+    assert got.ppl == pytest.approx(_hf_loss_ppl(lm.model, chunks, 1), rel=1e-5)
+    without = perplexity(
+        lm.model, lm.tokenizer, make_corpus("t", "test", text, "test"), ctx=64, eval_tokens=256
+    )
+    assert without.ppl != got.ppl

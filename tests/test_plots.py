@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pruning.criteria import CriterionResult
 from pruning.criteria_report import build_criteria_report, write_plots
-from pruning.plots import pareto
-from pruning.results import Row, with_changes
+from pruning.plots import SpeedPoint, pareto
+from pruning.results import Row, with_changes, with_fits
 
 
 def _row(drop, ppl, ms):
@@ -19,6 +19,7 @@ def _row(drop, ppl, ms):
         100,
         speed_ms=ms,
         speed_ratio=ms / 40.0,
+        speed_ratio_ci95=(ms / 40.0 - 0.01, ms / 40.0 + 0.01),
     )
 
 
@@ -44,8 +45,19 @@ CRITERIA = [
 
 
 def test_pareto_frontier_keeps_only_undominated_points():
-    points = [("a", 1.0, 5.0), ("b", 2.0, 4.0), ("c", 3.0, 6.0), ("d", 4.0, 1.0)]
-    assert [p[0] for p in pareto(points)] == ["a", "b", "d"]
+    points = [SpeedPoint("a", 1.0, 5.0), SpeedPoint("b", 2.0, 4.0), SpeedPoint("c", 3.0, 6.0)]
+    points.append(SpeedPoint("d", 4.0, 1.0))
+    assert [p.name for p in pareto(points)] == ["a", "b", "d"]
+
+
+def test_pareto_frontier_uses_fitted_times_so_noise_crowns_no_variant():
+    # Same depth, same fitted time: the measured 95 vs 99 is noise; only perplexity decides.
+    points = [
+        SpeedPoint("noisy-fast", 95.0, 40.0, 90.0, 100.0, 97.0),
+        SpeedPoint("good", 99.0, 35.0, 94.0, 104.0, 97.0),
+    ]
+    points.append(SpeedPoint("base", 100.0, 30.0, 100.0, 100.0, 100.0))
+    assert [p.name for p in pareto(points)] == ["good", "base"]
 
 
 def test_criteria_report_and_all_plots(tmp_path):
@@ -55,8 +67,15 @@ def test_criteria_report_and_all_plots(tmp_path):
     assert report.assessments[0].regret == {1: 0.0, 2: 0.0}
     assert report.assessments[1].regret[1] > 0 and report.assessments[1].spearman is None
     assert report.assessments[0].scores == CRITERIA[0].scores and report.assessments[1].scores is None
-    written = write_plots(tmp_path, ROWS, CRITERIA, 2, "tiny, corpus, 100 tokens")
+    rows, fits = with_fits(ROWS)
+    written = write_plots(tmp_path, rows, CRITERIA, 2, "tiny, corpus, 100 tokens", fits)
     names = {p.name for p in written}
-    assert names == {"pareto.png", "pairs_heatmap.png", "criteria_vs_blocks.png", "criteria_scores.png"}
+    assert names == {
+        "pareto.png",
+        "pairs_heatmap.png",
+        "criteria_vs_blocks.png",
+        "criteria_scores.png",
+        "latency_vs_blocks.png",
+    }
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

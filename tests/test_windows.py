@@ -64,3 +64,27 @@ def test_bad_protocols_name_the_value(kwargs, message):
 def test_ctx_is_capped_at_the_model_maximum():
     assert Protocol("windows", 2048).capped(1024).ctx == 1024
     assert Protocol("windows", 512).capped(1024).ctx == 512
+
+
+def test_windows_with_bos_are_bos_plus_ctx_minus_one_tokens_all_scored():
+    windows = build_windows(TOKENS, Protocol("windows", 100, 350), bos_id=7)
+    assert len(windows) == 3  # eval_tokens // ctx windows, as without BOS
+    for i, w in enumerate(windows):
+        assert w.ids.tolist() == [7, *TOKENS[i * 99 : (i + 1) * 99]]
+        assert w.score_from == 1 and w.scored == 99  # every corpus token of the window
+
+
+def test_sliding_with_bos_scores_every_token_exactly_once_after_a_bos():
+    windows = build_windows(TOKENS, Protocol("sliding", 100, None, 40), bos_id=7)
+    scored = []
+    for w in windows:
+        assert w.ids[0].item() == 7 and len(w.ids) <= 100
+        scored += w.ids[w.score_from :].tolist()
+    assert scored == TOKENS  # the first token too: BOS is its context
+    assert windows[1].score_from == 1 + 99 - 40
+
+
+def test_no_bos_leaves_windows_and_sliding_unchanged():
+    assert [w.ids.tolist() for w in build_windows(TOKENS, Protocol("windows", 100, 350), bos_id=None)] == [
+        TOKENS[i * 100 : (i + 1) * 100] for i in range(3)
+    ]

@@ -27,3 +27,5 @@ def test_workflow_compares_uploads_and_saves_the_baseline_on_main_only():
     assert "actions/upload-artifact" in text and "actions/cache/restore" in text
     assert "github.ref == 'refs/heads/main'" in text and "success()" in text
     assert "torch==2.13.0" in text
+    # A missing baseline is allowed only when the restore found none, never silently skipped.
+    assert "--prune-allow-missing-baseline" in text and "cache-matched-key" in text

@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
+from pruning.corpora import CorpusError
+from pruning.models import ModelLoadError
 from pruning.plugin import hookspec, options
+from pruning.plugin.configure import build_settings, check_settings
 from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record
-from pruning.plugin.session import PruneSession, build_settings, disable_saving
+from pruning.plugin.progress import TerminalProgress
+from pruning.plugin.session import PruneSession, disable_saving
 from pruning.plugin.summary import write_summary
+from pruning.sources import SourceError
 from pruning.study import Study
 
 __all__ = ["prune_decode", "prune_prefill", "prune_quality", "prune_record"]
@@ -31,11 +36,22 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspec)
 
 
+TIMED = {"prune_prefill": "prefill", "prune_decode": "decode"}  # fixture -> timing campaign
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    settings = build_settings(config)
-    session = PruneSession(config, settings, Study(settings))
+    progress = TerminalProgress(config)
+    settings = build_settings(config, progress)
+    check_settings(settings)
+    session = PruneSession(config, settings, Study(settings), progress)
     config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, "pruning-session")  # receives the test reports
+    config.pluginmanager.register(session, "pruning-session")  # test reports, pytest-benchmark hooks
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail at once when a requested baseline comparison has nothing usable to compare against."""
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[SESSION_KEY].check_baseline_request()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -44,9 +60,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     session = metafunc.config.stash[SESSION_KEY]
     try:
+        if "lm" not in vars(session.study):
+            session.progress.line(f"loading model {session.settings.model.spec} ...", final=True)
         variants = session.study.variants()
-    except ValueError as exc:  # raised as a usage error once collection is over
-        session.plan_error = f"--prune-plan: {exc}"
+    except (ModelLoadError, SourceError, CorpusError) as exc:  # a usage error once collection is over
+        session.setup_error = f"--prune-model/--prune-corpus: {exc}"
+        variants = []
+    except ValueError as exc:
+        session.setup_error = f"--prune-plan: {exc}"
         variants = []
     metafunc.parametrize(VARIANT_ARG, variants, ids=[v.id for v in variants])
 
@@ -55,14 +76,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember the selected variants, so quality is computed in one pass for all of them."""
     session = config.stash[SESSION_KEY]
-    if session.plan_error:
-        raise pytest.UsageError(session.plan_error)
+    if session.setup_error:
+        raise pytest.UsageError(session.setup_error)
     seen: dict[Any, None] = {}
+    timed: dict[str, dict[Any, None]] = {kind: {} for kind in TIMED.values()}
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and VARIANT_ARG in callspec.params:
-            seen.setdefault(callspec.params[VARIANT_ARG])
+            variant = callspec.params[VARIANT_ARG]
+            seen.setdefault(variant)
+            for fixture, kind in TIMED.items():
+                if fixture in getattr(item, "fixturenames", ()):
+                    timed[kind].setdefault(variant)
     session.selected = list(seen)
+    session.timed = {kind: list(variants) for kind, variants in timed.items()}
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pruning import speed
+from pruning.latency import reference_ms
 from pruning.results import Row
 from pruning.variants import BASE, Variant
 
@@ -53,7 +54,11 @@ def prune_record(request: pytest.FixtureRequest) -> Record:
     session = _session(request.config)
 
     def record(variant: Variant, fields: dict[str, Any]) -> None:
-        payload = {"variant": variant.id, "fields": fields, "fingerprint": session.study.fingerprint()}
+        payload = {
+            "variant": variant.id,
+            "fields": fields,
+            "fingerprint": session.study.fingerprint.as_dict(),
+        }
         request.node.user_properties.append(("pruning", payload))
 
     return record
@@ -63,43 +68,49 @@ def prune_record(request: pytest.FixtureRequest) -> Record:
 def prune_prefill(
     pytestconfig: pytest.Config, prune_quality: Callable[[Variant], Row], prune_record: Record
 ) -> Callable[[Any, Variant], float]:
-    """``prefill(benchmark, variant) -> median ms``: time one prefill pass of the variant.
+    """``prefill(benchmark, variant) -> ms``: the variant's prefill latency and its speed change.
 
-    The variant's quality row and the fingerprint go into ``benchmark.extra_info``, so
-    pytest-benchmark's saved JSON is the baseline file.
+    The first call runs the interleaved prefill campaign over every selected variant
+    (``pruning.timing``); the latency, the change and its interval come from it.
+    pytest-benchmark times one more pass of the variant for its own table and saved JSON (one
+    round: the campaign already holds the careful measurement), and the variant's row and the
+    run's fingerprint go into ``benchmark.extra_info``, so that JSON is the baseline file.
     """
     session = _session(pytestconfig)
 
     def run(benchmark: Any, variant: Variant) -> float:
         _require_timing(benchmark)
-        study, cfg = session.study, session.settings.speed
-        model, ids = study.model_for(variant), study.speed_ids
+        campaign = session.campaign("prefill")
+        study = session.study
         benchmark.group = "prefill"
-        benchmark.pedantic(
-            speed.prefill, args=(model, ids), rounds=cfg.rounds, warmup_rounds=cfg.warmup_rounds, iterations=1
+        model, ids = study.model_for(variant), study.speed_ids
+        benchmark.pedantic(speed.prefill, args=(model, ids), rounds=1, iterations=1)
+        change = campaign.changes[variant.id]
+        row = replace(
+            prune_quality(variant),
+            speed_ms=change.ratio * reference_ms(campaign.slots, BASE.id),
+            speed_ratio=change.ratio,
+            speed_ratio_ci95=(change.low, change.high),
         )
-        median_ms = 1000.0 * float(benchmark.stats.stats.median)
-        ratio = 1.0
-        if variant.drop:  # against the unpruned model, timed back to back (see pruning.speed)
-            base = study.model_for(BASE)
-            ratio = speed.paired_ratio(
-                lambda: speed.prefill(model, ids), lambda: speed.prefill(base, ids), cfg.rounds
-            )
-        row = replace(prune_quality(variant), speed_ratio=ratio)
-        benchmark.extra_info["pruning"] = {"row": row.as_dict(), "fingerprint": study.fingerprint()}
-        prune_record(variant, {**row.as_dict(), "speed_ms": median_ms})
-        return median_ms
+        benchmark.extra_info["pruning"] = {"row": row.as_dict(), "fingerprint": study.fingerprint.as_dict()}
+        prune_record(variant, row.as_dict())
+        return float(row.speed_ms or 0.0)
 
     return run
 
 
 @pytest.fixture
 def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[[Any, Variant], float]:
-    """``decode(benchmark, variant) -> median ms per token``: greedy decoding with the KV cache."""
+    """``decode(benchmark, variant) -> ms per token``: greedy decoding with the KV cache.
+
+    Like prefill: the first call runs the interleaved decode campaign, pytest-benchmark times
+    one decode run of the variant for its own table, and the fields go into ``extra_info``.
+    """
     session = _session(pytestconfig)
 
     def run(benchmark: Any, variant: Variant) -> float:
         _require_timing(benchmark)
+        campaign = session.campaign("decode")
         study, cfg = session.study, session.settings.speed
         model, ids = study.model_for(variant), study.speed_ids
 
@@ -108,12 +119,17 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
             return (model, cache, token, cfg.new_tokens), {}
 
         benchmark.group = "decode"
-        benchmark.pedantic(
-            speed.decode, setup=setup, rounds=cfg.rounds, warmup_rounds=cfg.warmup_rounds, iterations=1
-        )
-        per_token: float = 1000.0 * float(benchmark.stats.stats.median) / cfg.new_tokens
-        prune_record(variant, {"decode_ms_per_token": per_token})
-        return per_token
+        benchmark.pedantic(speed.decode, setup=setup, rounds=1, iterations=1)
+        change = campaign.changes[variant.id]
+        fields = {
+            "id": variant.id,
+            "decode_ms_per_token": change.ratio * reference_ms(campaign.slots, BASE.id),
+            "decode_ratio": change.ratio,
+            "decode_ratio_ci95": [change.low, change.high],
+        }
+        benchmark.extra_info["pruning"] = {"row": fields, "fingerprint": study.fingerprint.as_dict()}
+        prune_record(variant, fields)
+        return float(fields["decode_ms_per_token"])
 
     return run
 

@@ -57,6 +57,17 @@ def percent(value: str) -> float:
     return number
 
 
+def seconds(value: str) -> float:
+    """A duration in seconds > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}; expected seconds > 0, like 45")
+    return number
+
+
 def megabytes(value: str) -> float:
     """A size in MiB > 0."""
     try:
@@ -166,10 +177,29 @@ OPTIONS = (
         "quality evaluation: prefix (shared prefixes) or naive",
     ),
     Option("speed-seq", positive_int, "128", "N", "prefill benchmark length in tokens (batch 1)"),
-    Option("decode-tokens", positive_int, "16", "N", "greedy tokens per decode benchmark round"),
+    Option("decode-tokens", positive_int, "8", "N", "greedy cached steps per decode slot"),
     Option(
-        "speed-rounds", positive_int, "5", "N", "timed rounds per speed benchmark (after 1 warm-up round)"
+        "speed-rounds",
+        positive_int,
+        "3",
+        "N",
+        "minimum interleaved timing rounds (each times every variant in a fresh random order)",
     ),
+    Option(
+        "speed-budget",
+        seconds,
+        "40",
+        "SECONDS",
+        "time for each timing campaign (prefill, decode); rounds stop at the target or when spent",
+    ),
+    Option(
+        "speed-target",
+        percent,
+        "1.5",
+        "PP",
+        "stop timing once the median 95% half-width of the speed changes is at most PP points",
+    ),
+    Option("speed-burst", positive_int, "2", "N", "back-to-back prefill passes per slot; the fastest counts"),
     Option("report", text, None, "DIR", "write results.json, results.csv and results.md to DIR"),
     Option(
         "cache-dir",
@@ -188,9 +218,9 @@ OPTIONS = (
     Option(
         "speedup-fail",
         percent,
-        "25",
+        "10",
         "PCT",
-        "fail when a variant's in-run speedup falls more than PCT% below the baseline's",
+        "fail when a variant's in-run speedup interval lies wholly more than PCT% below the baseline's",
     ),
     Option(
         "max-ppl-increase",
@@ -213,7 +243,9 @@ def add_options(parser: pytest.Parser) -> None:
             metavar=opt.metavar,
             type=opt.parse,
             default=None,
-            help=f"{opt.help} (default: {shown}; ini: {opt.dest})",
+            help=f"{opt.help} (default: {shown}; ini: {opt.dest})".replace(
+                "%", "%%"
+            ),  # argparse formats help
         )
         parser.addini(opt.dest, f"{opt.help} (default: {shown})", default=None)
     group.addoption(
@@ -223,6 +255,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="bypass the results store: compute and store nothing (default: off; ini: prune_no_cache)",
     )
     parser.addini("prune_no_cache", "bypass the results store (default: false)", type="bool", default=False)
+    group.addoption(
+        "--prune-allow-missing-baseline",
+        dest="prune_allow_missing_baseline",
+        action="store_true",
+        help="with --benchmark-compare, let a run without a usable baseline pass (a first run); "
+        "the summary says no baseline was used (default: off, such a run fails)",
+    )
     group.addoption(
         "--prune-engine-bench",
         dest="prune_engine_bench",

@@ -1,54 +1,26 @@
-"""Plugin state in ``config.stash``: settings, the study, collected rows, baselines, gates."""
+"""Plugin state in ``config.stash``: settings, the study, collected rows, campaigns, baselines, gates."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pruning.criteria_report import CriteriaReport, build_criteria_report, write_plots
-from pruning.engine import EngineOptions
-from pruning.gates import GateFailure, Thresholds, check_baseline, check_budget, fingerprint_diff
-from pruning.plugin import options
-from pruning.report import render_markdown, table, to_csv, to_json, write_reports
-from pruning.results import Row, with_changes
-from pruning.settings import ModelSettings, Settings
-from pruning.speed import SpeedSettings
+from pruning.fingerprint import fingerprint_diff
+from pruning.gates import GateFailure, check_baseline, check_budget
+from pruning.plugin.baseline import PROPERTY, Baseline, baseline_from_json, describe, explain_missing
+from pruning.plugin.progress import TerminalProgress
+from pruning.report import render_markdown, speed_lines, speed_meta, table, to_csv, to_json, write_reports
+from pruning.results import Row, SpeedFits, with_changes, with_fits
+from pruning.settings import Settings
+from pruning.speed import time_variants
 from pruning.study import Study
-from pruning.variants import Variant
-from pruning.windows import Protocol
-
-PROPERTY = "pruning"  # key of the user_properties entry each pruning test records
-
-
-def build_settings(config: pytest.Config) -> Settings:
-    """The session's settings from the options; ``pytest.UsageError`` on bad combinations."""
-
-    def get(name: str) -> Any:
-        return options.get(config, name)
-
-    try:
-        protocol = Protocol(get("protocol"), get("ctx"), get("eval-tokens"))
-    except ValueError as exc:
-        raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
-    report = get("report")
-    return Settings(
-        model=ModelSettings(get("model"), get("dtype"), get("device"), get("threads")),
-        corpus=get("corpus"),
-        protocol=protocol,
-        plan=get("plan"),
-        max_variants=get("max-variants"),
-        engine=EngineOptions(get("engine") == "prefix", get("max-state-mb"), get("batch-size")),
-        speed=SpeedSettings(get("speed-seq"), get("decode-tokens"), get("speed-rounds"), 1, get("threads")),
-        thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
-        report_dir=Path(report) if report else None,
-        calib_corpus=get("calib-corpus"),
-        calib_tokens=get("calib-tokens"),
-        store_dir=None if options.no_cache(config) else Path(get("cache-dir")).expanduser(),
-    )
+from pruning.timing import Campaign
+from pruning.variants import BASE, Variant
 
 
 @dataclass(eq=False)  # hashable by identity: it is registered as a plugin
@@ -58,6 +30,7 @@ class PruneSession:
     config: pytest.Config
     settings: Settings
     study: Study
+    progress: TerminalProgress
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant id -> fields
     fingerprint: dict[str, Any] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
@@ -66,8 +39,52 @@ class PruneSession:
     refused: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     selected: list[Variant] = field(default_factory=list)  # variants of the selected tests
-    plan_error: str = ""  # a plan that does not fit the model, reported after collection
+    timed: dict[str, list[Variant]] = field(default_factory=dict)  # prefill/decode -> variants
+    campaigns: dict[str, Campaign] = field(default_factory=dict)
+    fits: SpeedFits | None = None
+    compared: list[Any] = field(default_factory=list)  # the JSON of every file pytest-benchmark loaded
+    benchmark_session: Any = None  # handed to us by pytest-benchmark's compare hook
+    loaded: list[Baseline] = field(default_factory=list)  # those files as baselines
+    baseline_note: str = "no baseline compared (--benchmark-compare not given)"
+    setup_error: str = ""  # a plan or model that does not work, reported after collection
     criteria: CriteriaReport | None = None
+
+    def pytest_benchmark_compare_machine_info(
+        self, config: pytest.Config, benchmarksession: Any, machine_info: Any, compared_benchmark: Any
+    ) -> None:
+        """pytest-benchmark's public hook, called for every baseline file it loaded (in order)."""
+        self.compared.append(compared_benchmark)
+        self.benchmark_session = benchmarksession
+
+    def check_baseline_request(self) -> None:
+        """With ``--benchmark-compare``: a usable baseline, or a usage error naming why there is none."""
+        paths = list(getattr(self.benchmark_session, "compared_mapping", None) or [])
+        for i, data in enumerate(self.compared):
+            source = describe(data, str(paths[i]) if i < len(paths) else "?")
+            self.loaded.append(baseline_from_json(data, source) or Baseline(source, {}, []))
+        compare = self.config.getoption("benchmark_compare", None)
+        if not compare:
+            return
+        usable = [b for b in self.loaded if b.rows]
+        if usable:
+            self.baseline_note = f"gates compared against {usable[-1].source}"
+            return
+        why = explain_missing(str(self.config.getoption("benchmark_storage")), compare)
+        if not self.config.getoption("prune_allow_missing_baseline"):
+            raise pytest.UsageError(
+                f"{why}. Pass --prune-allow-missing-baseline for a first run without one."
+            )
+        self.baseline_note = f"NO baseline: {why} (allowed by --prune-allow-missing-baseline)"
+
+    def campaign(self, kind: str) -> Campaign:
+        """The interleaved ``kind`` timing campaign over the selected variants, run once."""
+        if kind not in self.campaigns:
+            variants = sorted({BASE, *self.timed.get(kind, [])})
+            models = {v.id: self.study.model_for(v) for v in variants}
+            self.campaigns[kind] = time_variants(
+                kind, models, self.study.speed_ids, self.settings.speed, self.progress.campaign
+            )
+        return self.campaigns[kind]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the fields pruning tests recorded (on the controller under xdist)."""
@@ -87,7 +104,9 @@ class PruneSession:
     def finish(self) -> bool:
         """Build rows, run the gates, write reports; True when the session must fail."""
         rows = [Row.from_dict({**f, "id": vid}) for vid, f in self.records.items() if "ppl" in f]
-        self.rows = with_changes(sorted(rows, key=lambda r: (bool(r.removed), r.removed)))
+        self.rows, self.fits = with_fits(
+            with_changes(sorted(rows, key=lambda r: (bool(r.removed), r.removed)))
+        )
         if not self.rows:
             return False
         self.failures = check_budget(self.rows, self.settings.thresholds)
@@ -102,11 +121,11 @@ class PruneSession:
         return failed
 
     def _compare(self) -> None:
-        saved = load_baseline(self.config)
-        if saved is None:
+        usable = [b for b in self.loaded if b.rows]
+        if not usable:
             return
-        fingerprint, self.baseline = saved
-        self.refused = fingerprint_diff(self.fingerprint, fingerprint)
+        self.baseline = usable[-1].rows
+        self.refused = fingerprint_diff(self.fingerprint, usable[-1].fingerprint)
         if not self.refused:
             self.failures += check_baseline(self.rows, self.baseline, self.settings.thresholds)
 
@@ -115,6 +134,8 @@ class PruneSession:
             return
         header, cells = table(self.rows, self.is_sequential)
         markdown = f"### Depth pruning: {self.fingerprint.get('model')}\n\n" + render_markdown(header, cells)
+        notes = [*speed_lines(self.campaigns, self.fits, self.rows), f"Gates: {self.baseline_note}."]
+        markdown += "\n" + "\n".join(f"- {line}" for line in notes) + "\n"
         if self.criteria is not None:
             markdown += "\n#### Criteria against the truth\n\n" + render_markdown(
                 self.criteria.header, self.criteria.cells
@@ -130,6 +151,8 @@ class PruneSession:
                 "criteria": self._criteria_json(),
                 "calibration": self.study.calib_corpus.describe() if self.study.criteria else None,
                 "plots": [p.name for p in plots],
+                "speed": speed_meta(self.campaigns, self.fits),
+                "baseline": self.baseline_note,
             }
             files = {
                 "results.json": to_json(self.rows, meta),
@@ -145,7 +168,7 @@ class PruneSession:
     def _plots(self, directory: Path) -> list[Path]:
         fp = self.fingerprint
         title = f"{fp.get('model')}, {fp.get('corpus')}, {self.rows[0].tokens_scored} scored tokens"
-        return write_plots(directory, self.rows, self.study.criteria, self._k_max(), title)
+        return write_plots(directory, self.rows, self.study.criteria, self._k_max(), title, self.fits)
 
     def _k_max(self) -> int:
         return max((max(c.chosen, default=0) for c in self.study.criteria), default=0)
@@ -170,27 +193,6 @@ class PruneSession:
     def is_sequential(self) -> bool:
         """Whether every measured variant removes at most one block."""
         return all(len(r.removed) <= 1 for r in self.rows)
-
-
-def load_baseline(config: pytest.Config) -> tuple[dict[str, Any], list[Row]] | None:
-    """The fingerprint and rows of the run ``--benchmark-compare`` selected, if any."""
-    bs = getattr(config, "_benchmarksession", None)
-    mapping = getattr(bs, "compared_mapping", None)
-    if not bs or not getattr(bs, "compare", None) or not mapping:
-        return None
-    benches = list(mapping.values())[-1]  # the last compared file
-    fingerprint: dict[str, Any] = {}
-    found: dict[str, Row] = {}
-    for bench in benches.values():
-        info = bench.get("extra_info", {}).get(PROPERTY)
-        if not info:
-            continue
-        fingerprint = info["fingerprint"]
-        row = Row.from_dict(info["row"])
-        found[row.id] = replace(row, speed_ms=1000.0 * bench["stats"]["median"])
-    if not found:
-        return None
-    return fingerprint, with_changes(found.values())
 
 
 def disable_saving(config: pytest.Config) -> None:

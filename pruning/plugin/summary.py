@@ -5,23 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from pruning.plugin.session import PruneSession
-from pruning.report import render_text, table
-from pruning.results import Row
+from pruning.report import render_text, speed_lines, table
+from pruning.results import Row, pct_change
 
 
 def write_summary(tr: Any, session: PruneSession) -> None:
     """Print the pruning tables and gate results at the end of the session."""
     if not session.rows:
+        if session.config.getoption("benchmark_compare", None) and not hasattr(session.config, "workerinput"):
+            tr.write_line(
+                f"pruning: {session.baseline_note}; no pruning results, so no gate ran", yellow=True
+            )
         return
     fp = session.fingerprint
     tr.write_sep("=", "depth pruning results")
+    bos = "none" if fp.get("bos") is None else f"id {fp.get('bos')} before every window"
     tr.write_line(
-        f"model {fp.get('model')} ({fp.get('dtype')}), corpus {fp.get('corpus')} "
+        f"model {fp.get('model')} ({fp.get('dtype')}, {fp.get('device')}), corpus {fp.get('corpus')} "
         f"sha256 {str(fp.get('corpus_sha256'))[:12]}, protocol {fp.get('protocol')} "
-        f"ctx {fp.get('ctx')}, eval tokens {fp.get('eval_tokens')}"
+        f"ctx {fp.get('ctx')}, eval tokens {fp.get('eval_tokens')}, BOS {bos}"
     )
     header, cells = table(session.rows, session.is_sequential)
     tr.write_line(render_text(header, cells))
+    for line in speed_lines(session.campaigns, session.fits, session.rows):
+        tr.write_line(line)
     for sweep in session.study.sweeps:
         tr.write_line(
             f"quality: {sweep.computed} (variant, window) results computed, {sweep.reused} from the store"
@@ -64,8 +71,8 @@ def _comparison(baseline: list[Row], now: list[Row]) -> tuple[list[str], list[li
         "ppl Δ (%)",
         "params baseline",
         "params now",
-        "speedup baseline",
-        "speedup now",
+        "speedup baseline (95% CI)",
+        "speedup now (95% CI)",
     ]
     cells = []
     for row in now:
@@ -77,17 +84,23 @@ def _comparison(baseline: list[Row], now: list[Row]) -> tuple[list[str], list[li
                 row.id,
                 f"{old.ppl:.3f}",
                 f"{row.ppl:.3f}",
-                f"{100 * (row.ppl / old.ppl - 1):+.2f}",
+                f"{pct_change(row.ppl, old.ppl):+.2f}",
                 str(old.params),
                 str(row.params),
-                _fmt(old.speedup),
-                _fmt(row.speedup),
+                _fmt(old.speedup, old.speedup_ci95),
+                _fmt(row.speedup, row.speedup_ci95),
             ]
         )
     return header, cells
 
 
 def _write_verdict(tr: Any, session: PruneSession) -> None:
+    budget = session.settings.thresholds.max_ppl_increase_pct
+    tr.write_line(
+        f"pruning: {session.baseline_note}; absolute budget --prune-max-ppl-increase: "
+        f"{'off' if budget is None else f'{budget:g}%'}",
+        yellow=session.baseline_note.startswith("NO baseline"),
+    )
     if session.refused:
         tr.write_line("pruning: baseline REFUSED for the quality gates; its fingerprint differs:", red=True)
         for line in session.refused:
@@ -102,5 +115,7 @@ def _write_verdict(tr: Any, session: PruneSession) -> None:
         tr.write_line(f"pruning: wrote {path}")
 
 
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+def _fmt(value: float | None, ci: tuple[float, float] | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if ci is None else f"{value:.3f} ({ci[0]:.3f}–{ci[1]:.3f})"

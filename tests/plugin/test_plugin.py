@@ -7,6 +7,7 @@ from glob import escape
 from pathlib import Path
 
 import pytest
+import torch
 
 SUITE = Path(__file__).resolve().parents[2] / "benchmarks" / "test_pruning.py"
 
@@ -34,10 +35,10 @@ def suite(pytester: pytest.Pytester, small_corpus):
         "2",
         "--prune-speed-rounds",
         "2",
+        "--prune-speed-budget",
+        "2",
         "--prune-threads",
         "1",
-        "--prune-speedup-fail",
-        "90",  # tiny-model timings are noise; the gate is unit-tested
         f"--prune-cache-dir={pytester.path / 'results-store'}",
         f"--benchmark-storage=file://{storage}",
     ]
@@ -52,7 +53,7 @@ def _tamper(path: Path, variant: str, key: str, factor: float) -> None:
     data = json.loads(path.read_text())
     for bench in data["benchmarks"]:
         info = bench["extra_info"].get("pruning")
-        if info and info["row"]["id"] == variant:
+        if info and info["row"]["id"] == variant and key in info["row"]:  # prefill rows hold quality
             info["row"][key] = type(info["row"][key])(info["row"][key] * factor)
     path.write_text(json.dumps(data))
 
@@ -111,18 +112,126 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
         assert row["tokens_scored"] == 4 * 63 and len(row["window_nll"]) == 4
     assert data["rows"][1]["layers"] == 3 and data["rows"][1]["removed"] == [0]
     names = {p.name for p in (tmp_path / "rep").iterdir()}
-    assert names == {"results.json", "results.csv", "results.md", "pareto.png"}
+    assert names == {"results.json", "results.csv", "results.md", "pareto.png", "latency_vs_blocks.png"}
     assert "![pareto](pareto.png)" in (tmp_path / "rep" / "results.md").read_text()
+    speed = data["speed"]
+    assert speed["prefill"]["rounds"] >= 2 and speed["decode"]["slots"] >= 2 * 7  # 4 variants + 3 base
+    assert speed["prefill"]["fit"]["points"] == 5 and 0.0 <= speed["prefill"]["fit"]["r2"] <= 1.0
+    for row in data["rows"][1:]:
+        low, high = row["speed_change_ci95"]
+        assert low <= row["speed_change_pct"] <= high
+        assert row["decode_change_ci95"][0] <= row["decode_change_pct"] <= row["decode_change_ci95"][1]
     assert "| layer removed |" in summary.read_text()
 
 
-def test_identical_rerun_passes_the_gates(suite):
+def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite):
     pytester, args, _ = suite
     pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
-    result = pytester.runpytest(*args, "--benchmark-compare")
+    result = pytester.runpytest(*args, "--benchmark-compare")  # the default speed gate: 10% on intervals
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*baseline vs now*", f"*{escape('drop[1]')} | *+0.00 |*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*baseline vs now*",
+            f"*{escape('drop[1]')} | *+0.00 |*",
+            "pruning: gates compared against *0001_*.json (saved *, commit *",
+        ]
+    )
     assert "FAILED" not in result.stdout.str()
+
+
+def test_a_real_slowdown_fails_the_speed_gate(suite):
+    pytester, args, _ = suite
+    pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
+    pytester.makeconftest(SLOW_DROP_1)  # drop[1]'s forward now sleeps 5 ms (~3x its prefill)
+    result = pytester.runpytest(*args, "--benchmark-compare")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"*{escape('drop[1]')}: speedup vs unpruned * between intervals*"])
+    assert "drop[2]: speedup" not in result.stdout.str()
+
+
+SLOW_DROP_1 = """
+import time
+from pruning.study import Study
+
+_model_for = Study.model_for
+
+
+def model_for(self, variant):
+    model = _model_for(self, variant)
+    if variant.id == "drop[1]" and not getattr(model, "slowed", False):
+        model.register_forward_pre_hook(lambda module, args: time.sleep(0.005))
+        model.slowed = True
+    return model
+
+
+Study.model_for = model_for
+"""
+
+
+def test_compare_without_a_usable_baseline_fails_at_start_unless_allowed(suite):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "--benchmark-compare")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--benchmark-compare: no usable baseline, so the pruning gates cannot*"])
+    assert "passed" not in result.stdout.str()
+    allowed = pytester.runpytest(*args, "--benchmark-compare", "--prune-allow-missing-baseline")
+    assert allowed.ret == pytest.ExitCode.OK
+    allowed.stdout.fnmatch_lines(["pruning: NO baseline: --benchmark-compare: no usable*allowed by*"])
+
+
+def test_truncated_baseline_fails_the_session_naming_the_file(suite):
+    pytester, args, storage = suite
+    pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
+    [saved] = _saved(storage)
+    saved.write_text(saved.read_text()[:300])
+    result = pytester.runpytest(*args, "--benchmark-compare=0001")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--benchmark-compare=0001: no usable baseline*{saved.name}: is not valid JSON, perhaps truncated*"]
+    )
+    assert "passed" not in result.stdout.str()
+
+
+def test_a_run_without_compare_says_no_baseline_was_used(suite):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "-k", "quality")
+    result.stdout.fnmatch_lines(
+        ["pruning: no baseline compared (--benchmark-compare not given); absolute budget *: off"]
+    )
+
+
+def test_setup_errors_are_reported_once_before_any_test(suite):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "--prune-corpus", "file:/nonexistent/corpus.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--prune-corpus: corpus file '/nonexistent/corpus.txt' does not exist*"])
+    assert result.stderr.str().count("does not exist") == 1 and "passed" not in result.stdout.str()
+    result = pytester.runpytest(*args, "--prune-model", "gguf:/nonexistent.gguf")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--prune-model: GGUF file '/nonexistent.gguf' does not exist*"])
+    if not torch.cuda.is_available():
+        result = pytester.runpytest(*args, "--prune-device", "cuda")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*--prune-device: 'cuda' needs CUDA, but this torch*expected cpu*"])
+
+
+def test_help_lists_the_options(pytester):
+    result = pytester.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*--prune-speed-target=PP*", "*--prune-speedup-fail=PCT*"])
+
+
+def test_progress_reaches_the_terminal_through_capture(suite):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "--prune-no-cache")
+    result.stdout.fnmatch_lines(
+        [
+            "pruning: loading model random:tiny-gpt2 ...",
+            "pruning: quality: variants x windows */*",
+            "pruning: prefill timing: * rounds done; median 95% half-width*",
+            "pruning: decode timing: * rounds done;*",
+        ]
+    )
 
 
 def test_tampered_baseline_fails_names_the_variant_and_is_kept(suite):

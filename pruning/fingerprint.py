@@ -1,0 +1,75 @@
+"""What makes two runs comparable: one list, used by the results store, the gates and the reports.
+
+Two runs may be compared (a baseline gate) or share stored results only when every field of
+``COMPARED`` is equal: the model and its weights, dtype, device, the corpus and its text, and
+the protocol with every parameter that changes which tokens are scored (ctx, stride, the BOS
+rule) and how many (eval tokens). Library versions are provenance: a baseline from an older
+torch is still comparable (the gates exist to catch what an upgrade changes), but the results
+store, a cache, keys on them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+COMPARED = (
+    "model",
+    "weights_sha256",
+    "dtype",
+    "device",
+    "corpus",
+    "corpus_sha256",
+    "protocol",
+    "ctx",
+    "stride",
+    "bos",
+    "eval_tokens",
+)
+
+
+@dataclass(frozen=True)
+class RunFingerprint:
+    """A run's identity (``COMPARED``) and its provenance (versions, corpus source)."""
+
+    model: str
+    weights_sha256: str
+    dtype: str
+    device: str
+    corpus: str
+    corpus_sha256: str
+    protocol: str
+    ctx: int
+    stride: int | None
+    bos: int | None  # the BOS id put before every window, None where the tokenizer adds none
+    eval_tokens: int | None
+    torch: str
+    transformers: str
+    corpus_source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON (reports, baselines)."""
+        return asdict(self)
+
+    def store_key(self) -> dict[str, Any]:
+        """What keys the results store: ``COMPARED`` and the library versions.
+
+        ``eval_tokens`` is left out on purpose: entries are per window (checked by the window's
+        token hash), so a run over more tokens reuses the windows a shorter run computed.
+        """
+        data = self.as_dict()
+        keyed = {k: data[k] for k in COMPARED if k != "eval_tokens"}
+        return {**keyed, "torch": self.torch, "transformers": self.transformers}
+
+
+def fingerprint_diff(now: Mapping[str, object], saved: Mapping[str, object]) -> list[str]:
+    """Human-readable differences on ``COMPARED`` (empty when the runs are comparable).
+
+    A key missing from ``saved`` (a baseline written before the key existed) reads as None.
+    """
+    return [
+        f"{key}: baseline {saved.get(key)!r}, now {now.get(key)!r}"
+        for key in COMPARED
+        if saved.get(key) != now.get(key)
+    ]

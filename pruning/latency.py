@@ -1,0 +1,161 @@
+"""Speed changes with 95% intervals from an interleaved timing campaign, and the depth fit.
+
+Exact definitions (``pruning.timing`` says how slots are timed):
+- a *slot* is one variant timed at one moment; its time ``t`` is the fastest of its
+  back-to-back passes, so a burst of interference on this shared machine is dropped rather
+  than averaged in (interference only ever adds time);
+- the *machine level* ``L_i`` at slot ``i`` is the median of ``log t_j - c_v(j)`` over the
+  ``NEIGHBOURS`` slots before and after it in time, where ``c_v`` is variant v's log time
+  relative to the unpruned model; ``c`` and ``L`` are found by alternating the two medians
+  (``ITERATIONS`` times, ``c_unpruned = 0``). Every variant's slot tells the level, because
+  interference lasts seconds while a slot lasts a fraction of one;
+- a slot's *contrast* is ``d_i = log t_i - L_i``: its time with the machine's drift removed;
+- a variant's *ratio* to the unpruned model is ``exp`` of the Hodges-Lehmann shift between
+  its contrasts and the unpruned model's (the median of all pairwise differences), and the
+  95% interval is the Mann-Whitney interval for that shift (distribution-free; the rank
+  critical value from the normal approximation). The contrasts of neighbouring slots share
+  neighbours, so the interval is an approximation, checked in tests for coverage;
+- *change* = 100 (ratio - 1), negative meaning faster; it is *significant* when its interval
+  excludes 0, and a change that is not significant is never shown as a slowdown;
+- *latency* = ratio x the median slot time of the unpruned model (ms);
+- the *depth fit* is ordinary least squares of latency on kept blocks over all variants,
+  ``ms = overhead + per_block x kept``, with a 95% t interval for ``per_block`` and R²;
+  a variant *disagrees with the fit* when its ratio interval excludes fit(kept) / fit(all).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+NEIGHBOURS = 2
+ITERATIONS = 4
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One timed slot: its round, which variant (an id), and its time in seconds."""
+
+    round: int
+    variant: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """A variant's time relative to the reference, with its 95% interval."""
+
+    ratio: float
+    low: float
+    high: float
+    slots: int
+
+    @property
+    def half_width_pp(self) -> float:
+        """Half the interval's width, in percentage points."""
+        return 50.0 * (self.high - self.low)
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes no change."""
+        return self.high < 1.0 or self.low > 1.0
+
+
+@dataclass(frozen=True)
+class DepthFit:
+    """``ms = overhead_ms + per_block_ms x kept`` by least squares over the variants."""
+
+    overhead_ms: float
+    per_block_ms: float
+    per_block_ci: tuple[float, float]
+    r2: float
+    points: int
+
+    def at(self, kept: int) -> float:
+        """The fitted latency (ms) with ``kept`` blocks."""
+        return self.overhead_ms + self.per_block_ms * kept
+
+
+def contrasts(slots: Sequence[Slot], reference: str) -> list[float]:
+    """``d_i`` for every slot, in time order (see the module docstring)."""
+    log_t = np.log([s.seconds for s in slots])
+    names = [s.variant for s in slots]
+    cost = dict.fromkeys(names, 0.0)
+    level = np.zeros(len(slots))
+    for _ in range(ITERATIONS):
+        norm = log_t - np.array([cost[n] for n in names])
+        level = np.array([_neighbour_median(norm, i) for i in range(len(slots))])
+        d = log_t - level
+        cost = {n: float(np.median(d[[v == n for v in names]])) for n in cost}
+        cost = {n: c - cost[reference] for n, c in cost.items()}
+    return [float(x) for x in log_t - level]
+
+
+def _neighbour_median(values: np.ndarray, i: int) -> float:
+    around = np.r_[values[max(0, i - NEIGHBOURS) : i], values[i + 1 : i + 1 + NEIGHBOURS]]
+    return float(np.median(around)) if around.size else float(values[i])
+
+
+def shift(sample: Sequence[float], reference: Sequence[float]) -> tuple[float, float, float]:
+    """Hodges-Lehmann shift of ``sample`` against ``reference`` and its 95% Mann-Whitney interval."""
+    diffs = np.sort(np.subtract.outer(np.asarray(sample), np.asarray(reference)).ravel())
+    n, m = len(sample), len(reference)
+    k = math.floor(n * m / 2.0 - Z95 * math.sqrt(n * m * (n + m + 1) / 12.0))
+    k = min(max(k, 0), (diffs.size - 1) // 2)
+    return float(np.median(diffs)), float(diffs[k]), float(diffs[diffs.size - 1 - k])
+
+
+def changes(slots: Sequence[Slot], reference: str) -> dict[str, Change]:
+    """Every variant's ``Change`` against ``reference`` (which gets ratio 1 and its own spread)."""
+    d = contrasts(slots, reference)
+    by: dict[str, list[float]] = {}
+    for slot, value in zip(slots, d, strict=True):
+        by.setdefault(slot.variant, []).append(value)
+    ref = by[reference]
+    out = {}
+    for name, values in by.items():
+        mid, low, high = shift(values, ref) if name != reference else (0.0, 0.0, 0.0)
+        out[name] = Change(math.exp(mid), math.exp(low), math.exp(high), len(values))
+    return out
+
+
+def reference_ms(slots: Sequence[Slot], reference: str) -> float:
+    """The median slot time of the reference, in ms."""
+    return 1000.0 * float(np.median([s.seconds for s in slots if s.variant == reference]))
+
+
+def fit_depth(latency_ms: Mapping[str, float], kept: Mapping[str, int]) -> DepthFit | None:
+    """Least-squares latency against kept blocks; None with fewer than two distinct depths."""
+    names = list(latency_ms)
+    x = np.array([kept[n] for n in names], dtype=float)
+    y = np.array([latency_ms[n] for n in names], dtype=float)
+    if len(set(x.tolist())) < 2:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (intercept + slope * x)
+    total = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - float((residual**2).sum()) / total if total > 0 else 1.0
+    dof = len(x) - 2
+    if dof > 0:
+        se = math.sqrt(float((residual**2).sum()) / dof / float(((x - x.mean()) ** 2).sum()))
+        half = float(stats.t.ppf(0.975, dof)) * se
+    else:
+        half = math.inf
+    return DepthFit(float(intercept), float(slope), (slope - half, slope + half), r2, len(x))
+
+
+def disagrees(interval: tuple[float, float], fit: DepthFit, kept: int, kept_reference: int) -> bool:
+    """Whether a ratio interval excludes the ratio the depth fit predicts for ``kept`` blocks."""
+    expected = fit.at(kept) / fit.at(kept_reference)
+    return not interval[0] <= expected <= interval[1]
+
+
+def median_half_width(found: Mapping[str, Change], reference: str) -> float:
+    """The median half-width (pp) over the variants other than the reference; 0 if none."""
+    widths = [c.half_width_pp for name, c in found.items() if name != reference]
+    return float(np.median(widths)) if widths else 0.0

@@ -1,0 +1,96 @@
+"""The session's settings from the options, and the checks that fail a bad setup at start.
+
+A wrong corpus path, device or model file is reported once, as a usage error quoting the
+value, before any test runs, instead of failing every test with the same traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pruning.architectures import ARCHITECTURES
+from pruning.engine import EngineOptions
+from pruning.gates import Thresholds
+from pruning.plugin import options
+from pruning.progress import Progress
+from pruning.settings import ModelSettings, Settings
+from pruning.speed import SpeedSettings
+from pruning.timing import CampaignSettings
+from pruning.windows import Protocol
+
+
+def build_settings(config: pytest.Config, progress: Progress = None) -> Settings:
+    """The session's settings from the options; ``pytest.UsageError`` on bad combinations."""
+
+    def get(name: str) -> Any:
+        return options.get(config, name)
+
+    try:
+        protocol = Protocol(get("protocol"), get("ctx"), get("eval-tokens"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
+    report = get("report")
+    campaign = CampaignSettings(
+        min_rounds=get("speed-rounds"), budget_s=get("speed-budget"), target_pp=get("speed-target")
+    )
+    return Settings(
+        model=ModelSettings(get("model"), get("dtype"), get("device"), get("threads")),
+        corpus=get("corpus"),
+        protocol=protocol,
+        plan=get("plan"),
+        max_variants=get("max-variants"),
+        engine=EngineOptions(get("engine") == "prefix", get("max-state-mb"), get("batch-size"), progress),
+        speed=SpeedSettings(
+            get("speed-seq"), get("decode-tokens"), get("speed-burst"), campaign, get("threads")
+        ),
+        thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
+        report_dir=Path(report) if report else None,
+        calib_corpus=get("calib-corpus"),
+        calib_tokens=get("calib-tokens"),
+        store_dir=None if options.no_cache(config) else Path(get("cache-dir")).expanduser(),
+    )
+
+
+def check_settings(settings: Settings) -> None:
+    """``pytest.UsageError`` for a corpus file, device or model file that cannot work."""
+    for option, corpus in (
+        ("--prune-corpus", settings.corpus),
+        ("--prune-calib-corpus", settings.calib_corpus),
+    ):
+        if corpus.startswith("file:"):
+            path = Path(corpus.removeprefix("file:")).expanduser()
+            if not path.is_file():
+                raise pytest.UsageError(
+                    f"{option}: corpus file {str(path)!r} does not exist; "
+                    f"expected file:PATH of a UTF-8 text file"
+                )
+    _check_device(settings.model.device)
+    spec = settings.model.spec
+    if spec.startswith("gguf:"):
+        path = Path(spec.removeprefix("gguf:")).expanduser()
+        if not path.is_file():
+            raise pytest.UsageError(f"--prune-model: GGUF file {str(path)!r} does not exist")
+    if spec.startswith("random:") and spec.removeprefix("random:") not in ARCHITECTURES:
+        raise pytest.UsageError(
+            f"--prune-model: {ARCHITECTURES.unknown_message(spec.removeprefix('random:'))}"
+        )
+
+
+def _check_device(device: str) -> None:
+    if device == "cpu":
+        return
+    if not torch.cuda.is_available():
+        raise pytest.UsageError(
+            f"--prune-device: {device!r} needs CUDA, but this torch build ({torch.__version__}) has no "
+            f"usable CUDA device; expected cpu"
+        )
+    index = int(device.partition(":")[2] or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise pytest.UsageError(
+            f"--prune-device: {device!r} does not exist; expected cuda:0 .. cuda:{count - 1}"
+        )

@@ -1,0 +1,125 @@
+"""The interleaved timing campaign: every variant timed in every round, in a fresh random order.
+
+On a shared machine the time a pass takes drifts by tens of percent over seconds, so timing
+variant after variant (minutes apart) compares machine states, not variants. Here:
+- a *round* times every variant once and the reference (the unpruned model) ``ceil(sqrt(V))``
+  times, in a random order drawn afresh each round (seeded: rerunnable). The reference gets
+  more slots because every comparison uses it (Dunnett's allocation);
+- a *slot* runs its variant's ``measure`` (for prefill: ``burst`` back-to-back passes; for
+  decode: one cached decode run) and keeps the fastest time it reports;
+- rounds go on until the median 95% half-width of the speed changes is at most ``target_pp``
+  or the next round would overrun ``budget_s``, but at least ``min_rounds`` and at most
+  ``max_rounds``. The analysis is ``pruning.latency``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pruning.latency import Change, Slot, changes, median_half_width
+
+Measure = Callable[[], float]  # times one slot; returns its time in seconds
+OnProgress = Callable[["CampaignProgress"], None]
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """When a campaign stops, and how slots are drawn."""
+
+    min_rounds: int = 3
+    max_rounds: int = 50
+    budget_s: float = 40.0
+    target_pp: float = 1.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    """Where a running campaign stands after a round."""
+
+    name: str
+    rounds: int  # finished rounds
+    slot: int  # slots finished in the current round
+    slots_per_round: int
+    elapsed_s: float
+    budget_s: float
+    half_width_pp: float  # after the last finished round
+    target_pp: float
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A finished campaign: its slots in time order, the changes, and why it stopped."""
+
+    name: str
+    reference: str
+    slots: tuple[Slot, ...]
+    changes: dict[str, Change]
+    rounds: int
+    elapsed_s: float
+    stopped: str  # "target" | "budget" | "max_rounds"
+
+    @property
+    def half_width_pp(self) -> float:
+        """The median 95% half-width of the changes, in percentage points."""
+        return median_half_width(self.changes, self.reference)
+
+
+def round_order(names: Sequence[str], reference: str, index: int, seed: int) -> list[str]:
+    """The slots of round ``index``: every name once, ``reference`` ceil(sqrt(V)) times, shuffled."""
+    others = [n for n in names if n != reference]
+    slots = [*others, *[reference] * reference_slots(len(others))]
+    random.Random(f"{seed}:{index}").shuffle(slots)
+    return slots
+
+
+def reference_slots(variants: int) -> int:
+    """How many times a round times the reference when it compares ``variants`` variants."""
+    return max(1, math.ceil(math.sqrt(variants)))
+
+
+def run_campaign(
+    name: str,
+    measures: Mapping[str, Measure],
+    reference: str,
+    settings: CampaignSettings,
+    on_progress: OnProgress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Campaign:
+    """Time ``measures`` (variant id -> slot timer) in interleaved rounds; see the module docstring."""
+    if reference not in measures:
+        raise ValueError(f"the reference {reference!r} has no measure; expected one of {sorted(measures)}")
+    start = clock()
+    slots: list[Slot] = []
+    found: dict[str, Change] = {}
+    width = math.inf
+    rounds, stopped = 0, "max_rounds"
+
+    def report(slot: int, per_round: int, done: bool = False) -> None:
+        if on_progress is not None:
+            state = (name, rounds, slot, per_round, clock() - start, settings.budget_s, width)
+            on_progress(CampaignProgress(*state, settings.target_pp, done))
+
+    while rounds < settings.max_rounds:
+        round_start = clock()
+        order = round_order(list(measures), reference, rounds, settings.seed)
+        for i, variant in enumerate(order):
+            slots.append(Slot(rounds, variant, measures[variant]()))
+            report(i + 1, len(order))
+        rounds += 1
+        found = changes(slots, reference)
+        width = median_half_width(found, reference)
+        elapsed, last = clock() - start, clock() - round_start
+        if rounds >= settings.min_rounds and width <= settings.target_pp:
+            stopped = "target"
+            break
+        if rounds >= settings.min_rounds and elapsed + last > settings.budget_s:
+            stopped = "budget"
+            break
+    report(0, 0, done=True)
+    return Campaign(name, reference, tuple(slots), found, rounds, clock() - start, stopped)
