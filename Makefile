@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pruning tests benchmarks scripts
+	$(BIN)/ruff check pruning tests benchmarks scripts conftest.py
 	$(BIN)/mypy
 
 test: lint
