@@ -32,7 +32,7 @@ class CampaignSettings:
 
     min_rounds: int = 3
     max_rounds: int = 50
-    budget_s: float = 40.0
+    budget_s: float = 50.0
     target_pp: float = 1.5
     seed: int = 0
 

@@ -188,7 +188,7 @@ OPTIONS = (
     Option(
         "speed-budget",
         seconds,
-        "40",
+        "50",
         "SECONDS",
         "time for each timing campaign (prefill, decode); rounds stop at the target or when spent",
     ),
