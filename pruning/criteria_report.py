@@ -56,15 +56,7 @@ def write_plots(
     """The PNG plots that the rows (with changes, see ``pruning.results``) support; see ``pruning.plots``."""
     by_drop = {r.removed: r for r in rows}
     base = by_drop.get(())
-    written: list[Path] = []
-    timed = [p for r in rows if (p := _point(r, base, fits)) is not None]
-    if timed:
-        name = f"Speed vs perplexity, all variants — {title}"
-        written.append(plot_pareto(directory / "pareto.png", timed, name, SPEED_LABEL))
-    panels = _fit_panels(rows, fits)
-    if panels:
-        path = directory / "latency_vs_blocks.png"
-        written.append(plot_latency_fit(path, panels, f"Latency against kept blocks — {title}"))
+    written = _speed_plots(directory, rows, fits, title)
     n_layers = max(len(r.removed) + r.layers for r in rows)
     pairs = {(r.removed[0], r.removed[1]): r.ppl for r in rows if len(r.removed) == 2}
     if base is not None and len(pairs) == n_layers * (n_layers - 1) // 2:
@@ -90,6 +82,21 @@ def write_plots(
                 f"Single-block damage and criterion scores — {title}",
             )
         )
+    return written
+
+
+def _speed_plots(directory: Path, rows: Sequence[Row], fits: SpeedFits | None, title: str) -> list[Path]:
+    """The Pareto plot (with intervals, frontier at fitted times) and latency against kept blocks."""
+    base = next((r for r in rows if not r.removed), None)
+    written = []
+    timed = [p for r in rows if (p := _point(r, base, fits)) is not None]
+    if timed:
+        name = f"Speed vs perplexity, all variants — {title}"
+        written.append(plot_pareto(directory / "pareto.png", timed, name, SPEED_LABEL))
+    panels = _fit_panels(rows, fits)
+    if panels:
+        path = directory / "latency_vs_blocks.png"
+        written.append(plot_latency_fit(path, panels, f"Latency against kept blocks — {title}"))
     return written
 
 

@@ -69,28 +69,28 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
         "decode change (%)",
         "decode 95% CI",
     ]
-    cells = []
-    for r in order_rows(rows, sequential):
-        removed = "none" if not r.removed else ",".join(map(str, r.removed))
-        cells.append(
-            [
-                removed,
-                str(r.layers),
-                f"{r.ppl:.3f}",
-                f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",
-                _num(r.speed_ms, 2),
-                f"{r.params / 1e6:.2f}",
-                _num(r.ppl_change_pct, 2, signed=True),
-                change_cell(r.speed_change_pct, r.speed_change_ci95, not r.removed),
-                interval_cell(r.speed_change_ci95, r.speed_off_fit, not r.removed),
-                f"{r.kl:.4f}",
-                f"{r.top1_agree:.3f}",
-                _num(r.decode_ms_per_token, 2),
-                change_cell(r.decode_change_pct, r.decode_change_ci95, not r.removed),
-                interval_cell(r.decode_change_ci95, r.decode_off_fit, not r.removed),
-            ]
-        )
-    return header, cells
+    return header, [_cells(r) for r in order_rows(rows, sequential)]
+
+
+def _cells(r: Row) -> list[str]:
+    removed = "none" if not r.removed else ",".join(map(str, r.removed))
+    reference = not r.removed
+    return [
+        removed,
+        str(r.layers),
+        f"{r.ppl:.3f}",
+        f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",
+        _num(r.speed_ms, 2),
+        f"{r.params / 1e6:.2f}",
+        _num(r.ppl_change_pct, 2, signed=True),
+        change_cell(r.speed_change_pct, r.speed_change_ci95, reference),
+        interval_cell(r.speed_change_ci95, r.speed_off_fit, reference),
+        f"{r.kl:.4f}",
+        f"{r.top1_agree:.3f}",
+        _num(r.decode_ms_per_token, 2),
+        change_cell(r.decode_change_pct, r.decode_change_ci95, reference),
+        interval_cell(r.decode_change_ci95, r.decode_off_fit, reference),
+    ]
 
 
 def change_cell(pct: float | None, ci: tuple[float, float] | None, reference: bool) -> str:

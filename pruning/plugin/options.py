@@ -57,26 +57,23 @@ def percent(value: str) -> float:
     return number
 
 
-def seconds(value: str) -> float:
-    """A duration in seconds > 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"invalid duration {value!r}; expected seconds > 0, like 45")
-    return number
+def positive(kind: str, unit: str, example: str) -> Callable[[str], float]:
+    """A parser for a number > 0 (a duration, a size), naming ``kind`` and ``unit`` in errors."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = 0.0
+        if not number > 0:
+            raise argparse.ArgumentTypeError(f"invalid {kind} {value!r}; expected {unit} > 0, like {example}")
+        return number
+
+    return parse
 
 
-def megabytes(value: str) -> float:
-    """A size in MiB > 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"invalid size {value!r}; expected MiB > 0, like 1024")
-    return number
+seconds = positive("duration", "seconds", "50")
+megabytes = positive("size", "MiB", "1024")
 
 
 def choice(*allowed: str) -> Callable[[str], str]:

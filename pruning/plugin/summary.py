@@ -29,16 +29,8 @@ def write_summary(tr: Any, session: PruneSession) -> None:
     tr.write_line(render_text(header, cells))
     for line in speed_lines(session.campaigns, session.fits, session.rows):
         tr.write_line(line)
-    for sweep in session.study.sweeps:
-        tr.write_line(
-            f"quality: {sweep.computed} (variant, window) results computed, {sweep.reused} from the store"
-        )
-        for stats in sweep.stats:
-            tr.write_line(
-                f"engine ({stats.strategy}): {stats.cost:.0f} block-forward equivalents per window "
-                f"vs {stats.naive_cost:.0f} naive ({stats.cost / stats.naive_cost:.2f}x), "
-                f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
-            )
+    for line in _cost_lines(session):
+        tr.write_line(line)
     for found in session.study.searches:
         tr.write_line(
             f"search: {found.evaluations:.0f} (variant, window) evaluations (partial windows by their "
@@ -60,6 +52,22 @@ def write_summary(tr: Any, session: PruneSession) -> None:
         tr.write_sep("-", "baseline vs now")
         tr.write_line(render_text(*_comparison(session.baseline, session.rows)))
     _write_verdict(tr, session)
+
+
+def _cost_lines(session: PruneSession) -> list[str]:
+    """What the quality sweeps computed, reused and cost."""
+    lines = []
+    for sweep in session.study.sweeps:
+        lines.append(
+            f"quality: {sweep.computed} (variant, window) results computed, {sweep.reused} from the store"
+        )
+        lines += [
+            f"engine ({stats.strategy}): {stats.cost:.0f} block-forward equivalents per window "
+            f"vs {stats.naive_cost:.0f} naive ({stats.cost / stats.naive_cost:.2f}x), "
+            f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
+            for stats in sweep.stats
+        ]
+    return lines
 
 
 def _comparison(baseline: list[Row], now: list[Row]) -> tuple[list[str], list[list[str]]]:
