@@ -30,6 +30,7 @@ from torch import nn
 
 from pruning.chunks import Carry, ChunkResult, RunnerCache, check_continuation, evaluate_chunk
 from pruning.engine import EngineOptions, SweepStats, evaluate_variants, head_weight
+from pruning.progress import open_bar
 from pruning.schedule import plan_schedule
 from pruning.surgery import num_layers
 from pruning.variants import BASE, Variant
@@ -64,6 +65,11 @@ def race(
     """The ``top`` best ``candidates`` by perplexity on ``windows``, found by racing."""
     state = _Race(list(candidates), {v: 0.0 for v in candidates}, {v: [] for v in candidates})
     costs, seconds = [], []
+    bar = open_bar(
+        f"race over {len(candidates)} candidates: chunks",
+        sum(len(chunk_spans(w.scored)) for w in windows),
+        options.progress,
+    )
     for w, window in enumerate(windows):
         begin, cost, carry = time.perf_counter(), 0.0, None
         spans = chunk_spans(window.scored)
@@ -73,8 +79,10 @@ def race(
             state.record(result, span, window.scored)
             if (w, c) != (len(windows) - 1, len(spans) - 1):
                 state.alive = _eliminate(state.alive, state.segments, state.nll, top, z)
+            bar.update(1)
         costs.append(cost)
         seconds.append(time.perf_counter() - begin)
+    bar.close()
     tokens = sum(w.scored for w in windows)
     ranked = sorted(state.alive, key=lambda v: (state.nll[v], v.drop))[:top]
     best = tuple((v, math.exp(state.nll[v] / tokens)) for v in ranked)

@@ -22,6 +22,7 @@ from pruning.fingerprint import RunFingerprint
 from pruning.models import LoadedModel, load_model
 from pruning.parameters import count_parameters
 from pruning.perplexity import bootstrap_ci, bos_if_asked, max_length, prepare_windows
+from pruning.progress import open_bar
 from pruning.results import Row
 from pruning.search import SearchResult, beam, race
 from pruning.settings import Settings
@@ -118,7 +119,13 @@ class Study:
     def run_criteria(self, names: Sequence[str], k_max: int) -> list[CriterionResult]:
         """Run criteria on the calibration windows only (never the evaluation text)."""
         data = CriterionInput(self.lm.model, tuple(self.calib_windows), k_max, self.settings.engine)
-        return [run_criterion(name, data) for name in names]
+        bar = open_bar(f"criteria ({', '.join(names)})", len(names), self.settings.engine.progress)
+        results = []
+        for name in names:
+            results.append(run_criterion(name, data))
+            bar.update(1)
+        bar.close()
+        return results
 
     def _criterion_variants(self, name: str, k_max: int) -> list[Variant]:
         """Base, every single removal (the truth), each criterion's K-sets, and the oracle's."""
