@@ -115,7 +115,7 @@ def plot_pareto(path: Path, points: Sequence[SpeedPoint], title: str, speed_labe
     ax.set(yscale="log", xlabel=speed_label, ylabel="perplexity (log scale)", title=title)
     ax.set_ylim(top=top)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left")  # below the frontier's fast end: where no variant can be
+    ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8)  # beside the axes, off the data
     return _save(fig, path)
 
 
@@ -135,7 +135,7 @@ def plot_latency_fit(path: Path, panels: Sequence[FitPanel], title: str) -> Path
         1, len(panels), figsize=(6.5 * len(panels), 5), constrained_layout=True, squeeze=False
     )
     for ax, panel in zip(axes[0], panels, strict=True):
-        kept = np.array([k for k, _, _, _, _ in panel.points], dtype=float)
+        kept = _spread([k for k, _, _, _, _ in panel.points])
         ms = np.array([m for _, m, _, _, _ in panel.points])
         errors = [
             ms - np.array([lo for _, _, lo, _, _ in panel.points]),
@@ -154,7 +154,8 @@ def plot_latency_fit(path: Path, panels: Sequence[FitPanel], title: str) -> Path
                 color="crimson",
                 label="off the fit",
             )
-        xs = np.array([kept.min(), kept.max()])
+        depths = [k for k, *_ in panel.points]
+        xs = np.array([min(depths), max(depths)], dtype=float)  # the line spans depths, not the fan
         line = f"{panel.per_block:.3g} {panel.unit}/block + {panel.overhead:.3g}, R² {panel.r2:.3f}"
         ax.plot(xs, panel.overhead + panel.per_block * xs, color="steelblue", label=line)
         ax.set(xlabel="kept blocks", ylabel=f"{panel.name} ({panel.unit})", title=panel.name)
@@ -193,6 +194,16 @@ def plot_scores(
     for ax in (ax_truth, ax_scores):
         ax.grid(True, alpha=0.3)
     return _save(fig, path)
+
+
+def _spread(xs: Sequence[int]) -> np.ndarray:
+    """``xs`` with points that share a value fanned out over ±0.3, so their intervals stay apart."""
+    out = np.array(xs, dtype=float)
+    for value in set(xs):
+        same = np.flatnonzero(out == value)
+        if len(same) > 1:
+            out[same] += np.linspace(-0.3, 0.3, len(same))
+    return out
 
 
 def _ranks(values: Sequence[float]) -> np.ndarray:

@@ -84,7 +84,8 @@ class TerminalBar:
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        self.out.line(self._text(), final=False)
+        if self.done < self.total:  # the last update is left to close(), which always shows
+            self.out.line(self._text(), final=False)
 
     def close(self) -> None:
         self.out.line(self._text(), final=True)

@@ -109,6 +109,8 @@ def _write_verdict(tr: Any, session: PruneSession) -> None:
         f"{'off' if budget is None else f'{budget:g}%'}",
         yellow=session.baseline_note.startswith("NO baseline"),
     )
+    if session.baseline and not session.refused:
+        tr.write_line(f"pruning: speedup gate: {_speed_gate_state(session)}")
     if session.refused:
         tr.write_line("pruning: baseline REFUSED for the quality gates; its fingerprint differs:", red=True)
         for line in session.refused:
@@ -121,6 +123,19 @@ def _write_verdict(tr: Any, session: PruneSession) -> None:
         tr.write_line("pruning: this run was not saved as a baseline.", red=True)
     for path in session.written:
         tr.write_line(f"pruning: wrote {path}")
+
+
+def _speed_gate_state(session: PruneSession) -> str:
+    """Whether the speedup gate compared anything, and if not, why (it never skips silently)."""
+    if session.settings.thresholds.speedup_fail_pct is None:
+        return "off"
+    saved = {r.id for r in session.baseline if r.speedup is not None}
+    now = {r.id for r in session.rows if r.speedup is not None}
+    if not now:
+        return "did NOT run: this run has no prefill timings (deselected, or -n / --benchmark-disable)"
+    if not saved & now:
+        return "did NOT run: the baseline has no prefill timings for these variants"
+    return f"ran on {len(saved & now)} variants"
 
 
 def _fmt(value: float | None, ci: tuple[float, float] | None) -> str:

@@ -134,8 +134,11 @@ def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite):
             "*baseline vs now*",
             f"*{escape('drop[1]')} | *+0.00 |*",
             "pruning: gates compared against *0001_*.json (saved *, commit *",
+            "pruning: speedup gate: ran on 5 variants",
         ]
     )
+    quality_only = pytester.runpytest(*args, "--benchmark-compare", "-k", "quality")
+    quality_only.stdout.fnmatch_lines(["pruning: speedup gate: did NOT run: this run has no prefill*"])
     assert "FAILED" not in result.stdout.str()
 
 
