@@ -168,6 +168,10 @@ def model_for(self, variant):
 
 
 Study.model_for = model_for
+
+
+def pytest_unconfigure(config):  # pytester runs in this process: leave Study as it was
+    Study.model_for = _model_for
 """
 
 
