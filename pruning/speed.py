@@ -34,7 +34,7 @@ class SpeedSettings:
     """What the speed benchmarks time."""
 
     seq: int = 128
-    new_tokens: int = 16
+    new_tokens: int = 8  # decode steps per slot (the fastest is kept)
     burst: int = 2  # prefill passes per slot (the fastest is kept)
     campaign: CampaignSettings = field(default_factory=CampaignSettings)
     threads: int | None = None
