@@ -17,7 +17,7 @@ from pruning.plots import (
     plot_scores,
     plot_vs_blocks,
 )
-from pruning.results import Row, SpeedFits
+from pruning.results import TIMED, Row, SpeedFits
 
 SPEED_LABEL = "prefill time, % of unpruned (interleaved in-run comparison)"
 
@@ -122,36 +122,24 @@ def _point(row: Row, base: Row | None, fits: SpeedFits | None) -> SpeedPoint | N
     if speed is None:
         return None
     ci = row.speed_change_ci95
-    fit = None if fits is None else fits.prefill
+    fit = None if fits is None else fits.of("prefill")
     fitted = None if fit is None or base is None else 100.0 * fit.at(row.layers) / fit.at(base.layers)
     low, high = (None, None) if ci is None else (100.0 + ci[0], 100.0 + ci[1])
     return SpeedPoint(row.id, speed, row.ppl, low, high, fitted)
 
 
 def _fit_panels(rows: Sequence[Row], fits: SpeedFits | None) -> list[FitPanel]:
-    if fits is None:
-        return []
     panels = []
-    kinds = (
-        ("prefill", "ms", fits.prefill, "speed_ms", "speed_ratio", "speed_ratio_ci95", "speed_off_fit"),
-        (
-            "decode",
-            "ms/token",
-            fits.decode,
-            "decode_ms_per_token",
-            "decode_ratio",
-            "decode_ratio_ci95",
-            "decode_off_fit",
-        ),
-    )
-    for name, unit, fit, value, ratio, interval, off in kinds:
-        timed = [r for r in rows if getattr(r, value) is not None and getattr(r, ratio)]
+    for kind, f in TIMED.items():
+        fit = None if fits is None else fits.of(kind)
+        timed = [r for r in rows if getattr(r, f.latency) is not None and getattr(r, f.ratio)]
         if fit is None or not timed:
             continue
         points = []
         for r in timed:
-            ms, scale = getattr(r, value), getattr(r, value) / getattr(r, ratio)  # scale: the unpruned ms
-            low, high = getattr(r, interval) or (getattr(r, ratio),) * 2
-            points.append((r.layers, ms, low * scale, high * scale, bool(getattr(r, off))))
-        panels.append(FitPanel(name, unit, points, fit.overhead_ms, fit.per_block_ms, fit.r2))
+            ms, ratio = getattr(r, f.latency), getattr(r, f.ratio)
+            low, high = getattr(r, f.interval) or (ratio, ratio)
+            scale = ms / ratio  # the unpruned model's ms
+            points.append((r.layers, ms, low * scale, high * scale, bool(getattr(r, f.off_fit))))
+        panels.append(FitPanel(kind, f.unit, points, fit.overhead_ms, fit.per_block_ms, fit.r2))
     return panels

@@ -53,7 +53,6 @@ class Change:
     ratio: float
     low: float
     high: float
-    slots: int
 
     @property
     def half_width_pp(self) -> float:
@@ -63,7 +62,12 @@ class Change:
     @property
     def significant(self) -> bool:
         """Whether the interval excludes no change."""
-        return self.high < 1.0 or self.low > 1.0
+        return excludes((self.low, self.high), 1.0)
+
+
+def excludes(interval: tuple[float, float], value: float) -> bool:
+    """Whether ``value`` lies outside the closed ``interval``: the one test of significance here."""
+    return not interval[0] <= value <= interval[1]
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ def changes(slots: Sequence[Slot], reference: str) -> dict[str, Change]:
     out = {}
     for name, values in by.items():
         mid, low, high = shift(values, ref) if name != reference else (0.0, 0.0, 0.0)
-        out[name] = Change(math.exp(mid), math.exp(low), math.exp(high), len(values))
+        out[name] = Change(math.exp(mid), math.exp(low), math.exp(high))
     return out
 
 
@@ -151,8 +155,7 @@ def fit_depth(latency_ms: Mapping[str, float], kept: Mapping[str, int]) -> Depth
 
 def disagrees(interval: tuple[float, float], fit: DepthFit, kept: int, kept_reference: int) -> bool:
     """Whether a ratio interval excludes the ratio the depth fit predicts for ``kept`` blocks."""
-    expected = fit.at(kept) / fit.at(kept_reference)
-    return not interval[0] <= expected <= interval[1]
+    return excludes(interval, fit.at(kept) / fit.at(kept_reference))
 
 
 def median_half_width(found: Mapping[str, Change], reference: str) -> float:

@@ -18,7 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pruning.results import Row, SpeedFits
+from pruning.latency import excludes
+from pruning.results import TIMED, Row, SpeedFits
 from pruning.timing import Campaign
 
 CSV_FIELDS = (
@@ -99,7 +100,7 @@ def change_cell(pct: float | None, ci: tuple[float, float] | None, reference: bo
         return "—"
     if reference or ci is None:
         return f"{pct:+.2f}"
-    return f"{pct:+.2f}" if ci[1] < 0.0 or ci[0] > 0.0 else "n.s."
+    return f"{pct:+.2f}" if excludes(ci, 0.0) else "n.s."
 
 
 def interval_cell(ci: tuple[float, float] | None, off_fit: bool | None, reference: bool) -> str:
@@ -115,7 +116,7 @@ def speed_meta(campaigns: Mapping[str, Campaign], fits: SpeedFits | None) -> dic
     """The timing campaigns and depth fits for ``results.json``."""
     out: dict[str, Any] = {}
     for kind, campaign in campaigns.items():
-        fit = None if fits is None else (fits.prefill if kind == "prefill" else fits.decode)
+        fit = None if fits is None else fits.of(kind)
         out[kind] = {
             "rounds": campaign.rounds,
             "slots": len(campaign.slots),
@@ -131,15 +132,15 @@ def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows:
     """One line per timing campaign with its depth fit, for the terminal and Markdown."""
     lines = []
     for kind, campaign in campaigns.items():
-        fit = None if fits is None else (fits.prefill if kind == "prefill" else fits.decode)
-        unit = "ms" if kind == "prefill" else "ms/token"
+        fit = None if fits is None else fits.of(kind)
+        unit = TIMED[kind].unit
         text = (
             f"{kind} timing: {len(campaign.changes)} variants interleaved over {campaign.rounds} rounds "
             f"({len(campaign.slots)} slots, {campaign.elapsed_s:.0f} s, stopped at the {campaign.stopped}); "
             f"median 95% half-width ±{campaign.half_width_pp:.2f} pp"
         )
         if fit is not None:
-            off = [r.id for r in rows if (r.speed_off_fit if kind == "prefill" else r.decode_off_fit)]
+            off = [r.id for r in rows if getattr(r, TIMED[kind].off_fit)]
             chance = 0.05 * (len(campaign.changes) - 1)
             low, high = fit.per_block_ci
             text += (

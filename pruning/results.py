@@ -129,34 +129,55 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 @dataclass(frozen=True)
+class TimedFields:
+    """Which ``Row`` fields hold one timing kind's latency, ratio, interval and off-fit mark."""
+
+    latency: str
+    ratio: str
+    interval: str
+    off_fit: str
+    unit: str
+
+
+TIMED = {
+    "prefill": TimedFields("speed_ms", "speed_ratio", "speed_ratio_ci95", "speed_off_fit", "ms"),
+    "decode": TimedFields(
+        "decode_ms_per_token", "decode_ratio", "decode_ratio_ci95", "decode_off_fit", "ms/token"
+    ),
+}
+
+
+@dataclass(frozen=True)
 class SpeedFits:
     """The run's depth fits (``pruning.latency.fit_depth``): prefill ms, decode ms per token."""
 
     prefill: DepthFit | None
     decode: DepthFit | None
 
+    def of(self, kind: str) -> DepthFit | None:
+        """The fit of timing kind ``kind`` (a key of ``TIMED``)."""
+        return self.prefill if kind == "prefill" else self.decode
+
 
 def with_fits(rows: Sequence[Row]) -> tuple[list[Row], SpeedFits]:
     """Fit latency against kept blocks and mark the rows whose interval excludes the fit."""
     base = next((r for r in rows if r.id == "base"), None)
-    prefill = _fit(rows, "speed_ms", "speed_ratio_ci95")
-    decode = _fit(rows, "decode_ms_per_token", "decode_ratio_ci95")
+    fits = SpeedFits(_fit(rows, TIMED["prefill"]), _fit(rows, TIMED["decode"]))
     if base is None:
-        return list(rows), SpeedFits(prefill, decode)
+        return list(rows), fits
+    marks = {
+        kind: {r.id: _off(getattr(r, f.interval), fits.of(kind), r.layers, base.layers) for r in rows}
+        for kind, f in TIMED.items()
+    }
     out = [
-        replace(
-            row,
-            speed_off_fit=_off(row.speed_ratio_ci95, prefill, row.layers, base.layers),
-            decode_off_fit=_off(row.decode_ratio_ci95, decode, row.layers, base.layers),
-        )
-        for row in rows
+        replace(r, speed_off_fit=marks["prefill"][r.id], decode_off_fit=marks["decode"][r.id]) for r in rows
     ]
-    return out, SpeedFits(prefill, decode)
+    return out, fits
 
 
-def _fit(rows: Sequence[Row], value: str, interval: str) -> DepthFit | None:
-    timed = [r for r in rows if getattr(r, value) is not None and getattr(r, interval) is not None]
-    return fit_depth({r.id: getattr(r, value) for r in timed}, {r.id: r.layers for r in timed})
+def _fit(rows: Sequence[Row], fields: TimedFields) -> DepthFit | None:
+    timed = [r for r in rows if getattr(r, fields.latency) is not None and getattr(r, fields.interval)]
+    return fit_depth({r.id: getattr(r, fields.latency) for r in timed}, {r.id: r.layers for r in timed})
 
 
 def _off(interval: tuple[float, float] | None, fit: DepthFit | None, kept: int, base: int) -> bool | None:

@@ -69,12 +69,16 @@ def decode(model: nn.Module, cache: Any, token: torch.Tensor, new_tokens: int) -
     key = _cache_kwarg(model)
     out_tokens = []
     for _ in range(new_tokens):
-        out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{key: cache})
-        cache = _cache_of(out)
-        token = out.logits[:, -1:].argmax(-1)  # (1, 1)
+        token, cache = _step(model, key, token, cache)
         out_tokens.append(token)
     _sync(token)
     return torch.cat(out_tokens, dim=1)
+
+
+def _step(model: nn.Module, key: str, token: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+    """One greedy cached step: the next token (1, 1) and the grown cache."""
+    out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{key: cache})
+    return out.logits[:, -1:].argmax(-1), _cache_of(out)
 
 
 def prefill_slot(model: nn.Module, ids: torch.Tensor, burst: int) -> Measure:
@@ -104,9 +108,7 @@ def decode_steps(model: nn.Module, cache: Any, token: torch.Tensor, new_tokens: 
     times = []
     for _ in range(new_tokens):
         start = time.perf_counter()
-        out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{key: cache})
-        cache = _cache_of(out)
-        token = out.logits[:, -1:].argmax(-1)  # (1, 1)
+        token, cache = _step(model, key, token, cache)
         _sync(token)
         times.append(time.perf_counter() - start)
     return times

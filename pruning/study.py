@@ -62,6 +62,11 @@ class Study:
             torch.set_num_threads(ms.threads)
         return load_model(ms.spec, dtype=ms.dtype, device=ms.device)
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether ``lm`` has been loaded (it loads on first use)."""
+        return "lm" in vars(self)
+
     @functools.cached_property
     def corpus(self) -> Corpus:
         """The evaluation corpus (test split)."""

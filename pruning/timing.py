@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pruning.latency import Change, Slot, changes, median_half_width
+from pruning.latency import Change, Slot, changes, median_half_width, reference_ms
 
 Measure = Callable[[], float]  # times one slot; returns its time in seconds
 OnProgress = Callable[["CampaignProgress"], None]
@@ -68,6 +68,10 @@ class Campaign:
     def half_width_pp(self) -> float:
         """The median 95% half-width of the changes, in percentage points."""
         return median_half_width(self.changes, self.reference)
+
+    def latency_ms(self, variant: str) -> float:
+        """The variant's latency: its ratio x the reference's median slot time (ms)."""
+        return self.changes[variant].ratio * reference_ms(self.slots, self.reference)
 
 
 def round_order(names: Sequence[str], reference: str, index: int, seed: int) -> list[str]:

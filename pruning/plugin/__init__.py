@@ -60,7 +60,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     session = metafunc.config.stash[SESSION_KEY]
     try:
-        if "lm" not in vars(session.study):
+        if not session.study.model_loaded:
             session.progress.line(f"loading model {session.settings.model.spec} ...", final=True)
         variants = session.study.variants()
     except (ModelLoadError, SourceError, CorpusError) as exc:  # a usage error once collection is over

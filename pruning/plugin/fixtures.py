@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from pruning import speed
-from pruning.latency import reference_ms
+from pruning.plugin.baseline import PROPERTY
 from pruning.results import Row
-from pruning.variants import BASE, Variant
+from pruning.variants import Variant
 
 Record = Callable[[Variant, dict[str, Any]], None]
 
@@ -59,7 +59,7 @@ def prune_record(request: pytest.FixtureRequest) -> Record:
             "fields": fields,
             "fingerprint": session.study.fingerprint.as_dict(),
         }
-        request.node.user_properties.append(("pruning", payload))
+        request.node.user_properties.append((PROPERTY, payload))
 
     return record
 
@@ -88,11 +88,11 @@ def prune_prefill(
         change = campaign.changes[variant.id]
         row = replace(
             prune_quality(variant),
-            speed_ms=change.ratio * reference_ms(campaign.slots, BASE.id),
+            speed_ms=campaign.latency_ms(variant.id),
             speed_ratio=change.ratio,
             speed_ratio_ci95=(change.low, change.high),
         )
-        benchmark.extra_info["pruning"] = {"row": row.as_dict(), "fingerprint": study.fingerprint.as_dict()}
+        benchmark.extra_info[PROPERTY] = {"row": row.as_dict(), "fingerprint": study.fingerprint.as_dict()}
         prune_record(variant, row.as_dict())
         return float(row.speed_ms or 0.0)
 
@@ -123,11 +123,11 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
         change = campaign.changes[variant.id]
         fields = {
             "id": variant.id,
-            "decode_ms_per_token": change.ratio * reference_ms(campaign.slots, BASE.id),
+            "decode_ms_per_token": campaign.latency_ms(variant.id),
             "decode_ratio": change.ratio,
             "decode_ratio_ci95": [change.low, change.high],
         }
-        benchmark.extra_info["pruning"] = {"row": fields, "fingerprint": study.fingerprint.as_dict()}
+        benchmark.extra_info[PROPERTY] = {"row": fields, "fingerprint": study.fingerprint.as_dict()}
         prune_record(variant, fields)
         return float(fields["decode_ms_per_token"])
 
