@@ -31,6 +31,8 @@ def fresh_without(model, drop):
     keep = [i for i in range(model.config.num_hidden_layers) if i != drop]
     config = type(model.config).from_dict(model.config.to_dict())
     config.num_hidden_layers = len(keep)
+    if getattr(config, "layer_types", None):  # Gemma 3: each kept block keeps its own attention type
+        config.layer_types = [config.layer_types[i] for i in keep]
     fresh = AutoModelForCausalLM.from_config(config).eval()
     prefix = find_block_path(model) + "."
     state = {}
