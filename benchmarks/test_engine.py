@@ -25,12 +25,13 @@ import pytest
 from scipy.stats import spearmanr
 
 from pruning import load_model
-from pruning.engine import EngineOptions, evaluate_variants
-from pruning.perplexity import prepare_windows
-from pruning.search import race
-from pruning.sweep import run_sweep
-from pruning.variants import BASE, expand_plan, parse_plan
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.engine.stored import run_sweep
+from pruning.metrics.perplexity import prepare_windows
+from pruning.models.variant import BASE
+from pruning.search.racing import race
+from pruning.study.plan import expand_plan, parse_plan
 
 FINDINGS: dict[str, object] = {}
 

@@ -7,11 +7,11 @@ Public API::
 
 from __future__ import annotations
 
-from pruning.corpora import Corpus, load_corpus
-from pruning.models import Fingerprint, LoadedModel, ModelLoadError, load_model
-from pruning.parameters import count_parameters
-from pruning.perplexity import PerplexityResult, perplexity
-from pruning.surgery import num_layers, remove_layers
+from pruning.data.corpora import Corpus, load_corpus
+from pruning.metrics.perplexity import PerplexityResult, perplexity
+from pruning.models.loading import Fingerprint, LoadedModel, ModelLoadError, load_model
+from pruning.models.parameters import count_parameters
+from pruning.models.surgery import num_layers, remove_layers
 
 __all__ = [
     "Corpus",

@@ -19,11 +19,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from pruning import load_corpus, load_model
-from pruning.engine import EngineOptions, evaluate_variants
-from pruning.perplexity import prepare_windows
-from pruning.surgery import find_block_path
-from pruning.variants import expand_plan, parse_plan
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.metrics.perplexity import prepare_windows
+from pruning.models.surgery import find_block_path
+from pruning.study.plan import expand_plan, parse_plan
 
 
 def fresh_without(model, drop):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pruning.corpora import Corpus, load_corpus
+from pruning.data.corpora import Corpus, load_corpus
 
 pytest_plugins = ["pytester"]
 

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from pruning import load_model
-from pruning.chunks import block_share, evaluate_chunk
-from pruning.engine import EXACT_RTOL, EngineOptions
-from pruning.perplexity import prepare_windows
-from pruning.scoring import token_nll
-from pruning.search import chunk_spans
-from pruning.surgery import num_layers, remove_layers
-from pruning.variants import BASE, Variant
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.chunks import block_share, evaluate_chunk
+from pruning.engine.prefix import EXACT_RTOL, EngineOptions
+from pruning.metrics.perplexity import prepare_windows
+from pruning.metrics.scoring import token_nll
+from pruning.models.surgery import num_layers, remove_layers
+from pruning.models.variant import BASE, Variant
+from pruning.search.racing import chunk_spans
 
 SPANS = [(0, 16), (16, 24), (24, 40), (40, 63)]  # uneven, and longer than tiny-gemma3's window of 8
 

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from pruning import load_corpus
-from pruning.corpora import CorpusError
+from pruning.data.corpora import CorpusError
 
 WIKI_TEST_SHA = "bbf94c53a05abe9ee670d3b6343608095822c85e26de37c70b24fc571964574a"
 WIKI_VALID_SHA = "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8"

@@ -6,16 +6,16 @@ import pytest
 import torch
 
 from pruning import load_model
-from pruning.assessment import assess, oracle_by_k
-from pruning.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
-from pruning.engine import EngineOptions
-from pruning.gates import Thresholds
-from pruning.perplexity import prepare_windows
-from pruning.settings import ModelSettings, Settings
-from pruning.speed import SpeedSettings
-from pruning.study import Study
-from pruning.variants import parse_plan
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions
+from pruning.metrics.perplexity import prepare_windows
+from pruning.metrics.speed import SpeedSettings
+from pruning.reporting.gates import Thresholds
+from pruning.search.assessment import assess, oracle_by_k
+from pruning.search.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
+from pruning.study.plan import parse_plan
+from pruning.study.settings import ModelSettings, Settings
+from pruning.study.study import Study
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from pruning import load_model, remove_layers
-from pruning.engine import EngineOptions, evaluate_variants
-from pruning.perplexity import prepare_windows, window_nlls
-from pruning.variants import BASE, Variant, expand_plan, parse_plan
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.metrics.perplexity import prepare_windows, window_nlls
+from pruning.models.variant import BASE, Variant
+from pruning.study.plan import expand_plan, parse_plan
 
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt", "tiny-gptneox", "tiny-falcon", "tiny-qwen2"]
 
@@ -58,7 +59,7 @@ def test_memory_bound_degrades_to_recomputation_with_the_same_numbers(windows_fo
 
 
 def test_sequential_cost_on_a_30_block_model_is_within_target():
-    from pruning.schedule import plan_schedule
+    from pruning.engine.schedule import plan_schedule
 
     variants = expand_plan(parse_plan("sequential"), 30)
     shared, naive = plan_schedule(variants, 30), plan_schedule(variants, 30, share=False)

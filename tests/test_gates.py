@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from pruning.fingerprint import fingerprint_diff
-from pruning.gates import Thresholds, check_baseline, check_budget
-from pruning.results import Row, with_changes
+from pruning.metrics.fingerprint import fingerprint_diff
+from pruning.reporting.gates import Thresholds, check_baseline, check_budget
+from pruning.reporting.rows import Row, with_changes
 
 
 def _rows(ppl_base=10.0, ppl_drop=12.0, ms_base=10.0, ms_drop=8.0, params=100):
@@ -71,8 +71,8 @@ def test_rows_round_trip_through_dicts():
 
 
 def test_results_under_the_old_bos_rule_are_never_reused():
-    from pruning.fingerprint import RunFingerprint
-    from pruning.store import run_key
+    from pruning.engine.store import run_key
+    from pruning.metrics.fingerprint import RunFingerprint
 
     fields = dict(
         model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",

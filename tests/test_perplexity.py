@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pruning import load_model, perplexity, remove_layers
-from pruning.corpora import make_corpus
+from pruning.data.corpora import make_corpus
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def _bos_tokenizer():
     """The byte tokenizer, but adding BOS (id 256) to every encode, as Gemma's does."""
     from tokenizers import processors
 
-    from pruning.tokenizers import byte_tokenizer
+    from pruning.models.tokenizers import byte_tokenizer
 
     tok = byte_tokenizer()
     tok.backend_tokenizer.post_processor = processors.TemplateProcessing(

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from pruning.criteria import CriterionResult
-from pruning.criteria_report import build_criteria_report, write_plots
-from pruning.plots import SpeedPoint, pareto
-from pruning.results import Row, with_changes, with_fits
+from pruning.reporting.criteria_report import build_criteria_report, write_plots
+from pruning.reporting.plots import SpeedPoint, pareto
+from pruning.reporting.rows import Row, with_changes, with_fits
+from pruning.search.criteria import CriterionResult
 
 
 def _row(drop, ppl, ms):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from pruning.schedule import plan_schedule
-from pruning.variants import BASE, Variant
+from pruning.engine.schedule import plan_schedule
+from pruning.models.variant import BASE, Variant
 
 
 def test_sequential_schedule_resumes_each_variant_after_its_dropped_block():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from pruning.scoring import make_reference, score, self_scores, token_nll
+from pruning.metrics.scoring import make_reference, score, self_scores, token_nll
 
 
 def test_kl_top1_and_nll_match_their_definitions():

@@ -5,11 +5,12 @@ import math
 import pytest
 
 from pruning import load_model
-from pruning.engine import EXACT_RTOL, EngineOptions, evaluate_variants
-from pruning.perplexity import prepare_windows
-from pruning.search import beam, race
-from pruning.variants import BASE, Variant, expand_plan, parse_best, parse_plan
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EXACT_RTOL, EngineOptions, evaluate_variants
+from pruning.metrics.perplexity import prepare_windows
+from pruning.models.variant import BASE, Variant
+from pruning.search.racing import beam, race
+from pruning.study.plan import expand_plan, parse_best, parse_plan
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_race_turns_off_what_is_not_exact(setup, monkeypatch, capsys):
     lm, windows = setup
     pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
     continued = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
-    monkeypatch.setattr("pruning.search.check_continuation", lambda *args: False)
+    monkeypatch.setattr("pruning.search.racing.check_continuation", lambda *args: False)
     recomputed = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
     err = capsys.readouterr().err
     assert err.count("batched LM-head scoring is not exact") == 1

@@ -3,8 +3,16 @@ from __future__ import annotations
 import torch
 
 from pruning import load_model, remove_layers
-from pruning.results import Row, with_changes
-from pruning.speed import decode, decode_slot, decode_steps, prefill, prefill_slot, speed_tokens, start_decode
+from pruning.metrics.speed import (
+    decode,
+    decode_slot,
+    decode_steps,
+    prefill,
+    prefill_slot,
+    speed_tokens,
+    start_decode,
+)
+from pruning.reporting.rows import Row, with_changes
 
 
 def test_campaign_ratio_drives_the_speed_change_and_its_interval():

@@ -12,12 +12,13 @@ import time
 import pytest
 
 from pruning import load_model
-from pruning.engine import EngineOptions
-from pruning.perplexity import prepare_windows
-from pruning.store import Entry, Store
-from pruning.sweep import run_sweep
-from pruning.variants import Variant, expand_plan, parse_plan
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions
+from pruning.engine.store import Entry, Store
+from pruning.engine.stored import run_sweep
+from pruning.metrics.perplexity import prepare_windows
+from pruning.models.variant import Variant
+from pruning.study.plan import expand_plan, parse_plan
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +65,12 @@ import sys, time
 from pathlib import Path
 import torch
 from pruning import load_model, load_corpus
-from pruning.engine import EngineOptions
-from pruning.perplexity import prepare_windows
-from pruning.store import Store
-from pruning.sweep import run_sweep
-from pruning.variants import expand_plan, parse_plan
-from pruning.windows import Protocol
+from pruning.engine.prefix import EngineOptions
+from pruning.metrics.perplexity import prepare_windows
+from pruning.engine.store import Store
+from pruning.engine.stored import run_sweep
+from pruning.study.plan import expand_plan, parse_plan
+from pruning.data.windows import Protocol
 torch.set_num_threads(1)
 lm = load_model("random:tiny-llama")
 windows = prepare_windows(lm.tokenizer, load_corpus("file:" + sys.argv[2]).text, Protocol("windows", 128))

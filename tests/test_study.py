@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import itertools
 
-from pruning.corpora import Corpus
-from pruning.engine import EngineOptions, evaluate_variants
-from pruning.gates import Thresholds
-from pruning.settings import ModelSettings, Settings
-from pruning.speed import SpeedSettings
-from pruning.study import Study
-from pruning.variants import BASE, Variant, parse_plan
-from pruning.windows import Protocol
+from pruning.data.corpora import Corpus
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.metrics.speed import SpeedSettings
+from pruning.models.variant import BASE, Variant
+from pruning.reporting.gates import Thresholds
+from pruning.study.plan import parse_plan
+from pruning.study.settings import ModelSettings, Settings
+from pruning.study.study import Study
 
 
 def _study(plan: str, corpus: Corpus) -> Study:

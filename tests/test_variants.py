@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pruning.variants import BASE, Plan, Variant, expand_plan, parse_plan, plan_size
+from pruning.models.variant import BASE, Variant
+from pruning.study.plan import Plan, expand_plan, parse_plan, plan_size
 
 
 def test_ids_are_stable_and_readable():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pruning.windows import CorpusTooShortError, Protocol, build_windows
+from pruning.data.windows import CorpusTooShortError, Protocol, build_windows
 
 TOKENS = list(range(1000, 2050))  # 1050 distinct tokens
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from pruning.corpora import CorpusError
-from pruning.models import ModelLoadError
+from pruning.data.corpora import CorpusError
+from pruning.models.loading import ModelLoadError
+from pruning.models.sources import SourceError
 from pruning.plugin import hookspec, options
 from pruning.plugin.configure import build_settings, check_settings
 from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record
 from pruning.plugin.progress import TerminalProgress
 from pruning.plugin.session import PruneSession, disable_saving
 from pruning.plugin.summary import write_summary
-from pruning.sources import SourceError
-from pruning.study import Study
+from pruning.study.study import Study
 
 __all__ = ["prune_decode", "prune_prefill", "prune_quality", "prune_record"]
 

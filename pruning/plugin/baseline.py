@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pruning.results import Row, with_changes
+from pruning.reporting.rows import Row, with_changes
 
 PROPERTY = "pruning"  # key of the pytest-benchmark extra_info entry and the user_properties entry
 

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 import torch
 
-from pruning.architectures import ARCHITECTURES
-from pruning.engine import EngineOptions
-from pruning.gates import Thresholds
+from pruning.common.progress import Progress
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions
+from pruning.metrics.speed import SpeedSettings
+from pruning.metrics.timing import CampaignSettings
+from pruning.models.architectures import ARCHITECTURES
 from pruning.plugin import options
-from pruning.progress import Progress
-from pruning.settings import ModelSettings, Settings
-from pruning.speed import SpeedSettings
-from pruning.timing import CampaignSettings
-from pruning.windows import Protocol
+from pruning.reporting.gates import Thresholds
+from pruning.study.settings import ModelSettings, Settings
 
 
 def build_settings(config: pytest.Config, progress: Progress = None) -> Settings:

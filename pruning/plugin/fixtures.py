@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from pruning import speed
+from pruning.metrics import speed
+from pruning.models.variant import Variant
 from pruning.plugin.baseline import PROPERTY
-from pruning.results import Row
-from pruning.variants import Variant
+from pruning.reporting.rows import Row
 
 Record = Callable[[Variant, dict[str, Any]], None]
 
@@ -71,7 +71,7 @@ def prune_prefill(
     """``prefill(benchmark, variant) -> ms``: the variant's prefill latency and its speed change.
 
     The first call runs the interleaved prefill campaign over every selected variant
-    (``pruning.timing``); the latency, the change and its interval come from it.
+    (``pruning.metrics.timing``); the latency, the change and its interval come from it.
     pytest-benchmark times one more pass of the variant for its own table and saved JSON (one
     round: the campaign already holds the careful measurement), and the variant's row and the
     run's fingerprint go into ``benchmark.extra_info``, so that JSON is the baseline file.

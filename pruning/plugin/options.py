@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from pruning.sources import cache_dir
-from pruning.variants import PLAN_KINDS, Plan, parse_plan
-from pruning.windows import PROTOCOLS
+from pruning.data.windows import PROTOCOLS
+from pruning.models.sources import cache_dir
+from pruning.study.plan import PLAN_KINDS, Plan, parse_plan
 
 
 def positive_int(value: str) -> int:
@@ -98,7 +98,7 @@ def device(value: str) -> str:
 
 
 def plan(value: str) -> Plan:
-    """A variant plan (see ``pruning.variants``)."""
+    """A variant plan (see ``pruning.study.plan``)."""
     try:
         return parse_plan(value)
     except ValueError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pruning.timing import CampaignProgress
+from pruning.metrics.timing import CampaignProgress
 
 TTY_EVERY_S = 1.0
 PLAIN_EVERY_S = 8.0
@@ -50,11 +50,11 @@ class TerminalProgress:
                 reporter.write(f"pruning: {text}\n", flush=True)
 
     def __call__(self, description: str, total: int) -> TerminalBar:
-        """A ``pruning.progress.BarFactory``: a bar that reports through this terminal."""
+        """A ``pruning.common.progress.BarFactory``: a bar that reports through this terminal."""
         return TerminalBar(self, description, total)
 
     def campaign(self, state: CampaignProgress) -> None:
-        """A ``pruning.timing.OnProgress``: the campaign's state as one line."""
+        """A ``pruning.metrics.timing.OnProgress``: the campaign's state as one line."""
         width = "—" if state.rounds == 0 else f"±{state.half_width_pp:.1f}"
         where = (
             f"{state.rounds} rounds done"
@@ -74,7 +74,7 @@ class TerminalProgress:
 
 @dataclass
 class TerminalBar:
-    """A ``pruning.progress.Bar`` that writes through ``TerminalProgress``."""
+    """A ``pruning.common.progress.Bar`` that writes through ``TerminalProgress``."""
 
     out: TerminalProgress
     description: str

@@ -9,18 +9,26 @@ from typing import Any
 
 import pytest
 
-from pruning.criteria_report import CriteriaReport, build_criteria_report, write_plots
-from pruning.fingerprint import fingerprint_diff
-from pruning.gates import GateFailure, check_baseline, check_budget
+from pruning.metrics.fingerprint import fingerprint_diff
+from pruning.metrics.speed import time_variants
+from pruning.metrics.timing import Campaign
+from pruning.models.variant import BASE, Variant
 from pruning.plugin.baseline import PROPERTY, Baseline, baseline_from_json, describe, explain_missing
 from pruning.plugin.progress import TerminalProgress
-from pruning.report import render_markdown, speed_lines, speed_meta, table, to_csv, to_json, write_reports
-from pruning.results import Row, SpeedFits, with_changes, with_fits
-from pruning.settings import Settings
-from pruning.speed import time_variants
-from pruning.study import Study
-from pruning.timing import Campaign
-from pruning.variants import BASE, Variant
+from pruning.reporting.criteria_report import CriteriaReport, build_criteria_report, write_plots
+from pruning.reporting.gates import GateFailure, check_baseline, check_budget
+from pruning.reporting.rows import Row, SpeedFits, with_changes, with_fits
+from pruning.reporting.tables import (
+    render_markdown,
+    speed_lines,
+    speed_meta,
+    table,
+    to_csv,
+    to_json,
+    write_reports,
+)
+from pruning.study.settings import Settings
+from pruning.study.study import Study
 
 
 @dataclass(eq=False)  # hashable by identity: it is registered as a plugin

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pruning.plugin.session import PruneSession
-from pruning.report import render_text, speed_lines, table
-from pruning.results import Row, pct_change
+from pruning.reporting.rows import Row, pct_change
+from pruning.reporting.tables import render_text, speed_lines, table
 
 
 def write_summary(tr: Any, session: PruneSession) -> None:

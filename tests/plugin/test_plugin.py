@@ -154,7 +154,7 @@ def test_a_real_slowdown_fails_the_speed_gate(suite):
 
 SLOW_DROP_1 = """
 import time
-from pruning.study import Study
+from pruning.study.study import Study
 
 _model_for = Study.model_for
 

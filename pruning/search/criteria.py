@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pruning.engine import EngineOptions, evaluate_variants
-from pruning.registry import Registry
-from pruning.search import beam
-from pruning.surgery import get_blocks
-from pruning.variants import Variant
-from pruning.windows import Window
+from pruning.common.registry import Registry
+from pruning.data.windows import Window
+from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.models.surgery import get_blocks
+from pruning.models.variant import Variant, last_blocks
+from pruning.search.racing import beam
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def sleb(data: CriterionInput) -> tuple[tuple[float, ...] | None, dict[int, tupl
 @CRITERIA.register("last")
 def last(data: CriterionInput) -> tuple[tuple[float, ...] | None, dict[int, tuple[int, ...]]]:
     n_layers = len(get_blocks(data.model))
-    return None, {k: tuple(range(n_layers - 1 - k, n_layers - 1)) for k in range(1, data.k_max + 1)}
+    return None, {k: last_blocks(k, n_layers) for k in range(1, data.k_max + 1)}
 
 
 @CRITERIA.register("random")

@@ -1,4 +1,4 @@
-"""Perplexity under a declared protocol (see ``pruning.windows`` for the exact definitions).
+"""Perplexity under a declared protocol (see ``pruning.data.windows`` for the exact definitions).
 
 ppl = exp(sum of window NLLs / sum of scored tokens). Windows are batched; NLLs are summed in
 float64, so batched and unbatched runs agree to ~1e-7 relative and reruns are bit-identical.
@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pruning.corpora import Corpus
-from pruning.scoring import batches, score, scored_logits, stack
-from pruning.windows import Protocol, Window, build_windows
+from pruning.data.corpora import Corpus
+from pruning.data.windows import Protocol, Window, build_windows
+from pruning.metrics.scoring import batches, score, scored_logits, stack
 
 BOOTSTRAP_RESAMPLES = 2000
 

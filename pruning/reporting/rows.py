@@ -3,7 +3,7 @@
 Definitions:
 - ``ppl_change_pct`` = 100 * (ppl / ppl_base - 1);
 - ``speed_ratio`` with ``speed_ratio_ci95``: variant / unpruned prefill time and its 95%
-  interval from the run's interleaved timing campaign (``pruning.timing``, ``pruning.latency``);
+  interval from the run's interleaved timing campaign (``pruning.metrics.timing``, ``.latency``);
   ``speed_change_pct`` = 100 * (ratio - 1), negative meaning faster, ``speed_change_ci95``
   its interval; without a campaign ratio, speed_ms / speed_ms_base is used (no interval);
 - ``speed_ms``: the variant's prefill latency (ms) = ratio x the unpruned model's median slot
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pruning.latency import DepthFit, disagrees, fit_depth
+from pruning.metrics.latency import DepthFit, disagrees, fit_depth
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ TIMED = {
 
 @dataclass(frozen=True)
 class SpeedFits:
-    """The run's depth fits (``pruning.latency.fit_depth``): prefill ms, decode ms per token."""
+    """The run's depth fits (``pruning.metrics.latency.fit_depth``): prefill ms, decode ms per token."""
 
     prefill: DepthFit | None
     decode: DepthFit | None

@@ -6,7 +6,7 @@
   its paired NLL difference to the current N-th best, over the NLL sums of the 16-position
   segments seen so far, is worse by more than ``z`` standard errors; only the survivors go on.
   A chunk continues each survivor from the KV caches the previous chunk left
-  (``pruning.chunks``), so a survivor's positions are computed once, as by one full pass.
+  (``pruning.engine.chunks``), so a survivor's positions are computed once, as by one full pass.
   Survivors end up scored on every position of every window, and the top N are ranked by that
   perplexity, so their numbers are exact.
 - **Beam search** (greedy when the width is 1), iterative like SLEB: from each kept set of
@@ -14,7 +14,7 @@
   up to K.
 
 Costs are counted in block forward passes, with the LM head at its FLOP weight (see
-``pruning.engine.SweepStats``), against exhaustive naive evaluation of the same candidates.
+``pruning.engine.prefix.SweepStats``), against exhaustive naive evaluation of the same candidates.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from pruning.chunks import Carry, ChunkResult, RunnerCache, check_continuation, evaluate_chunk
-from pruning.engine import EngineOptions, SweepStats, evaluate_variants, head_weight
-from pruning.progress import open_bar
-from pruning.schedule import plan_schedule
-from pruning.surgery import num_layers
-from pruning.variants import BASE, Variant
-from pruning.windows import Window
+from pruning.common.progress import open_bar
+from pruning.data.windows import Window
+from pruning.engine.chunks import Carry, ChunkResult, RunnerCache, check_continuation, evaluate_chunk
+from pruning.engine.prefix import EngineOptions, SweepStats, evaluate_variants, head_weight
+from pruning.engine.schedule import plan_schedule
+from pruning.models.surgery import num_layers
+from pruning.models.variant import BASE, Variant
 
 SEGMENT_TOKENS = 16  # consecutive scored positions per paired sample of the racing statistic
 
@@ -123,7 +123,7 @@ class _Race:
 
     @property
     def heads(self) -> bool:
-        """Whether to batch LM-head scoring (see ``pruning.chunks.evaluate_chunk``)."""
+        """Whether to batch LM-head scoring (see ``pruning.engine.chunks.evaluate_chunk``)."""
         return self.heads_exact is not False
 
     def record(self, result: ChunkResult, span: tuple[int, int], scored: int) -> None:

@@ -1,7 +1,7 @@
 """The sweep engine: quality of many pruned variants with prefix-shared computation.
 
 For every window batch the unpruned model runs once and keeps the hidden state at the block
-boundaries that later variants share (see ``pruning.schedule``). Each variant then resumes
+boundaries that later variants share (see ``pruning.engine.schedule``). Each variant then resumes
 from the deepest shared state and runs only its remaining blocks, the final norm and the
 head. The resumed model is the model's own code (embeddings, masks, rotary tables, Gemma 3's
 sliding-window masks are computed by it as usual): its block list is a ``Resume`` placeholder
@@ -24,14 +24,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from pruning.memory import reuse_large_allocations
-from pruning.parameters import count_parameters
-from pruning.progress import Bar, Progress, open_bar
-from pruning.schedule import Prefix, Schedule, Step, plan_schedule
-from pruning.scoring import Reference, batches, make_reference, score, scored_logits, self_scores, stack
-from pruning.surgery import get_blocks, rebuild_blocks, remove_layers, structural_copy
-from pruning.variants import BASE, Variant
-from pruning.windows import Window
+from pruning.common.progress import Bar, Progress, open_bar
+from pruning.data.windows import Window
+from pruning.engine.memory import reuse_large_allocations
+from pruning.engine.schedule import Prefix, Schedule, Step, plan_schedule
+from pruning.metrics.scoring import (
+    Reference,
+    batches,
+    make_reference,
+    score,
+    scored_logits,
+    self_scores,
+    stack,
+)
+from pruning.models.parameters import count_parameters
+from pruning.models.surgery import get_blocks, rebuild_blocks, remove_layers, structural_copy
+from pruning.models.variant import BASE, Variant
 
 EXACT_RTOL = 1e-5
 
@@ -115,7 +123,7 @@ def evaluate_variants(
     ``on_window(indices, {variant: [(nll, kl, top1) per window]})`` is called as each window
     batch finishes (after the exactness check), so callers can persist results as they come.
     """
-    reuse_large_allocations()  # (T, V) logits per variant: keep them off mmap (see pruning.memory)
+    reuse_large_allocations()  # (T, V) logits per variant: keep them off mmap (see pruning.engine.memory)
     n_layers = len(get_blocks(model))
     schedule = _schedule(model, windows, variants, n_layers, options)
     runners = [build_runner(model, step, n_layers) for step in schedule.steps]

@@ -18,9 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pruning.latency import excludes
-from pruning.results import TIMED, Row, SpeedFits
-from pruning.timing import Campaign
+from pruning.metrics.latency import excludes
+from pruning.metrics.timing import Campaign
+from pruning.reporting.rows import TIMED, Row, SpeedFits
 
 CSV_FIELDS = (
     "id",

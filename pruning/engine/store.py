@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pruning.report import atomic_write
-from pruning.variants import Variant
-from pruning.windows import Window
+from pruning.data.windows import Window
+from pruning.models.variant import Variant
+from pruning.reporting.tables import atomic_write
 
 
 @dataclass(frozen=True)

@@ -15,31 +15,30 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pruning.corpora import Corpus, load_corpus
-from pruning.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
-from pruning.engine import VariantScores
-from pruning.fingerprint import RunFingerprint
-from pruning.models import LoadedModel, load_model
-from pruning.parameters import count_parameters
-from pruning.perplexity import bootstrap_ci, bos_if_asked, max_length, prepare_windows
-from pruning.progress import open_bar
-from pruning.results import Row
-from pruning.search import SearchResult, beam, race
-from pruning.settings import Settings
-from pruning.speed import speed_tokens
-from pruning.store import Store, run_key
-from pruning.surgery import remove_layers
-from pruning.sweep import SweepResult, run_sweep
-from pruning.variants import (
-    BASE,
+from pruning.common.progress import open_bar
+from pruning.data.corpora import Corpus, load_corpus
+from pruning.data.windows import Protocol, Window
+from pruning.engine.prefix import VariantScores
+from pruning.engine.store import Store, run_key
+from pruning.engine.stored import SweepResult, run_sweep
+from pruning.metrics.fingerprint import RunFingerprint
+from pruning.metrics.perplexity import bootstrap_ci, bos_if_asked, max_length, prepare_windows
+from pruning.metrics.speed import speed_tokens
+from pruning.models.loading import LoadedModel, load_model
+from pruning.models.parameters import count_parameters
+from pruning.models.surgery import remove_layers
+from pruning.models.variant import BASE, Variant
+from pruning.reporting.rows import Row
+from pruning.search.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
+from pruning.search.racing import SearchResult, beam, race
+from pruning.study.plan import (
     BestSpec,
-    Variant,
     expand_plan,
     parse_best,
     parse_criterion_plan,
     plan_size,
 )
-from pruning.windows import Protocol, Window
+from pruning.study.settings import Settings
 
 
 class Study:
@@ -182,7 +181,7 @@ class Study:
 
     @functools.cached_property
     def fingerprint(self) -> RunFingerprint:
-        """What a baseline or a stored result must share to be used (``pruning.fingerprint``)."""
+        """What a baseline or a stored result must share to be used (``pruning.metrics.fingerprint``)."""
         fp = self.lm.fingerprint
         return RunFingerprint(
             model=fp.spec,

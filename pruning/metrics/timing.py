@@ -9,7 +9,7 @@ variant after variant (minutes apart) compares machine states, not variants. Her
   decode: one cached decode run) and keeps the fastest time it reports;
 - rounds go on until the median 95% half-width of the speed changes is at most ``target_pp``
   or the next round would overrun ``budget_s``, but at least ``min_rounds`` and at most
-  ``max_rounds``. The analysis is ``pruning.latency``.
+  ``max_rounds``. The analysis is ``pruning.metrics.latency``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pruning.latency import Change, Slot, changes, median_half_width, reference_ms
+from pruning.metrics.latency import Change, Slot, changes, median_half_width, reference_ms
 
 Measure = Callable[[], float]  # times one slot; returns its time in seconds
 OnProgress = Callable[["CampaignProgress"], None]

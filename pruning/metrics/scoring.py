@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pruning.windows import Window
+from pruning.data.windows import Window
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pruning.variants import BASE, Variant
+from pruning.models.variant import BASE, Variant
 
 Prefix = tuple[int, ...]
 

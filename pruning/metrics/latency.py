@@ -1,6 +1,6 @@
 """Speed changes with 95% intervals from an interleaved timing campaign, and the depth fit.
 
-Exact definitions (``pruning.timing`` says how slots are timed):
+Exact definitions (``pruning.metrics.timing`` says how slots are timed):
 - a *slot* is one variant timed at one moment; its time ``t`` is the fastest of its
   back-to-back passes, so a burst of interference on this shared machine is dropped rather
   than averaged in (interference only ever adds time);

@@ -1,6 +1,6 @@
 """Direction-aware regression gates on result rows.
 
-Against a saved baseline (comparable runs only: ``pruning.fingerprint``):
+Against a saved baseline (comparable runs only: ``pruning.metrics.fingerprint``):
 - perplexity may not rise by more than ``ppl_fail_pct`` percent;
 - parameter counts may not differ at all;
 - the in-run speedup (unpruned prefill time / variant prefill time, from the run's
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pruning.results import Row
+from pruning.reporting.rows import Row
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from pruning.engine import EngineOptions, SweepStats, VariantScores, evaluate_variants
-from pruning.store import Entry, Store
-from pruning.variants import Variant
-from pruning.windows import Window
+from pruning.data.windows import Window
+from pruning.engine.prefix import EngineOptions, SweepStats, VariantScores, evaluate_variants
+from pruning.engine.store import Entry, Store
+from pruning.models.variant import Variant
 
 
 @dataclass(frozen=True)

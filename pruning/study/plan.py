@@ -1,7 +1,6 @@
-"""Pruned variants and the plans that select them.
+"""The plan grammar: which pruned variants (``pruning.models.variant``) a run measures.
 
-A variant is the set of removed blocks (0-based, sorted); its id is ``base`` or
-``drop[i,j,...]`` and doubles as the pytest test id. Plans:
+Plans:
 - ``sequential``: the unpruned model and every single block removed;
 - ``combos:K``: the unpruned model and every K-subset of blocks;
 - ``drop:1,3;2,3;1,2,3``: the unpruned model and an explicit list;
@@ -15,7 +14,8 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from pruning.surgery import normalize_drop
+from pruning.models.surgery import normalize_drop
+from pruning.models.variant import BASE, Variant, last_blocks
 
 PLAN_KINDS = (
     "sequential",
@@ -25,25 +25,6 @@ PLAN_KINDS = (
     "best:K=2,top=10,search=race|beam:W",
     "criterion:NAME|all:K=1..6",
 )
-
-
-@dataclass(frozen=True, order=True)
-class Variant:
-    """A set of removed blocks, sorted and 0-based."""
-
-    drop: tuple[int, ...] = ()
-
-    @property
-    def id(self) -> str:
-        """``base`` or ``drop[1,3]``: stable, readable, a valid pytest id."""
-        return "base" if not self.drop else f"drop[{','.join(map(str, self.drop))}]"
-
-    def kept(self, n_layers: int) -> tuple[int, ...]:
-        """The indices of the blocks this variant keeps."""
-        return tuple(i for i in range(n_layers) if i not in self.drop)
-
-
-BASE = Variant()
 
 
 @dataclass(frozen=True)
@@ -135,12 +116,12 @@ def expand_plan(plan: Plan, n_layers: int) -> list[Variant]:
             raise ValueError(f"combos:{k} removes too many blocks; expected K in [1, {n_layers - 1}]")
         drops = list(itertools.combinations(range(n_layers), k))
     elif plan.kind in ("best", "criterion"):
-        raise ValueError(f"a {plan.kind}: plan is resolved by the study (pruning.study.Study.variants)")
+        raise ValueError(f"a {plan.kind}: plan is resolved by the study (pruning.study.study.Study.variants)")
     elif plan.kind == "last":
         n = int(plan.arg)
         if n > n_layers - 2:
             raise ValueError(f"last:{n} removes too many blocks; expected N in [1, {n_layers - 2}]")
-        drops = [tuple(range(n_layers - 1 - n, n_layers - 1))]
+        drops = [last_blocks(n, n_layers)]
     else:
         drops = [normalize_drop(_parse_ints(g, str(plan)), n_layers) for g in plan.arg.split(";")]
     variants = [BASE]

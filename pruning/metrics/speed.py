@@ -7,10 +7,10 @@
   the KV cache, reported per token.
 On CUDA the timed functions synchronise before returning, so the timer sees the kernels finish.
 
-Speed *changes* come from an interleaved campaign (``pruning.timing``): every round times
+Speed *changes* come from an interleaved campaign (``pruning.metrics.timing``): every round times
 every variant and the unpruned model in a fresh random order. A prefill slot is ``burst``
 back-to-back passes and keeps the fastest; a decode slot is ``new_tokens`` cached steps from
-the same prefilled cache and keeps the fastest step. The analysis is ``pruning.latency``.
+the same prefilled cache and keeps the fastest step. The analysis is ``pruning.metrics.latency``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pruning.timing import Campaign, CampaignSettings, Measure, OnProgress, run_campaign
-from pruning.variants import BASE
+from pruning.metrics.timing import Campaign, CampaignSettings, Measure, OnProgress, run_campaign
+from pruning.models.variant import BASE
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ and attention code; nothing of attention is reimplemented here). Per-token NLLs 
 full forward pass's. The race checks that on its first continued chunk (``check_continuation``)
 and, if they differ by more than 1e-5 relative, recomputes every chunk from position 0.
 
-Within a chunk the variants walk the prefix tree as in ``pruning.engine``. Every tree node (a
+Within a chunk the variants walk the prefix tree as in ``pruning.engine.prefix``. Every tree node (a
 kept-block prefix; it holds the cache layer of its last block) keeps that layer between
 chunks, so a node is computed once per chunk whichever variant runs it. When the kept layers
 would exceed the memory bound they are dropped, and the next chunk starts again from
@@ -34,13 +34,13 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedConfig
 
-from pruning.engine import EXACT_RTOL, EngineOptions, Runner, build_runner, head_weight, max_states
-from pruning.parameters import count_parameters
-from pruning.schedule import Prefix, Schedule, Step, plan_schedule
-from pruning.scoring import scored_logits, token_nll
-from pruning.surgery import get_blocks, remove_layers
-from pruning.variants import Variant
-from pruning.windows import Window
+from pruning.data.windows import Window
+from pruning.engine.prefix import EXACT_RTOL, EngineOptions, Runner, build_runner, head_weight, max_states
+from pruning.engine.schedule import Prefix, Schedule, Step, plan_schedule
+from pruning.metrics.scoring import scored_logits, token_nll
+from pruning.models.parameters import count_parameters
+from pruning.models.surgery import get_blocks, remove_layers
+from pruning.models.variant import Variant
 
 Layers = dict[Prefix, Any]  # tree node -> its last block's cache layer over positions [0, length)
 RunnerCache = dict[tuple[bool, Prefix, tuple[int, ...], tuple[int, ...]], Runner]

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pruning.assessment import Assessment, assess, criteria_table, oracle_by_k
-from pruning.criteria import CriterionResult
-from pruning.plots import (
+from pruning.reporting.plots import (
     FitPanel,
     SpeedPoint,
     plot_latency_fit,
@@ -17,7 +15,9 @@ from pruning.plots import (
     plot_scores,
     plot_vs_blocks,
 )
-from pruning.results import TIMED, Row, SpeedFits
+from pruning.reporting.rows import TIMED, Row, SpeedFits
+from pruning.search.assessment import Assessment, assess, criteria_table, oracle_by_k
+from pruning.search.criteria import CriterionResult
 
 SPEED_LABEL = "prefill time, % of unpruned (interleaved in-run comparison)"
 
@@ -53,7 +53,7 @@ def write_plots(
     title: str,
     fits: SpeedFits | None = None,
 ) -> list[Path]:
-    """The PNG plots that the rows (with changes, see ``pruning.results``) support; see ``pruning.plots``."""
+    """The PNG plots the rows (with changes, see ``pruning.reporting.rows``) support."""
     by_drop = {r.removed: r for r in rows}
     base = by_drop.get(())
     written = _speed_plots(directory, rows, fits, title)
@@ -109,10 +109,10 @@ def _series(
 
 
 def _speed(row: Row) -> float | None:
-    """Prefill time relative to the unpruned model (%), as ``pruning.results.with_changes`` set it.
+    """Prefill time relative to the unpruned model (%), as ``pruning.reporting.rows.with_changes`` set it.
 
     That is the ratio from the run's interleaved campaign where timed: absolute medians drift
-    over a long run on a shared machine, the interleaved comparison does not (``pruning.timing``).
+    over a long run on a shared machine, the interleaved comparison does not (``pruning.metrics.timing``).
     """
     return None if row.speed_change_pct is None else 100.0 + row.speed_change_pct
 

@@ -1,9 +1,9 @@
 """Loading models by spec, with a fingerprint that every result carries.
 
 Specs:
-- ``smollm2-135m``, ``gemma3-270m``: offline pretrained GGUF files (see ``pruning.sources``);
+- ``smollm2-135m``, ``gemma3-270m``: offline pretrained GGUF files (see ``pruning.models.sources``);
 - ``gguf:PATH``: any local GGUF file transformers can load;
-- ``random:NAME``: an architecture from ``pruning.architectures`` with seeded random weights;
+- ``random:NAME``: an architecture from ``pruning.models.architectures`` with seeded random weights;
 - anything else: a Hugging Face hub id or a local model directory.
 """
 
@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from pruning import sources
-from pruning.architectures import ARCHITECTURES
-from pruning.registry import Registry
-from pruning.surgery import num_layers
-from pruning.tokenizers import byte_tokenizer
+from pruning.common.registry import Registry
+from pruning.models import sources
+from pruning.models.architectures import ARCHITECTURES
+from pruning.models.surgery import num_layers
+from pruning.models.tokenizers import byte_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLINE_SPECS = ("smollm2-135m", "gemma3-270m", "gguf:PATH", "random:NAME")

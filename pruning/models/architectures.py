@@ -22,8 +22,8 @@ from transformers import (
     Qwen2Config,
 )
 
-from pruning.registry import Registry
-from pruning.tokenizers import BYTE_VOCAB_SIZE
+from pruning.common.registry import Registry
+from pruning.models.tokenizers import BYTE_VOCAB_SIZE
 
 ARCHITECTURES: Registry[Callable[[], PretrainedConfig]] = Registry("random architecture")
 

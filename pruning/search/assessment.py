@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from scipy.stats import kendalltau, spearmanr
 
-from pruning.criteria import CriterionResult
+from pruning.search.criteria import CriterionResult
 
 
 @dataclass(frozen=True)

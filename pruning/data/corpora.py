@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pruning.registry import Registry
+from pruning.common.registry import Registry
 
 SPLITS = ("test", "validation")
 _LOCAL_FILES = {"test": "wiki.test.raw", "validation": "wiki.valid.tokens"}
@@ -95,7 +95,7 @@ def _wikitext2(split: str, data_dir: Path | None) -> Corpus:
 
 
 def _wikitext2_from_datasets(split: str) -> tuple[str | None, str]:
-    from pruning.models import hub_reachable  # local: avoids importing torch for corpora alone
+    from pruning.models.loading import hub_reachable  # local: avoids importing torch for corpora alone
 
     try:
         import datasets

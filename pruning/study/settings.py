@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pruning.engine import EngineOptions
-from pruning.gates import Thresholds
-from pruning.speed import SpeedSettings
-from pruning.variants import Plan
-from pruning.windows import Protocol
+from pruning.data.windows import Protocol
+from pruning.engine.prefix import EngineOptions
+from pruning.metrics.speed import SpeedSettings
+from pruning.reporting.gates import Thresholds
+from pruning.study.plan import Plan
 
 
 @dataclass(frozen=True)

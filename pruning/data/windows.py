@@ -5,7 +5,7 @@ sequence of input ids scored from position ``score_from`` on: the logits at posi
 ``score_from-1 .. T-2`` predict the tokens at ``score_from .. T-1``.
 
 The BOS rule is the model's own: ``bos_id`` is the token the tokenizer puts before a plain
-encode (``pruning.perplexity.bos_if_asked``), or None where it adds none (SmolLM2, GPT-2).
+encode (``pruning.metrics.perplexity.bos_if_asked``), or None where it adds none (SmolLM2, GPT-2).
 Every protocol follows it, because a model trained to see BOS first is far more perplexed
 without it (Gemma: several times).
 
