@@ -26,8 +26,9 @@ from scipy.stats import spearmanr
 
 from pruning import load_model
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions, evaluate_variants
-from pruning.engine.stored import run_sweep
+from pruning.engine.options import EngineOptions
+from pruning.engine.prefix import evaluate_variants
+from pruning.engine.stored import evaluate_stored
 from pruning.metrics.perplexity import prepare_windows
 from pruning.models.variant import BASE
 from pruning.search.racing import race
@@ -37,12 +38,10 @@ FINDINGS: dict[str, object] = {}
 
 
 @pytest.fixture(scope="module")
-def engine_bench(pytestconfig):
+def engine_bench(pytestconfig, prune_study):
     if not pytestconfig.getoption("prune_engine_bench"):
         pytest.skip("opt-in: pass --prune-engine-bench (15-30 minutes on 2 cores)")
-    from pruning.plugin import SESSION_KEY
-
-    study = pytestconfig.stash[SESSION_KEY].study
+    study = prune_study
     yield study
     out = Path(study.settings.report_dir or ".") / "engine.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +50,7 @@ def engine_bench(pytestconfig):
 
 
 def _ppl(scores):
-    return math.exp(math.fsum(scores.nll) / sum(scores.tokens))
+    return scores.ppl
 
 
 def _timed(model, windows, variants, share):
@@ -90,7 +89,7 @@ def test_racing_finds_the_exhaustive_top10_pairs(engine_bench):
     )
     pairs = [v for v in expand_plan(parse_plan("combos:2"), study.lm.num_layers) if v != BASE]
     start = time.perf_counter()
-    truth = run_sweep(model, windows, pairs, EngineOptions(), study.store())  # cached exhaustive truth
+    truth = evaluate_stored(model, windows, pairs, EngineOptions(), study.store())  # cached exhaustive truth
     exhaustive_s = time.perf_counter() - start
     want = sorted(pairs, key=lambda v: (math.fsum(truth.scores[v].nll), v.drop))[:10]
     start = time.perf_counter()
@@ -102,8 +101,7 @@ def test_racing_finds_the_exhaustive_top10_pairs(engine_bench):
     naive_rate = 1000 * naive_s / (naive_stats.cost * len(windows))
     naive_estimate_s = naive_rate * found.exhaustive_naive_cost / 1000
     got = [v for v, _ in found.best]
-    tokens = sum(w.scored for w in windows)
-    exact = {v: math.exp(math.fsum(truth.scores[v].nll) / tokens) for v in got}
+    exact = {v: truth.scores[v].ppl for v in got}
     worst = max(abs(p / exact[v] - 1) for v, p in found.best)
     FINDINGS["racing"] = {
         "candidates": len(pairs),

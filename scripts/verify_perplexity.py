@@ -20,7 +20,8 @@ from transformers import AutoModelForCausalLM
 
 from pruning import load_corpus, load_model
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.engine.options import EngineOptions
+from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.perplexity import prepare_windows
 from pruning.models.surgery import find_block_path
 from pruning.study.plan import expand_plan, parse_plan
@@ -104,7 +105,7 @@ def main() -> None:
             continue
         model = lm.model if not v.drop else fresh_without(lm.model, v.drop[0])
         theirs = hf_loss_ppl(model, chunks(tokens, args.protocol, args.ctx, len(windows), bos))
-        mine = math.exp(sum(ours[v].nll) / sum(ours[v].tokens))
+        mine = ours[v].ppl
         worst = max(worst, abs(mine / theirs - 1))
         rows.append({"id": v.id, "suite": mine, "independent": theirs, "rel_diff": mine / theirs - 1})
         print(f"{v.id:10s} suite {mine:12.4f}  independent {theirs:12.4f}  rel diff {mine / theirs - 1:+.2e}")

@@ -7,8 +7,9 @@ import torch
 
 from pruning import load_model
 from pruning.data.windows import Protocol
-from pruning.engine.chunks import block_share, evaluate_chunk
-from pruning.engine.prefix import EXACT_RTOL, EngineOptions
+from pruning.engine.chunks import evaluate_chunk
+from pruning.engine.cost import block_share
+from pruning.engine.options import EXACT_RTOL, EngineOptions
 from pruning.metrics.perplexity import prepare_windows
 from pruning.metrics.scoring import token_nll
 from pruning.models.surgery import num_layers, remove_layers

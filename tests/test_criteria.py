@@ -7,12 +7,13 @@ import torch
 
 from pruning import load_model
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions
+from pruning.engine.options import EngineOptions
 from pruning.metrics.perplexity import prepare_windows
 from pruning.metrics.speed import SpeedSettings
 from pruning.reporting.gates import Thresholds
-from pruning.search.assessment import assess, oracle_by_k
+from pruning.search.assessment import assess
 from pruning.search.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
+from pruning.search.oracle import oracle_by_k
 from pruning.study.plan import parse_plan
 from pruning.study.settings import ModelSettings, Settings
 from pruning.study.study import Study

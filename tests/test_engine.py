@@ -6,7 +6,8 @@ import pytest
 
 from pruning import load_model, remove_layers
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.engine.options import EngineOptions
+from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.perplexity import prepare_windows, window_nlls
 from pruning.models.variant import BASE, Variant
 from pruning.study.plan import expand_plan, parse_plan

@@ -4,9 +4,16 @@ from dataclasses import replace
 
 import pytest
 
-from pruning.metrics.fingerprint import fingerprint_diff
+from pruning.engine.store import run_key
+from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
 from pruning.reporting.gates import Thresholds, check_baseline, check_budget
 from pruning.reporting.rows import Row, with_changes
+
+FIELDS = dict(
+    model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",
+    corpus_sha256="c", protocol="windows", ctx=512, stride=None, bos=None, eval_tokens=2048,
+    torch="2.13.0", transformers="5", corpus_source="file",
+)  # fmt: skip
 
 
 def _rows(ppl_base=10.0, ppl_drop=12.0, ms_base=10.0, ms_drop=8.0, params=100):
@@ -60,9 +67,10 @@ def test_absolute_budget_against_the_unpruned_model():
 
 
 def test_fingerprint_diff_names_what_differs():
-    saved = {"model": "m", "corpus_sha256": "aaa", "eval_tokens": 4096, "torch": "1"}
-    now = {**saved, "corpus_sha256": "bbb", "torch": "2"}
+    now = RunFingerprint(**{**FIELDS, "corpus_sha256": "bbb", "torch": "2"})
+    saved = {**now.as_dict(), "corpus_sha256": "aaa", "torch": "1"}
     assert fingerprint_diff(now, saved) == ["corpus_sha256: baseline 'aaa', now 'bbb'"]
+    assert RunFingerprint.from_dict(now.as_dict()) == now  # the typed form survives a test report
 
 
 def test_rows_round_trip_through_dicts():
@@ -71,21 +79,13 @@ def test_rows_round_trip_through_dicts():
 
 
 def test_results_under_the_old_bos_rule_are_never_reused():
-    from pruning.engine.store import run_key
-    from pruning.metrics.fingerprint import RunFingerprint
-
-    fields = dict(
-        model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",
-        corpus_sha256="c", protocol="windows", ctx=512, stride=None, eval_tokens=2048,
-        torch="2.13.0", transformers="5", corpus_source="file",
-    )  # fmt: skip
+    fields = {k: v for k, v in FIELDS.items() if k != "bos"}
     old, new = RunFingerprint(bos=None, **fields), RunFingerprint(bos=2, **fields)
-    assert run_key(old.store_key()) != run_key(new.store_key())  # the results store
+    assert run_key(old) != run_key(new)  # the results store
     saved = {k: v for k, v in old.as_dict().items() if k != "bos"}  # a baseline from before the rule
-    assert fingerprint_diff(new.as_dict(), saved) == ["bos: baseline None, now 2"]  # the gates
-    assert fingerprint_diff(old.as_dict(), old.as_dict()) == []
-    same_but_versions = {**old.as_dict(), "torch": "2.14.0"}
+    assert fingerprint_diff(new, saved) == ["bos: baseline None, now 2"]  # the gates
+    assert fingerprint_diff(old, old.as_dict()) == []
+    same_but_versions = RunFingerprint(bos=None, **{**fields, "torch": "2.14.0"})
     assert fingerprint_diff(same_but_versions, old.as_dict()) == []  # versions are provenance only
-    assert run_key(RunFingerprint(bos=None, **{**fields, "stride": 256}).store_key()) != run_key(
-        old.store_key()
-    )
+    assert run_key(same_but_versions) != run_key(old)  # ... but key the store, a cache
+    assert run_key(RunFingerprint(bos=None, **{**fields, "stride": 256})) != run_key(old)

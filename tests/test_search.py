@@ -6,10 +6,12 @@ import pytest
 
 from pruning import load_model
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EXACT_RTOL, EngineOptions, evaluate_variants
+from pruning.engine.options import EXACT_RTOL, EngineOptions
+from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.perplexity import prepare_windows
 from pruning.models.variant import BASE, Variant
-from pruning.search.racing import beam, race
+from pruning.search.beam import beam
+from pruning.search.racing import race
 from pruning.study.plan import expand_plan, parse_best, parse_plan
 
 

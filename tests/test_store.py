@@ -13,10 +13,11 @@ import pytest
 
 from pruning import load_model
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions
-from pruning.engine.store import Entry, Store
-from pruning.engine.stored import run_sweep
+from pruning.engine.options import EngineOptions
+from pruning.engine.store import Store
+from pruning.engine.stored import evaluate_stored
 from pruning.metrics.perplexity import prepare_windows
+from pruning.metrics.sums import WindowSums
 from pruning.models.variant import Variant
 from pruning.study.plan import expand_plan, parse_plan
 
@@ -35,9 +36,9 @@ def _numbers(result):
 def test_second_sweep_reads_everything_from_the_store(setup, tmp_path):
     lm, windows, variants = setup
     store = Store(tmp_path, "k")
-    first = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
-    again = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
-    fresh = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), None)
+    first = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store)
+    again = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store)
+    fresh = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), None)
     assert (first.reused, first.computed) == (0, len(variants) * len(windows))
     assert (again.reused, again.computed, again.stats) == (len(variants) * len(windows), 0, ())
     assert _numbers(again) == _numbers(first) == _numbers(fresh)
@@ -46,17 +47,17 @@ def test_second_sweep_reads_everything_from_the_store(setup, tmp_path):
 def test_corrupt_partial_and_mismatched_entries_are_recomputed(setup, tmp_path):
     lm, windows, variants = setup
     store = Store(tmp_path, "k")
-    want = _numbers(run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store))
+    want = _numbers(evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store))
     v = Variant((1, 2))
     path = tmp_path / "k" / v.id
     (path / "0.json").write_text('{"payload": {"nll": 1.0')  # truncated
     record = json.loads((path / "1.json").read_text())
     record["payload"]["nll"] += 1.0  # tampered: checksum no longer matches
     (path / "1.json").write_text(json.dumps(record))
-    store.put(v, 2, windows[3], Entry(0.0, 0.0, 0, 1))  # an entry for another window
+    store.put(v, 2, windows[3], WindowSums(0.0, 0.0, 0, 1))  # an entry for another window
     assert store.get(v, 0, windows[0]) is None and store.get(v, 1, windows[1]) is None
     assert store.get(v, 2, windows[2]) is None
-    again = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
+    again = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store)
     assert again.computed == 3 and _numbers(again) == want
 
 
@@ -65,10 +66,10 @@ import sys, time
 from pathlib import Path
 import torch
 from pruning import load_model, load_corpus
-from pruning.engine.prefix import EngineOptions
+from pruning.engine.options import EngineOptions
 from pruning.metrics.perplexity import prepare_windows
 from pruning.engine.store import Store
-from pruning.engine.stored import run_sweep
+from pruning.engine.stored import evaluate_stored
 from pruning.study.plan import expand_plan, parse_plan
 from pruning.data.windows import Protocol
 torch.set_num_threads(1)
@@ -78,7 +79,7 @@ variants = expand_plan(parse_plan("combos:2"), lm.num_layers)
 print("READY", flush=True)
 start = time.perf_counter()
 store = Store(Path(sys.argv[1]), "run")
-result = run_sweep(lm.model, windows, variants, EngineOptions(progress=False), store)
+result = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store)
 print("DONE", result.reused, result.computed, time.perf_counter() - start, flush=True)
 """
 

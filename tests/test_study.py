@@ -6,7 +6,8 @@ import itertools
 
 from pruning.data.corpora import Corpus
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.engine.options import EngineOptions
+from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.speed import SpeedSettings
 from pruning.models.variant import BASE, Variant
 from pruning.reporting.gates import Thresholds
@@ -37,7 +38,7 @@ def test_a_search_plan_is_expanded_once(small_corpus: Corpus) -> None:
     second = study.variants()
     assert first == second
     assert first[0] == BASE and len(first) == 4
-    assert len(study.searches) == 1  # the beam search ran once, not once per question
+    assert len(study.log.searches) == 1  # the beam search ran once, not once per question
 
 
 def test_the_criterion_plan_measures_the_exhaustive_best_pair(small_corpus: Corpus) -> None:
@@ -49,4 +50,4 @@ def test_the_criterion_plan_measures_the_exhaustive_best_pair(small_corpus: Corp
     best = min(pairs, key=lambda v: (sum(truth[v].nll), v.drop))
     assert best in variants  # the K=2 oracle: racing over all pairs on the evaluation text
     assert all(Variant((i,)) in variants for i in range(n_layers))  # the K=1 oracle: every single
-    assert [f.exhaustive_evaluations for f in study.searches] == [len(pairs) * len(study.windows)]
+    assert [f.exhaustive_evaluations for f in study.log.searches] == [len(pairs) * len(study.windows)]

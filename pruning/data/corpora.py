@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pruning.common.hub import hub_reachable
 from pruning.common.registry import Registry
 
 SPLITS = ("test", "validation")
@@ -95,8 +96,6 @@ def _wikitext2(split: str, data_dir: Path | None) -> Corpus:
 
 
 def _wikitext2_from_datasets(split: str) -> tuple[str | None, str]:
-    from pruning.models.loading import hub_reachable  # local: avoids importing torch for corpora alone
-
     try:
         import datasets
     except ImportError:
@@ -112,6 +111,9 @@ def _wikitext2_from_datasets(split: str) -> tuple[str | None, str]:
     return "".join(row if row.endswith("\n") else row + "\n" for row in rows if row), ""
 
 
+FALLBACK_SOURCE = "embedded:"  # the source of the fallback corpus starts with it: not what was asked
+
+
 def _fallback(split: str, why: str) -> Corpus:
     from pydoc_data import topics
 
@@ -121,4 +123,5 @@ def _fallback(split: str, why: str) -> Corpus:
         f"pruning-kit: wikitext2/{split} not found ({why}); "
         f"using the embedded corpus pydoc_data.topics (CPython {version} documentation) instead\n"
     )
-    return make_corpus("pydoc-topics", split, text, f"embedded:pydoc_data.topics (CPython {version})")
+    source = f"{FALLBACK_SOURCE}pydoc_data.topics (CPython {version})"
+    return make_corpus("pydoc-topics", split, text, source)

@@ -35,10 +35,11 @@ from torch import nn
 from transformers import DynamicCache, PreTrainedConfig
 
 from pruning.data.windows import Window
-from pruning.engine.prefix import EXACT_RTOL, EngineOptions, Runner, build_runner, head_weight, max_states
+from pruning.engine.cost import block_share, forward_cost, head_weight
+from pruning.engine.options import EXACT_RTOL, EngineOptions
+from pruning.engine.runners import Runner, States, build_runner, max_states, run_step
 from pruning.engine.schedule import Prefix, Schedule, Step, plan_schedule
 from pruning.metrics.scoring import scored_logits, token_nll
-from pruning.models.parameters import count_parameters
 from pruning.models.surgery import get_blocks, remove_layers
 from pruning.models.variant import Variant
 
@@ -95,9 +96,9 @@ def evaluate_chunk(
     nll, layers = _run(model, schedule, window, (lo, hi), stop - start, carry, runners, batch_heads)
     nbytes = sum(_layer_bytes(layer) for layer in layers.values())
     kept = Carry(hi, layers, nbytes) if nbytes <= options.max_state_mb * 2**20 else None
-    cost = schedule.block_passes * block_share(model, int(window.ids.shape[0]), lo, hi)
-    cost += head_weight(model) * schedule.head_passes * (stop - start) / window.scored
-    return ChunkResult(nll, kept, cost)
+    share = block_share(model, int(window.ids.shape[0]), lo, hi)
+    heads = schedule.head_passes * (stop - start) / window.scored  # share of the scored positions
+    return ChunkResult(nll, kept, forward_cost(schedule.block_passes * share, heads, head_weight(model)))
 
 
 def _run(
@@ -118,7 +119,7 @@ def _run(
     ids = window.ids[None, lo:hi].to(next(model.parameters()).device)  # (1, hi - lo)
     targets = window.ids[hi - keep + 1 : hi + 1].to(ids.device)  # (keep,) the next tokens
     heads = _Heads(model, targets) if batch_heads else None
-    states: dict[Prefix, Any] = {}
+    states: States = {}
     layers: Layers = {}
     nll: dict[Variant, torch.Tensor] = {}
     used = {_runner_key(step, batch_heads) for step in schedule.steps}
@@ -141,20 +142,17 @@ def _run(
 
 
 def _forward(
-    runner: Runner, step: Step, ids: torch.Tensor, keep: int, carry: Carry | None, states: dict[Prefix, Any]
+    runner: Runner, step: Step, ids: torch.Tensor, keep: int, carry: Carry | None, states: States
 ) -> tuple[torch.Tensor, DynamicCache]:
     """One step's forward over ``ids``: its logits (1, keep, V) and its filled cache."""
     cache = _prefill(runner, step, carry)
-    if runner.resume is not None:
-        runner.resume.state = states[step.resume]
     cached = {_cache_argument(runner.model): cache}
-    out = runner.model(input_ids=ids, use_cache=True, logits_to_keep=keep, **cached)
-    if runner.resume is not None:
-        runner.resume.state = None
-    for j, output in runner.captured.items():
-        states[step.resume + step.run[: j + 1]] = output
-    runner.captured.clear()
-    return out.logits, cache
+
+    def forward(model: nn.Module) -> torch.Tensor:
+        logits: torch.Tensor = model(input_ids=ids, use_cache=True, logits_to_keep=keep, **cached).logits
+        return logits
+
+    return run_step(runner, states, forward), cache
 
 
 HEAD_ROWS = 512  # hidden states per batched LM-head product (CPU matmuls are slow below ~128)
@@ -243,24 +241,6 @@ def _layer_bytes(layer: Any) -> int:
     if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor):
         return 0
     return keys.numel() * keys.element_size() + values.numel() * values.element_size()
-
-
-def block_share(model: nn.Module, length: int, lo: int, hi: int) -> float:
-    """FLOP share of a block pass over input positions [lo, hi) in one over [0, length).
-
-    Projections and MLP cost the block's matmul parameters per position; attention costs
-    2 * heads * head_dim multiply-adds per (query, key) pair, and query p sees p + 1 keys.
-    """
-    config: Any = model.config
-    heads = int(getattr(config, "num_attention_heads", 1))
-    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
-    linear = float(count_parameters(get_blocks(model)[0]))
-    pair = 2.0 * heads * head_dim
-
-    def flops(a: int, b: int) -> float:
-        return linear * (b - a) + pair * (b * (b + 1) - a * (a + 1)) / 2
-
-    return flops(lo, hi) / flops(0, length)
 
 
 def check_continuation(

@@ -1,7 +1,7 @@
 """The results store: every finished (variant, window) result on disk, so nothing is lost.
 
 Layout: ``<root>/<run key>/<variant id>/<window index>.json``. The run key is the sha256 of
-the model fingerprint (spec, weights sha256, dtype), the corpus sha256 and the protocol; each
+the run fingerprint's store key (``pruning.metrics.fingerprint``); each
 entry also records the sha256 of its window's token ids and of its own payload. A missing,
 partial, corrupt or mismatched entry reads as absent and is recomputed, never trusted.
 Writes go to a temporary file that is renamed into place, so a killed process leaves either
@@ -17,24 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pruning.common.files import atomic_write
 from pruning.data.windows import Window
+from pruning.metrics.fingerprint import RunFingerprint
+from pruning.metrics.sums import WindowSums
 from pruning.models.variant import Variant
-from pruning.reporting.tables import atomic_write
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One variant's sums on one window."""
-
-    nll: float
-    kl: float
-    top1: int
-    tokens: int
-
-
-def run_key(fingerprint: Mapping[str, Any]) -> str:
-    """sha256 of what determines every window's numbers (sorted JSON of ``fingerprint``)."""
-    return hashlib.sha256(json.dumps(dict(fingerprint), sort_keys=True).encode()).hexdigest()
+def run_key(fingerprint: RunFingerprint) -> str:
+    """sha256 of what determines every window's numbers (sorted JSON of its ``store_key()``)."""
+    return hashlib.sha256(json.dumps(fingerprint.store_key(), sort_keys=True).encode()).hexdigest()
 
 
 def window_digest(window: Window) -> str:
@@ -53,20 +45,20 @@ class Store:
     def _path(self, variant: Variant, index: int) -> Path:
         return self.root / self.key / variant.id / f"{index}.json"
 
-    def get(self, variant: Variant, index: int, window: Window) -> Entry | None:
+    def get(self, variant: Variant, index: int, window: Window) -> WindowSums | None:
         """The stored entry, or None when absent, corrupt or for another window."""
         try:
             record = json.loads(self._path(variant, index).read_text(encoding="utf-8"))
             payload = record["payload"]
             if record["sha256"] != _digest(payload) or payload["window"] != window_digest(window):
                 return None
-            return Entry(
+            return WindowSums(
                 float(payload["nll"]), float(payload["kl"]), int(payload["top1"]), int(payload["tokens"])
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def put(self, variant: Variant, index: int, window: Window, entry: Entry) -> None:
+    def put(self, variant: Variant, index: int, window: Window, entry: WindowSums) -> None:
         """Store ``entry`` atomically."""
         payload = {
             "window": window_digest(window),

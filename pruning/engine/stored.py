@@ -1,8 +1,8 @@
-"""Store-backed sweeps: evaluate only the (variant, window) results the store lacks.
+"""Store-backed evaluation: compute only the (variant, window) results the store lacks.
 
 Every window batch the engine finishes is written to the store at once, so an interrupted
-sweep (Ctrl-C, kill -9) rerun with the same settings computes only what is missing, and
-gives the same numbers: the engine is deterministic for fixed inputs and thread count.
+run (Ctrl-C, kill -9) rerun with the same settings computes only what is missing, and gives
+the same numbers: the engine is deterministic for fixed inputs and thread count.
 """
 
 from __future__ import annotations
@@ -13,71 +13,67 @@ from dataclasses import dataclass
 from torch import nn
 
 from pruning.data.windows import Window
-from pruning.engine.prefix import EngineOptions, SweepStats, VariantScores, evaluate_variants
-from pruning.engine.store import Entry, Store
+from pruning.engine.cost import EngineStats
+from pruning.engine.options import EngineOptions
+from pruning.engine.prefix import evaluate_variants
+from pruning.engine.store import Store
+from pruning.metrics.sums import VariantSums, WindowSums
 from pruning.models.variant import Variant
+
+Found = dict[Variant, list[WindowSums | None]]  # per variant, per corpus window: None until known
 
 
 @dataclass(frozen=True)
-class SweepResult:
-    """Scores per variant, the engine passes that ran, and how many results were reused."""
+class StoredResult:
+    """Sums per variant, the engine passes that ran, and how many results were reused."""
 
-    scores: dict[Variant, VariantScores]
-    stats: tuple[SweepStats, ...]
+    scores: dict[Variant, VariantSums]
+    stats: tuple[EngineStats, ...]
     reused: int
     computed: int
 
 
-def run_sweep(
+def evaluate_stored(
     model: nn.Module,
     windows: Sequence[Window],
     variants: Sequence[Variant],
     options: EngineOptions,
     store: Store | None = None,
-) -> SweepResult:
-    """Scores of ``variants`` on ``windows``, from ``store`` where present, else computed."""
-    entries = {v: [_get(store, v, i, w) for i, w in enumerate(windows)] for v in variants}
-    reused = sum(e is not None for row in entries.values() for e in row)
-    groups: dict[frozenset[Variant], list[int]] = {}
+) -> StoredResult:
+    """Sums of ``variants`` on ``windows``, from ``store`` where present, else computed."""
+    found: Found = {v: [_get(store, v, i, w) for i, w in enumerate(windows)] for v in variants}
+    reused = sum(e is not None for row in found.values() for e in row)
+    groups: dict[frozenset[Variant], list[int]] = {}  # the variants missing on a window -> windows
     for i in range(len(windows)):
-        missing = frozenset(v for v in variants if entries[v][i] is None)
+        missing = frozenset(v for v in variants if found[v][i] is None)
         if missing:
             groups.setdefault(missing, []).append(i)
     stats = []
     for missing, indices in groups.items():
-        sub = [windows[i] for i in indices]
 
-        def keep(
-            local: list[int],
-            found: dict[Variant, list[tuple[float, float, int]]],
-            indices: list[int] = indices,
+        def persist(
+            local: list[int], sums: dict[Variant, list[WindowSums]], indices: list[int] = indices
         ) -> None:
-            for variant, values in found.items():
-                for j, (nll, kl, top1) in zip(local, values, strict=True):
+            for variant, values in sums.items():
+                for j, entry in zip(local, values, strict=True):
                     i = indices[j]  # engine window j is corpus window i
-                    entry = Entry(nll, kl, top1, windows[i].scored)
                     if store is not None:
                         store.put(variant, i, windows[i], entry)
-                    if variant in entries:
-                        entries[variant][i] = entry
+                    if variant in found:
+                        found[variant][i] = entry
 
-        _, stat = evaluate_variants(model, sub, sorted(missing), options, keep)
-        stats.append(stat)
-    scores = {v: _scores(entries[v]) for v in variants}
-    return SweepResult(scores, tuple(stats), reused, len(variants) * len(windows) - reused)
+        sub = [windows[i] for i in indices]
+        stats.append(evaluate_variants(model, sub, sorted(missing), options, persist)[1])
+    scores = {v: _complete(found[v]) for v in variants}
+    return StoredResult(scores, tuple(stats), reused, len(variants) * len(windows) - reused)
 
 
-def _get(store: Store | None, variant: Variant, index: int, window: Window) -> Entry | None:
+def _get(store: Store | None, variant: Variant, index: int, window: Window) -> WindowSums | None:
     return None if store is None else store.get(variant, index, window)
 
 
-def _scores(entries: list[Entry | None]) -> VariantScores:
+def _complete(entries: list[WindowSums | None]) -> VariantSums:
     done = [e for e in entries if e is not None]
     if len(done) != len(entries):
-        raise RuntimeError("internal error: a sweep finished with missing windows")
-    return VariantScores(
-        nll=[e.nll for e in done],
-        tokens=[e.tokens for e in done],
-        kl=[e.kl for e in done],
-        top1=[e.top1 for e in done],
-    )
+        raise RuntimeError("internal error: an evaluation finished with missing windows")
+    return VariantSums.of(done)

@@ -11,8 +11,13 @@ store, a cache, keys on them too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from pruning.data.corpora import Corpus
+from pruning.data.windows import Protocol
+from pruning.metrics.perplexity import bos_if_asked
+from pruning.models.loading import LoadedModel
 
 COMPARED = (
     "model",
@@ -52,6 +57,11 @@ class RunFingerprint:
         """Plain dict for JSON (reports, baselines)."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunFingerprint:
+        """Inverse of ``as_dict`` (a test report's payload); ``KeyError`` when a field is missing."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
     def store_key(self) -> dict[str, Any]:
         """What keys the results store: ``COMPARED`` and the library versions.
 
@@ -63,13 +73,35 @@ class RunFingerprint:
         return {**keyed, "torch": self.torch, "transformers": self.transformers}
 
 
-def fingerprint_diff(now: Mapping[str, object], saved: Mapping[str, object]) -> list[str]:
+def run_fingerprint(lm: LoadedModel, corpus: Corpus, protocol: Protocol, device: str) -> RunFingerprint:
+    """The fingerprint of evaluating ``lm`` on ``corpus`` under ``protocol`` (with its BOS rule)."""
+    fp = lm.fingerprint
+    return RunFingerprint(
+        model=fp.spec,
+        weights_sha256=fp.weights_sha256,
+        dtype=fp.dtype,
+        device=device,
+        corpus=corpus.name,
+        corpus_sha256=corpus.sha256,
+        protocol=protocol.name,
+        ctx=protocol.ctx,
+        stride=protocol.stride,
+        bos=bos_if_asked(lm.tokenizer),
+        eval_tokens=protocol.eval_tokens,
+        torch=fp.torch,
+        transformers=fp.transformers,
+        corpus_source=corpus.source,
+    )
+
+
+def fingerprint_diff(now: RunFingerprint, saved: Mapping[str, object]) -> list[str]:
     """Human-readable differences on ``COMPARED`` (empty when the runs are comparable).
 
-    A key missing from ``saved`` (a baseline written before the key existed) reads as None.
+    ``saved`` is a baseline's JSON: a key it lacks (written before the key existed) reads as None.
     """
+    current = now.as_dict()
     return [
-        f"{key}: baseline {saved.get(key)!r}, now {now.get(key)!r}"
+        f"{key}: baseline {saved.get(key)!r}, now {current.get(key)!r}"
         for key in COMPARED
-        if saved.get(key) != now.get(key)
+        if saved.get(key) != current.get(key)
     ]

@@ -18,15 +18,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from pruning.data.windows import Window
+from pruning.metrics.sums import WindowSums
 
 
 @dataclass(frozen=True)
-class WindowScores:
-    """Per-window sums for one batch: NLL, and KL / top-1 when a reference was given."""
+class BatchScores:
+    """Per-window sums of one window batch as tensors: NLL, and KL / top-1 given a reference."""
 
     nll: torch.Tensor  # (B,) float64
     kl: torch.Tensor | None  # (B,) float64
     top1: torch.Tensor | None  # (B,) int64
+
+    def windows(self, tokens: Sequence[int]) -> list[WindowSums]:
+        """One ``WindowSums`` per window of the batch; ``tokens``: each window's scored count."""
+        if self.kl is None or self.top1 is None:
+            raise ValueError("per-window sums need KL and top-1: score against a reference")
+        rows = zip(self.nll.tolist(), self.kl.tolist(), self.top1.tolist(), tokens, strict=True)
+        return [WindowSums(float(n), float(k), int(t), int(c)) for n, k, t, c in rows]
 
 
 def batches(windows: Sequence[Window], batch_size: int) -> Iterator[list[int]]:
@@ -74,7 +82,7 @@ def make_reference(logits: torch.Tensor) -> Reference:
     return Reference(probs, _rowdot(probs, logprobs), logits.argmax(-1))
 
 
-def score(logits: torch.Tensor, targets: torch.Tensor, reference: Reference | None) -> WindowScores:
+def score(logits: torch.Tensor, targets: torch.Tensor, reference: Reference | None) -> BatchScores:
     """Sums per window of NLL, and of KL / top-1 against ``reference`` if given.
 
     ``logits``: (B, n, V) float32; ``targets``: (B, n). With log p = log_softmax(logits) and
@@ -84,12 +92,12 @@ def score(logits: torch.Tensor, targets: torch.Tensor, reference: Reference | No
     logprobs = F.log_softmax(logits, dim=-1)  # (B, n, V)
     nll = _target_nll(logprobs, targets)  # (B, n)
     if reference is None:
-        return WindowScores(nll.sum(1), None, None)
+        return BatchScores(nll.sum(1), None, None)
     lse = logits[..., 0] - logprobs[..., 0]  # (B, n) logsumexp of each row
     cross = _rowdot(reference.probs, logits) - lse  # (B, n): sum_v p_ref log p_model
     kl = (reference.neg_entropy - cross).double()  # (B, n)
     same = logits.argmax(-1) == reference.argmax  # (B, n)
-    return WindowScores(nll.sum(1), kl.sum(1), same.long().sum(1))
+    return BatchScores(nll.sum(1), kl.sum(1), same.long().sum(1))
 
 
 def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -110,12 +118,12 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bnv,bnv->bn", a, b)
 
 
-def self_scores(logits: torch.Tensor, targets: torch.Tensor) -> WindowScores:
+def self_scores(logits: torch.Tensor, targets: torch.Tensor) -> BatchScores:
     """Scores of the reference against itself: KL exactly 0 and top-1 agreement exactly 1."""
     plain = score(logits, targets, None)
     batch, n = targets.shape
     zeros = torch.zeros(batch, dtype=torch.float64)
-    return WindowScores(plain.nll, zeros, torch.full((batch,), n, dtype=torch.long))
+    return BatchScores(plain.nll, zeros, torch.full((batch,), n, dtype=torch.long))
 
 
 def _shape(window: Window) -> tuple[int, int]:

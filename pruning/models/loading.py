@@ -12,18 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import tempfile
-import threading
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from pruning.common.hub import HUB_HOST, hub_reachable
 from pruning.common.registry import Registry
 from pruning.models import sources
 from pruning.models.architectures import ARCHITECTURES
@@ -32,7 +30,6 @@ from pruning.models.tokenizers import byte_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLINE_SPECS = ("smollm2-135m", "gemma3-270m", "gguf:PATH", "random:NAME")
-HUB_HOST = "huggingface.co"
 RANDOM_SEED = 0
 
 
@@ -197,29 +194,6 @@ def _from_pretrained(name: str, local_only: bool) -> _Raw:
     tok = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
     model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, local_files_only=local_only)
     return _Raw(model, tok, None)
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to the hub opens within ``timeout`` seconds.
-
-    DNS lookups ignore socket timeouts, so the probe runs in a daemon thread that is
-    abandoned when it takes too long: offline, loading fails in seconds instead of hanging.
-    """
-    url = urlsplit(os.environ.get("HF_ENDPOINT") or f"https://{HUB_HOST}")
-    host, port = url.hostname or HUB_HOST, url.port or (80 if url.scheme == "http" else 443)
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
 
 
 def state_dict_sha256(model: torch.nn.Module) -> str:

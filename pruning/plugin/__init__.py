@@ -1,7 +1,10 @@
 """The pruning-kit pytest plugin (entry point ``pytest11: pruning``).
 
-It adapts ``pruning`` to pytest: options, variant parametrisation, fixtures, the summary
-tables, reports and regression gates. All state lives in ``config.stash``.
+It adapts ``pruning`` to pytest and does nothing else: options, variant parametrisation,
+fixtures, session orchestration (when to time, when to gate) and the pytest-benchmark hooks.
+Report files, JSON, tables and summary lines come from ``pruning.reporting``. All state lives
+in ``config.stash``. It is the only layer that imports pytest; it may import every other layer,
+and none imports it.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ from pruning.models.loading import ModelLoadError
 from pruning.models.sources import SourceError
 from pruning.plugin import hookspec, options
 from pruning.plugin.configure import build_settings, check_settings
-from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record
+from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record, prune_study
 from pruning.plugin.progress import TerminalProgress
-from pruning.plugin.session import PruneSession, disable_saving
+from pruning.plugin.session import SESSION_KEY, PruneSession, disable_saving
 from pruning.plugin.summary import write_summary
+from pruning.study.expansion import TooManyVariants
 from pruning.study.study import Study
 
-__all__ = ["prune_decode", "prune_prefill", "prune_quality", "prune_record"]
+__all__ = ["SESSION_KEY", "prune_decode", "prune_prefill", "prune_quality", "prune_record", "prune_study"]
 
-SESSION_KEY = pytest.StashKey[PruneSession]()
 VARIANT_ARG = "prune_variant"
 
 
@@ -65,6 +68,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         variants = session.study.variants()
     except (ModelLoadError, SourceError, CorpusError) as exc:  # a usage error once collection is over
         session.setup_error = f"--prune-model/--prune-corpus: {exc}"
+        variants = []
+    except TooManyVariants as exc:
+        session.setup_error = (
+            f"--prune-plan: {exc} (--prune-max-variants={exc.limit}); "
+            f"pass --prune-max-variants={exc.count} to run them all"
+        )
         variants = []
     except ValueError as exc:
         session.setup_error = f"--prune-plan: {exc}"

@@ -14,7 +14,7 @@ import torch
 
 from pruning.common.progress import Progress
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions
+from pruning.engine.options import EngineOptions
 from pruning.metrics.speed import SpeedSettings
 from pruning.metrics.timing import CampaignSettings
 from pruning.models.architectures import ARCHITECTURES

@@ -11,20 +11,30 @@ import pytest
 from pruning.metrics import speed
 from pruning.models.variant import Variant
 from pruning.plugin.baseline import PROPERTY
+from pruning.plugin.session import SESSION_KEY, PruneSession
 from pruning.reporting.rows import Row
+from pruning.study.study import Study
 
 Record = Callable[[Variant, dict[str, Any]], None]
 
 
-def _session(config: pytest.Config) -> Any:
-    from pruning.plugin import SESSION_KEY  # local: the plugin module imports this one
-
+def _session(config: pytest.Config) -> PruneSession:
     return config.stash[SESSION_KEY]
 
 
 def in_xdist_worker(config: pytest.Config) -> bool:
     """Whether this process is a pytest-xdist worker."""
     return hasattr(config, "workerinput")
+
+
+@pytest.fixture(scope="session")
+def prune_study(pytestconfig: pytest.Config) -> Study:
+    """The session's study: the loaded model, its windows, settings and results store.
+
+    For benchmarks of the library itself (``benchmarks/test_engine.py``); variant tests use
+    the callbacks below.
+    """
+    return _session(pytestconfig).study
 
 
 @pytest.fixture(scope="session")
@@ -120,16 +130,16 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
 
         benchmark.group = "decode"
         benchmark.pedantic(speed.decode, setup=setup, rounds=1, iterations=1)
-        change = campaign.changes[variant.id]
+        change, ms = campaign.changes[variant.id], campaign.latency_ms(variant.id)
         fields = {
             "id": variant.id,
-            "decode_ms_per_token": campaign.latency_ms(variant.id),
+            "decode_ms_per_token": ms,
             "decode_ratio": change.ratio,
             "decode_ratio_ci95": [change.low, change.high],
         }
         benchmark.extra_info[PROPERTY] = {"row": fields, "fingerprint": study.fingerprint.as_dict()}
         prune_record(variant, fields)
-        return float(fields["decode_ms_per_token"])
+        return ms
 
     return run
 

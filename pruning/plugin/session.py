@@ -1,4 +1,9 @@
-"""Plugin state in ``config.stash``: settings, the study, collected rows, campaigns, baselines, gates."""
+"""Plugin state in ``config.stash``: settings, the study, recorded fields, campaigns, baselines.
+
+The session decides *when* (time the selected variants once, gate before pytest-benchmark
+saves, report at the end); what the rows, gates, reports and summary are comes from
+``pruning.reporting``.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,16 @@ from typing import Any
 
 import pytest
 
-from pruning.metrics.fingerprint import fingerprint_diff
+from pruning.metrics.fingerprint import RunFingerprint
 from pruning.metrics.speed import time_variants
 from pruning.metrics.timing import Campaign
 from pruning.models.variant import BASE, Variant
 from pruning.plugin.baseline import PROPERTY, Baseline, baseline_from_json, describe, explain_missing
 from pruning.plugin.progress import TerminalProgress
-from pruning.reporting.criteria_report import CriteriaReport, build_criteria_report, write_plots
-from pruning.reporting.gates import GateFailure, check_baseline, check_budget
-from pruning.reporting.rows import Row, SpeedFits, with_changes, with_fits
-from pruning.reporting.tables import (
-    render_markdown,
-    speed_lines,
-    speed_meta,
-    table,
-    to_csv,
-    to_json,
-    write_reports,
-)
+from pruning.reporting.criteria_report import build_criteria_report
+from pruning.reporting.gates import judge
+from pruning.reporting.report import Outcome, append_job_summary, write_report
+from pruning.reporting.rows import Row, with_changes, with_fits
 from pruning.study.settings import Settings
 from pruning.study.study import Study
 
@@ -40,22 +37,17 @@ class PruneSession:
     study: Study
     progress: TerminalProgress
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant id -> fields
-    fingerprint: dict[str, Any] = field(default_factory=dict)
-    rows: list[Row] = field(default_factory=list)
-    baseline: list[Row] = field(default_factory=list)
-    failures: list[GateFailure] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
+    fingerprint: RunFingerprint | None = None
     written: list[Path] = field(default_factory=list)
     selected: list[Variant] = field(default_factory=list)  # variants of the selected tests
     timed: dict[str, list[Variant]] = field(default_factory=dict)  # prefill/decode -> variants
     campaigns: dict[str, Campaign] = field(default_factory=dict)
-    fits: SpeedFits | None = None
     compared: list[Any] = field(default_factory=list)  # the JSON of every file pytest-benchmark loaded
     benchmark_session: Any = None  # handed to us by pytest-benchmark's compare hook
     loaded: list[Baseline] = field(default_factory=list)  # those files as baselines
     baseline_note: str = "no baseline compared (--benchmark-compare not given)"
     setup_error: str = ""  # a plan or model that does not work, reported after collection
-    criteria: CriteriaReport | None = None
+    outcome: Outcome | None = None
 
     def pytest_benchmark_compare_machine_info(
         self, config: pytest.Config, benchmarksession: Any, machine_info: Any, compared_benchmark: Any
@@ -107,100 +99,36 @@ class PruneSession:
         variant = payload["variant"]
         self.records.setdefault(variant, {}).update(payload.get("fields", {}))
         if payload.get("fingerprint"):
-            self.fingerprint = payload["fingerprint"]
+            self.fingerprint = RunFingerprint.from_dict(payload["fingerprint"])
 
     def finish(self) -> bool:
         """Build rows, run the gates, write reports; True when the session must fail."""
         rows = [Row.from_dict({**f, "id": vid}) for vid, f in self.records.items() if "ppl" in f]
-        self.rows, self.fits = with_fits(
-            with_changes(sorted(rows, key=lambda r: (bool(r.removed), r.removed)))
-        )
-        if not self.rows:
+        if not rows or self.fingerprint is None:
             return False
-        self.failures = check_budget(self.rows, self.settings.thresholds)
-        if self.study.criteria and any(not r.removed for r in self.rows):
-            self.criteria = build_criteria_report(self.rows, self.study.criteria, self._k_max())
-        self._compare()
-        failed = bool(self.failures or self.refused)
-        self._write(failed)
-        self.config.hook.pytest_prune_results(
-            config=self.config, rows=self.rows, fingerprint=self.fingerprint, failures=self.failures
-        )
-        return failed
-
-    def _compare(self) -> None:
+        rows, fits = with_fits(with_changes(sorted(rows, key=lambda r: (bool(r.removed), r.removed))))
         usable = [b for b in self.loaded if b.rows]
-        if not usable:
-            return
-        self.baseline = usable[-1].rows
-        self.refused = fingerprint_diff(self.fingerprint, usable[-1].fingerprint)
-        if not self.refused:
-            self.failures += check_baseline(self.rows, self.baseline, self.settings.thresholds)
+        baseline = (usable[-1].fingerprint, usable[-1].rows) if usable else None
+        log = self.study.log
+        criteria = None
+        if log.criteria and any(not r.removed for r in rows):
+            criteria = build_criteria_report(rows, log.criteria, log.k_max)
+        verdict = judge(rows, self.settings.thresholds, self.fingerprint, baseline, self.baseline_note)
+        self.outcome = Outcome(
+            rows, self.fingerprint, str(self.settings.plan), fits, self.campaigns, log, criteria, verdict
+        )
+        self._write(self.outcome)
+        self.config.hook.pytest_prune_results(
+            config=self.config, rows=rows, fingerprint=self.fingerprint.as_dict(), failures=verdict.failures
+        )
+        return verdict.failed
 
-    def _write(self, failed: bool) -> None:
-        if self.settings.report_dir is None and not os.environ.get("GITHUB_STEP_SUMMARY"):
-            return
-        header, cells = table(self.rows, self.is_sequential)
-        markdown = f"### Depth pruning: {self.fingerprint.get('model')}\n\n" + render_markdown(header, cells)
-        notes = [*speed_lines(self.campaigns, self.fits, self.rows), f"Gates: {self.baseline_note}."]
-        markdown += "\n" + "\n".join(f"- {line}" for line in notes) + "\n"
-        if self.criteria is not None:
-            markdown += "\n#### Criteria against the truth\n\n" + render_markdown(
-                self.criteria.header, self.criteria.cells
-            )
+    def _write(self, outcome: Outcome) -> None:
         if self.settings.report_dir is not None:
-            plots = self._plots(self.settings.report_dir)
-            markdown += "".join(f"\n![{p.stem}]({p.name})\n" for p in plots)
-            meta = {
-                "fingerprint": self.fingerprint,
-                "plan": str(self.settings.plan),
-                "failed": failed,
-                "search": [vars(f) | {"best": [[v.id, p] for v, p in f.best]} for f in self.study.searches],
-                "criteria": self._criteria_json(),
-                "calibration": self.study.calib_corpus.describe() if self.study.criteria else None,
-                "plots": [p.name for p in plots],
-                "speed": speed_meta(self.campaigns, self.fits),
-                "baseline": self.baseline_note,
-            }
-            files = {
-                "results.json": to_json(self.rows, meta),
-                "results.csv": to_csv(self.rows),
-                "results.md": markdown,
-            }
-            self.written = write_reports(self.settings.report_dir, files, failed) + plots
+            self.written = write_report(self.settings.report_dir, outcome)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(markdown + "\n")
-
-    def _plots(self, directory: Path) -> list[Path]:
-        fp = self.fingerprint
-        title = f"{fp.get('model')}, {fp.get('corpus')}, {self.rows[0].tokens_scored} scored tokens"
-        return write_plots(directory, self.rows, self.study.criteria, self._k_max(), title, self.fits)
-
-    def _k_max(self) -> int:
-        return max((max(c.chosen, default=0) for c in self.study.criteria), default=0)
-
-    def _criteria_json(self) -> list[dict[str, Any]]:
-        if self.criteria is None:
-            return []
-        return [
-            {
-                "criterion": a.criterion,
-                "spearman": a.spearman,
-                "kendall": a.kendall,
-                "regret_pct": {str(k): v for k, v in a.regret.items()},
-                "chosen": {str(k): list(v) for k, v in a.chosen.items()},
-                "scores": list(a.scores or ()),
-                "seconds": a.seconds,
-            }
-            for a in self.criteria.assessments
-        ]
-
-    @property
-    def is_sequential(self) -> bool:
-        """Whether every measured variant removes at most one block."""
-        return all(len(r.removed) <= 1 for r in self.rows)
+            append_job_summary(Path(summary), outcome)
 
 
 def disable_saving(config: pytest.Config) -> None:
@@ -208,3 +136,6 @@ def disable_saving(config: pytest.Config) -> None:
     bs = getattr(config, "_benchmarksession", None)
     if bs is not None:
         bs.save = bs.autosave = bs.json = None
+
+
+SESSION_KEY = pytest.StashKey[PruneSession]()

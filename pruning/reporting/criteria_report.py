@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pruning.metrics.change import pct_change
 from pruning.reporting.plots import (
     FitPanel,
     SpeedPoint,
@@ -16,8 +17,9 @@ from pruning.reporting.plots import (
     plot_vs_blocks,
 )
 from pruning.reporting.rows import TIMED, Row, SpeedFits
-from pruning.search.assessment import Assessment, assess, criteria_table, oracle_by_k
+from pruning.search.assessment import Assessment, assess
 from pruning.search.criteria import CriterionResult
+from pruning.search.oracle import best_by_k, oracle_by_k
 
 SPEED_LABEL = "prefill time, % of unpruned (interleaved in-run comparison)"
 
@@ -38,7 +40,7 @@ def build_criteria_report(
     measured = {r.removed: r.ppl for r in rows}
     base = measured[()]
     n_layers = max(len(r.removed) + r.layers for r in rows)
-    truth = [100.0 * (measured[(i,)] / base - 1.0) for i in range(n_layers)]
+    truth = [pct_change(measured[(i,)], base) for i in range(n_layers)]
     oracle = {k: v for k, v in oracle_by_k(measured).items() if k <= k_max}
     assessments = tuple(assess(c, truth, measured, oracle) for c in criteria)
     header, cells = criteria_table(assessments, k_max)
@@ -64,15 +66,12 @@ def write_plots(
         written.append(plot_pair_heatmap(path, n_layers, pairs, base.ppl, f"Pair removal — {title}"))
     if criteria and base is not None and all((i,) in by_drop for i in range(n_layers)):
         series = {c.name: _series(by_drop, c.chosen, base) for c in criteria}
-        oracle = {
-            k: min((r for r in rows if len(r.removed) == k), key=lambda r: r.ppl).removed
-            for k in range(1, k_max + 1)
-            if any(len(r.removed) == k for r in rows)
-        }
+        found = best_by_k({r.removed: r.ppl for r in rows})
+        oracle = {k: drop for k, (drop, _) in found.items() if k <= k_max}
         series["oracle"] = _series(by_drop, oracle, base)
         path = directory / "criteria_vs_blocks.png"
         written.append(plot_vs_blocks(path, series, f"Criteria — {title}", SPEED_LABEL))
-        truth = [100.0 * (by_drop[(i,)].ppl / base.ppl - 1.0) for i in range(n_layers)]
+        truth = [pct_change(by_drop[(i,)].ppl, base.ppl) for i in range(n_layers)]
         scores = {c.name: c.scores for c in criteria if c.scores is not None}
         written.append(
             plot_scores(
@@ -143,3 +142,30 @@ def _fit_panels(rows: Sequence[Row], fits: SpeedFits | None) -> list[FitPanel]:
             points.append((r.layers, ms, low * scale, high * scale, bool(getattr(r, f.off_fit))))
         panels.append(FitPanel(kind, f.unit, points, fit.overhead_ms, fit.per_block_ms, fit.r2))
     return panels
+
+
+def criteria_table(rows: Sequence[Assessment], k_max: int) -> tuple[list[str], list[list[str]]]:
+    """``criterion | spearman | kendall | regret@K=1..k_max (%) | seconds``."""
+    header = [
+        "criterion",
+        "spearman",
+        "kendall",
+        *(f"regret@K={k} (%)" for k in range(1, k_max + 1)),
+        "seconds",
+    ]
+    cells = []
+    for a in rows:
+        cells.append(
+            [
+                a.criterion,
+                _fmt(a.spearman),
+                _fmt(a.kendall),
+                *(_fmt(a.regret.get(k), 1) for k in range(1, k_max + 1)),
+                f"{a.seconds:.1f}",
+            ]
+        )
+    return header, cells
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"

@@ -14,9 +14,11 @@ Absolute budget (no baseline needed):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pruning.metrics.change import pct_change
+from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
 from pruning.reporting.rows import Row
 
 
@@ -54,7 +56,7 @@ def check_baseline(now: Sequence[Row], baseline: Sequence[Row], t: Thresholds) -
         old = saved.get(row.id)
         if old is None:
             continue
-        rise = 100.0 * (row.ppl / old.ppl - 1.0)
+        rise = pct_change(row.ppl, old.ppl)
         if rise > t.ppl_fail_pct:
             failures.append(GateFailure(row.id, "perplexity", old.ppl, row.ppl, f"+{t.ppl_fail_pct}%"))
         if row.params != old.params:
@@ -73,7 +75,7 @@ def check_budget(now: Sequence[Row], t: Thresholds) -> list[GateFailure]:
     return [
         GateFailure(r.id, "perplexity vs unpruned", base.ppl, r.ppl, f"+{t.max_ppl_increase_pct}%")
         for r in now
-        if 100.0 * (r.ppl / base.ppl - 1.0) > t.max_ppl_increase_pct
+        if pct_change(r.ppl, base.ppl) > t.max_ppl_increase_pct
     ]
 
 
@@ -88,3 +90,53 @@ def _speedup(row: Row, old: Row, t: Thresholds) -> list[GateFailure]:
         )
         return [GateFailure(row.id, "speedup vs unpruned", old.speedup, row.speedup, threshold)]
     return []
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gates' outcome: the baseline used (or why none), a refusal, and every failure."""
+
+    thresholds: Thresholds
+    baseline_note: str  # which baseline the gates compared against, or why none
+    baseline: list[Row]  # empty: none compared
+    refused: list[str]  # fingerprint differences: the baseline was not comparable
+    failures: list[GateFailure]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures or self.refused)
+
+    @property
+    def compared(self) -> bool:
+        """Whether a comparable baseline was compared."""
+        return bool(self.baseline) and not self.refused
+
+
+def judge(
+    rows: Sequence[Row],
+    t: Thresholds,
+    fingerprint: RunFingerprint,
+    baseline: tuple[Mapping[str, object], list[Row]] | None,
+    baseline_note: str,
+) -> Verdict:
+    """Run the budget and, for a comparable ``baseline`` (its fingerprint and rows), the baseline gates."""
+    failures = check_budget(rows, t)
+    if baseline is None or not baseline[1]:
+        return Verdict(t, baseline_note, [], [], failures)
+    refused = fingerprint_diff(fingerprint, baseline[0])
+    if not refused:
+        failures += check_baseline(rows, baseline[1], t)
+    return Verdict(t, baseline_note, baseline[1], refused, failures)
+
+
+def speed_gate_state(verdict: Verdict, rows: Sequence[Row]) -> str:
+    """Whether the speedup gate compared anything, and if not, why (it never skips silently)."""
+    if verdict.thresholds.speedup_fail_pct is None:
+        return "off"
+    saved = {r.id for r in verdict.baseline if r.speedup is not None}
+    now = {r.id for r in rows if r.speedup is not None}
+    if not now:
+        return "did NOT run: this run has no prefill timings (deselected, or -n / --benchmark-disable)"
+    if not saved & now:
+        return "did NOT run: the baseline has no prefill timings for these variants"
+    return f"ran on {len(saved & now)} variants"

@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from pruning.metrics.change import pct_change
+
 Series = Mapping[str, Sequence[tuple[int, float, float | None]]]  # label -> (K, ppl, speed)
 OFF_SCALE = 10.0  # perplexity axes stop at this multiple of the oracle's worst point
 
@@ -56,7 +58,7 @@ def plot_pair_heatmap(
     """Heatmap of the perplexity increase (%, log colour scale) for removing blocks (i, j)."""
     grid = np.full((n_layers, n_layers), np.nan)
     for (i, j), ppl in pairs.items():
-        grid[i, j] = grid[j, i] = 100.0 * (ppl / base - 1.0)
+        grid[i, j] = grid[j, i] = pct_change(ppl, base)
     fig, ax = plt.subplots(figsize=(8, 7), constrained_layout=True)
     image = ax.imshow(grid, cmap="viridis", norm=matplotlib.colors.LogNorm(), origin="lower")
     fig.colorbar(image, ax=ax, label="perplexity increase (%)")

@@ -22,7 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pruning.metrics.change import pct_change
 from pruning.metrics.latency import DepthFit, disagrees, fit_depth
+from pruning.metrics.perplexity import bootstrap_ci
+from pruning.metrics.sums import VariantSums
+from pruning.models.variant import Variant
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,22 @@ class Row:
         return cls(**known)
 
 
+def quality_row(variant: Variant, sums: VariantSums, n_layers: int, params: int) -> Row:
+    """The quality row of ``variant`` from its per-window sums (speed fields come later)."""
+    return Row(
+        id=variant.id,
+        removed=variant.drop,
+        layers=n_layers - len(variant.drop),
+        ppl=sums.ppl,
+        ppl_ci95=bootstrap_ci(sums.nll, sums.tokens),
+        params=params,
+        kl=sums.mean_kl,
+        top1_agree=sums.top1_agree,
+        tokens_scored=sums.scored,
+        window_nll=tuple(sums.nll),
+    )
+
+
 _PAIRS = (
     "speed_ratio_ci95",
     "speed_change_ci95",
@@ -113,11 +133,6 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
             )
         )
     return out
-
-
-def pct_change(value: float, reference: float) -> float:
-    """100 (value / reference - 1): the percent change every table and gate uses."""
-    return 100.0 * (value / reference - 1.0)
 
 
 def _pct_pair(ratios: tuple[float, float]) -> tuple[float, float]:

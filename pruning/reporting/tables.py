@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pruning.common.files import atomic_write
 from pruning.metrics.latency import excludes
 from pruning.metrics.timing import Campaign
 from pruning.reporting.rows import TIMED, Row, SpeedFits
@@ -196,18 +195,6 @@ def write_reports(directory: Path, files: Mapping[str, str], failed: bool) -> li
         atomic_write(target, text)
         written.append(target)
     return written
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _num(value: float | None, digits: int, signed: bool = False) -> str:

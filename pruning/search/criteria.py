@@ -19,7 +19,7 @@ block does more damage) and, for each K, the K blocks it would remove. Definitio
 from __future__ import annotations
 
 import math
-import random as random_module
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +31,11 @@ from torch import nn
 
 from pruning.common.registry import Registry
 from pruning.data.windows import Window
-from pruning.engine.prefix import EngineOptions, evaluate_variants
+from pruning.engine.options import EngineOptions
+from pruning.engine.prefix import evaluate_variants
 from pruning.models.surgery import get_blocks
 from pruning.models.variant import Variant, last_blocks
-from pruning.search.racing import beam
+from pruning.search.beam import beam
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,7 @@ def calib_ppl(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[
     n_layers = len(get_blocks(data.model))
     singles = [Variant((i,)) for i in range(n_layers)]
     scores_by, _ = evaluate_variants(data.model, data.windows, singles, data.engine)
-    tokens = sum(w.scored for w in data.windows)
-    scores = [math.exp(sum(scores_by[v].nll) / tokens) for v in singles]
+    scores = [scores_by[v].ppl for v in singles]
     return tuple(scores), lowest(scores, data.k_max)
 
 
@@ -142,9 +142,9 @@ def last(data: CriterionInput) -> tuple[tuple[float, ...] | None, dict[int, tupl
 
 
 @CRITERIA.register("random")
-def random(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int, ...]]]:
+def random_order(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int, ...]]]:
     n_layers = len(get_blocks(data.model))
-    rng = random_module.Random(0)
+    rng = random.Random(0)
     scores = [rng.random() for _ in range(n_layers)]
     return tuple(scores), lowest(scores, data.k_max)
 

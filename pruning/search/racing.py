@@ -1,4 +1,4 @@
-"""Searching for the best K-block removal sets without scoring every subset on every window.
+"""Racing: the best K-block removal sets without scoring every subset on every window.
 
 - **Racing** (successive halving with a statistical margin): windows are taken in order, each
   in growing chunks of scored positions (``chunk_spans``: 64, 96, 144, 224, 336, ... tokens).
@@ -9,12 +9,9 @@
   (``pruning.engine.chunks``), so a survivor's positions are computed once, as by one full pass.
   Survivors end up scored on every position of every window, and the top N are ranked by that
   perplexity, so their numbers are exact.
-- **Beam search** (greedy when the width is 1), iterative like SLEB: from each kept set of
-  removed blocks, try removing each further block, keep the ``width`` best by NLL, repeat
-  up to K.
 
-Costs are counted in block forward passes, with the LM head at its FLOP weight (see
-``pruning.engine.prefix.SweepStats``), against exhaustive naive evaluation of the same candidates.
+Costs are counted in block-forward equivalents (``pruning.engine.cost``) against exhaustive
+naive evaluation of the same candidates.
 """
 
 from __future__ import annotations
@@ -31,10 +28,11 @@ from torch import nn
 from pruning.common.progress import open_bar
 from pruning.data.windows import Window
 from pruning.engine.chunks import Carry, ChunkResult, RunnerCache, check_continuation, evaluate_chunk
-from pruning.engine.prefix import EngineOptions, SweepStats, evaluate_variants, head_weight
-from pruning.engine.schedule import plan_schedule
+from pruning.engine.cost import head_weight, naive_cost
+from pruning.engine.options import EngineOptions
+from pruning.metrics.sums import ppl
 from pruning.models.surgery import num_layers
-from pruning.models.variant import BASE, Variant
+from pruning.models.variant import Variant
 
 SEGMENT_TOKENS = 16  # consecutive scored positions per paired sample of the racing statistic
 
@@ -85,8 +83,8 @@ def race(
     bar.close()
     tokens = sum(w.scored for w in windows)
     ranked = sorted(state.alive, key=lambda v: (state.nll[v], v.drop))[:top]
-    best = tuple((v, math.exp(state.nll[v] / tokens)) for v in ranked)
-    naive = _naive_cost(candidates, num_layers(model), head_weight(model)) * len(windows)
+    best = tuple((v, ppl(state.nll[v], tokens)) for v in ranked)
+    naive = naive_cost(candidates, num_layers(model), head_weight(model)) * len(windows)
     exhaustive = len(candidates) * len(windows)
     return SearchResult(
         best, state.evaluations, exhaustive, sum(costs), naive, tuple(state.survivors),
@@ -182,51 +180,3 @@ def _eliminate(
         if mean <= z * math.sqrt(var / n):  # not significantly worse than the N-th best
             keep.append(v)
     return keep
-
-
-def _naive_cost(candidates: Sequence[Variant], n_layers: int, head_weight: float) -> float:
-    naive = plan_schedule(list(candidates), n_layers, share=False)
-    return naive.block_passes + head_weight * naive.head_passes
-
-
-def beam(
-    model: nn.Module,
-    windows: Sequence[Window],
-    k_max: int,
-    width: int,
-    options: EngineOptions,
-    start: Variant = BASE,
-) -> dict[int, SearchResult]:
-    """For K = |start|+1..``k_max``: the ``width`` best removal sets reachable by beam search.
-
-    The search grows ``start`` (by default the unpruned model) one block at a time.
-    """
-    n_layers = num_layers(model)
-    if not len(start.drop) < k_max < n_layers:
-        raise ValueError(
-            f"beam search K {k_max!r} is out of range; expected {len(start.drop) + 1}..{n_layers - 1}"
-        )
-    beams: list[Variant] = [start]
-    out: dict[int, SearchResult] = {}
-    tokens = sum(w.scored for w in windows)
-    for k in range(len(start.drop) + 1, k_max + 1):
-        candidates = sorted(
-            {Variant(tuple(sorted({*b.drop, i}))) for b in beams for i in range(n_layers) if i not in b.drop}
-        )
-        scores, stats = evaluate_variants(model, windows, candidates, options)
-        ranked = sorted(candidates, key=lambda v: (sum(scores[v].nll), v.drop))[:width]
-        beams = ranked
-        out[k] = SearchResult(
-            tuple((v, math.exp(sum(scores[v].nll) / tokens)) for v in ranked),
-            len(candidates) * len(windows),
-            math.comb(n_layers, k) * len(windows),
-            stats.cost * len(windows),
-            _cost_all(n_layers, k, stats) * len(windows),
-            (len(candidates),),
-        )
-    return out
-
-
-def _cost_all(n_layers: int, k: int, stats: SweepStats) -> float:
-    """Naive cost of every K-subset plus the unpruned reference, per window."""
-    return math.comb(n_layers, k) * (n_layers - k + stats.head_weight) + n_layers + stats.head_weight

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pruning.data.windows import Protocol
-from pruning.engine.prefix import EngineOptions
+from pruning.engine.options import EngineOptions
 from pruning.metrics.speed import SpeedSettings
 from pruning.reporting.gates import Thresholds
 from pruning.study.plan import Plan

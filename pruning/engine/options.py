@@ -1,0 +1,19 @@
+"""How the engine evaluates, and how exact its shortcuts must be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pruning.common.progress import Progress
+
+EXACT_RTOL = 1e-5  # a shortcut (prefix sharing, KV continuation) must match a plain pass this closely
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine evaluates: prefix sharing, memory bound, batch size."""
+
+    share_prefixes: bool = True
+    max_state_mb: float = 1024.0  # bound on cached hidden states; beyond it: recompute
+    batch_size: int = 1
+    progress: Progress = None  # None: a tqdm bar only on a terminal; or a BarFactory

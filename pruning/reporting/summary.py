@@ -1,0 +1,143 @@
+"""The terminal summary of a run, as styled lines: the tables, costs, baseline comparison, verdict.
+
+A line is ``(style, text)``: style ``""`` plain, ``"warn"``, ``"error"``, or ``"="`` / ``"-"``
+for a separator titled ``text``. The plugin only writes them to pytest's terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pruning.data.corpora import FALLBACK_SOURCE
+from pruning.metrics.change import pct_change
+from pruning.reporting.gates import speed_gate_state
+from pruning.reporting.report import Outcome
+from pruning.reporting.rows import Row
+from pruning.reporting.tables import render_text, speed_lines, table
+
+Line = tuple[str, str]
+
+
+def summary_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
+    """Every line of the summary, in order."""
+    fell_back = outcome.fingerprint.corpus_source.startswith(FALLBACK_SOURCE)
+    lines: list[Line] = [("=", "depth pruning results"), ("warn" if fell_back else "", header_line(outcome))]
+    lines.append(("", render_text(*table(outcome.rows, outcome.sequential))))
+    lines += [("", line) for line in speed_lines(outcome.campaigns, outcome.fits, outcome.rows)]
+    lines += [("", line) for line in cost_lines(outcome)]
+    if outcome.criteria is not None:
+        lines += criteria_lines(outcome)
+    if outcome.verdict.compared:
+        lines += [
+            ("-", "baseline vs now"),
+            ("", render_text(*comparison(outcome.verdict.baseline, outcome.rows))),
+        ]
+    return lines + verdict_lines(outcome, written)
+
+
+def header_line(outcome: Outcome) -> str:
+    """What was measured: model, corpus, protocol, BOS rule, and whether the corpus fell back."""
+    fp = outcome.fingerprint
+    bos = "none" if fp.bos is None else f"id {fp.bos} before every window"
+    line = (
+        f"model {fp.model} ({fp.dtype}, {fp.device}), corpus {fp.corpus} sha256 {fp.corpus_sha256[:12]}, "
+        f"protocol {fp.protocol} ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}"
+    )
+    if fp.corpus_source.startswith(FALLBACK_SOURCE):
+        line += f"; FELL BACK to {fp.corpus_source}: WikiText-2 not found (set PRUNING_DATA_DIR)"
+    return line
+
+
+def cost_lines(outcome: Outcome) -> list[str]:
+    """What the quality evaluations computed, reused and cost, and what each search cost."""
+    lines = []
+    for done in outcome.log.evaluations:
+        lines.append(
+            f"quality: {done.computed} (variant, window) results computed, {done.reused} from the store"
+        )
+        lines += [
+            f"engine ({stats.strategy}): {stats.cost:.0f} block-forward equivalents per window "
+            f"vs {stats.naive_cost:.0f} naive ({stats.cost / stats.naive_cost:.2f}x), "
+            f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
+            for stats in done.stats
+        ]
+    for found in outcome.log.searches:
+        lines.append(
+            f"search: {found.evaluations:.0f} (variant, window) evaluations (partial windows by their "
+            f"share) of {found.exhaustive_evaluations} exhaustive; cost {found.cost:.0f} vs "
+            f"{found.exhaustive_naive_cost:.0f} block-forward "
+            f"equivalents for exhaustive naive evaluation ({found.cost / found.exhaustive_naive_cost:.3f}x)"
+        )
+    return lines
+
+
+def criteria_lines(outcome: Outcome) -> list[Line]:
+    """The criteria table, with the calibration text it was computed on."""
+    if outcome.criteria is None:
+        return []
+    lines: list[Line] = [("-", "criteria against the truth (evaluation text)")]
+    calib, fp = outcome.log.calibration, outcome.fingerprint
+    if calib is not None:
+        lines.append(
+            (
+                "",
+                f"criteria computed on calibration text only: {calib.corpus.name}/{calib.corpus.split} "
+                f"sha256 {calib.corpus.sha256[:12]}, {calib.scored_tokens} scored tokens; truth and regret "
+                f"on {fp.corpus} sha256 {fp.corpus_sha256[:12]}",
+            )
+        )
+    return [*lines, ("", render_text(outcome.criteria.header, outcome.criteria.cells))]
+
+
+def comparison(baseline: Sequence[Row], now: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
+    """The baseline-vs-now table of the variants both runs measured."""
+    saved = {r.id: r for r in baseline}
+    header = ["variant", "ppl baseline", "ppl now", "ppl Δ (%)", "params baseline", "params now"]
+    header += ["speedup baseline (95% CI)", "speedup now (95% CI)"]
+    cells = [
+        [
+            row.id,
+            f"{old.ppl:.3f}",
+            f"{row.ppl:.3f}",
+            f"{pct_change(row.ppl, old.ppl):+.2f}",
+            str(old.params),
+            str(row.params),
+            _speedup(old),
+            _speedup(row),
+        ]
+        for row in now
+        if (old := saved.get(row.id)) is not None
+    ]
+    return header, cells
+
+
+def verdict_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
+    """The baseline used, the speed gate's state, refusals, failures, and the files written."""
+    verdict = outcome.verdict
+    budget = verdict.thresholds.max_ppl_increase_pct
+    lines: list[Line] = [
+        (
+            "warn" if verdict.baseline_note.startswith("NO baseline") else "",
+            f"pruning: {verdict.baseline_note}; absolute budget --prune-max-ppl-increase: "
+            f"{'off' if budget is None else f'{budget:g}%'}",
+        )
+    ]
+    if verdict.compared:
+        lines.append(("", f"pruning: speedup gate: {speed_gate_state(verdict, outcome.rows)}"))
+    if verdict.refused:
+        lines.append(("error", "pruning: baseline REFUSED for the quality gates; its fingerprint differs:"))
+        lines += [("error", f"  {line}") for line in verdict.refused]
+    if verdict.failures:
+        lines.append(("error", f"pruning: {len(verdict.failures)} regression gate(s) FAILED:"))
+        lines += [("error", f"  {failure}") for failure in verdict.failures]
+    if verdict.failed:
+        lines.append(("error", "pruning: this run was not saved as a baseline."))
+    return lines + [("", f"pruning: wrote {path}") for path in written]
+
+
+def _speedup(row: Row) -> str:
+    if row.speedup is None:
+        return "—"
+    ci = row.speedup_ci95
+    return f"{row.speedup:.3f}" if ci is None else f"{row.speedup:.3f} ({ci[0]:.3f}–{ci[1]:.3f})"

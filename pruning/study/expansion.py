@@ -1,0 +1,91 @@
+"""Expanding a plan into variants on the loaded model, running the searches it asks for.
+
+``sequential``, ``combos``, ``drop`` and ``last`` plans expand by the grammar alone
+(``pruning.study.plan``); ``best`` plans race or beam-search, ``criterion`` plans run the
+criteria and the oracle (``pruning.search``). Every search run is appended to the study's log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pruning.data.windows import Window
+from pruning.models.loading import LoadedModel
+from pruning.models.variant import BASE, Variant
+from pruning.reporting.runlog import RunLog
+from pruning.search.beam import beam
+from pruning.search.criteria import CRITERIA, CriterionResult
+from pruning.search.oracle import race_subsets, search_oracle
+from pruning.study.plan import BestSpec, expand_plan, parse_best, parse_criterion_plan, plan_size
+from pruning.study.settings import Settings
+
+
+class Study(Protocol):
+    """What expansion needs of a study (``pruning.study.study.Study`` provides it)."""
+
+    settings: Settings
+    log: RunLog
+
+    @property
+    def lm(self) -> LoadedModel: ...
+
+    @property
+    def windows(self) -> list[Window]: ...
+
+    @property
+    def calib_windows(self) -> list[Window]: ...
+
+    def run_criteria(self, names: Sequence[str], k_max: int) -> list[CriterionResult]: ...
+
+
+class TooManyVariants(ValueError):
+    """A plan that yields more variants than allowed; the caller names its own limit's flag."""
+
+    def __init__(self, plan: str, count: int, n_layers: int, limit: int) -> None:
+        super().__init__(
+            f"plan {plan!r} has {count} variants on this {n_layers}-block model, more than {limit} allowed"
+        )
+        self.count = count
+        self.limit = limit
+
+
+def expand(study: Study) -> list[Variant]:
+    """The variants of ``study``'s plan, base first; ``ValueError`` for a plan that does not fit."""
+    plan, n_layers = study.settings.plan, study.lm.num_layers
+    count = plan_size(plan, n_layers)
+    if count > study.settings.max_variants:
+        raise TooManyVariants(str(plan), count, n_layers, study.settings.max_variants)
+    if plan.kind == "best":
+        return [BASE, *_search(study, parse_best(plan.arg))]
+    if plan.kind == "criterion":
+        return _criterion_variants(study, *parse_criterion_plan(plan.arg))
+    return expand_plan(plan, n_layers)
+
+
+def _search(study: Study, spec: BestSpec) -> list[Variant]:
+    """Racing on the evaluation text (the oracle's cheap form) or beam search on calibration text."""
+    engine = study.settings.engine
+    if spec.search == "race":
+        found = race_subsets(study.lm.model, study.windows, spec.k, spec.top, engine)
+    else:
+        found = beam(study.lm.model, study.calib_windows, spec.k, max(spec.width, 1), engine)[spec.k]
+    study.log.searches.append(found)
+    return [v for v, _ in found.best[: spec.top]]
+
+
+def _criterion_variants(study: Study, name: str, k_max: int) -> list[Variant]:
+    """Base, every single removal (the truth), each criterion's K-sets, and the oracle's."""
+    if name != "all" and name not in CRITERIA:
+        raise ValueError(CRITERIA.unknown_message(name) + " (or all)")
+    n_layers = study.lm.num_layers
+    if not 1 <= k_max <= n_layers // 2:
+        raise ValueError(
+            f"criterion plan K=1..{k_max} is out of range; expected K=1..N with N in [1, {n_layers // 2}]"
+        )
+    criteria = study.run_criteria(CRITERIA.names() if name == "all" else [name], k_max)
+    sets = [Variant((i,)) for i in range(n_layers)]  # K=1: the oracle is exhaustive
+    sets += [Variant(c) for r in criteria for c in r.chosen.values()]
+    oracle, searches = search_oracle(study.lm.model, study.windows, k_max, study.settings.engine)
+    study.log.searches += searches
+    return [BASE, *sorted({*sets, *oracle}, key=lambda v: (len(v.drop), v.drop))]
