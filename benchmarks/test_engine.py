@@ -25,7 +25,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from pruning import load_model
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
 from pruning.engine.stored import evaluate_stored
@@ -85,7 +85,7 @@ def test_racing_finds_the_exhaustive_top10_pairs(engine_bench):
     study = engine_bench
     model = study.lm.model
     windows = prepare_windows(
-        study.lm.tokenizer, study.corpus.text, Protocol("windows", study.protocol.ctx, 2048)
+        study.lm.tokenizer, study.corpus.text, EvalProtocol("windows", study.protocol.ctx, 2048)
     )
     pairs = [v for v in expand_plan(parse_plan("combos:2"), study.lm.num_layers) if v != BASE]
     start = time.perf_counter()

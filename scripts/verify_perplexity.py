@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from pruning import load_corpus, load_model
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.perplexity import prepare_windows
@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     lm = load_model(args.model)
     corpus = load_corpus("wikitext2")
-    windows = prepare_windows(lm.tokenizer, corpus.text, Protocol(args.protocol, args.ctx, args.tokens))
+    windows = prepare_windows(lm.tokenizer, corpus.text, EvalProtocol(args.protocol, args.ctx, args.tokens))
     variants = expand_plan(parse_plan("sequential"), lm.num_layers)
     start = time.perf_counter()
     ours, _ = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))

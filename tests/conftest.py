@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pruning.data.corpora import Corpus, load_corpus
+from pruning.engine.options import EngineOptions
 
 pytest_plugins = ["pytester"]
 
@@ -28,3 +29,9 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Co
     path = tmp_path_factory.mktemp("corpus") / "small.txt"
     path.write_text(text, encoding="utf-8")
     return load_corpus(f"file:{path}")
+
+
+@pytest.fixture
+def engine_options() -> EngineOptions:
+    """The engine's default options, without a progress bar (tests assert on output)."""
+    return EngineOptions(progress=False)

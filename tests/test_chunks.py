@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pruning import load_model
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.chunks import evaluate_chunk
 from pruning.engine.cost import block_share
 from pruning.engine.options import EXACT_RTOL, EngineOptions
@@ -44,16 +44,16 @@ def _chunked_nll(model, window, variants, options, batch_heads=True):
 @pytest.fixture(scope="module")
 def windows(small_corpus):
     lm = load_model("random:tiny-llama")
-    return prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 64, 256))
+    return prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 64, 256))
 
 
 @pytest.mark.parametrize("batch_heads", [True, False], ids=["batched-head", "own-head"])
 @pytest.mark.parametrize("arch", ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt", "tiny-gptneox"])
-def test_chunked_nll_equals_one_full_forward_pass(arch, batch_heads, windows):
+def test_chunked_nll_equals_one_full_forward_pass(arch, batch_heads, windows, engine_options):
     model = load_model(f"random:{arch}").model
     window = windows[1]
     variants = _variants(num_layers(model))
-    got, carry = _chunked_nll(model, window, variants, EngineOptions(progress=False), batch_heads)
+    got, carry = _chunked_nll(model, window, variants, engine_options, batch_heads)
     assert carry is not None and carry.length == window.score_from - 1 + SPANS[-1][1]
     for v in variants:
         want = _full_pass_nll(model, window, v)
@@ -61,32 +61,32 @@ def test_chunked_nll_equals_one_full_forward_pass(arch, batch_heads, windows):
         torch.testing.assert_close(got[v], want, rtol=EXACT_RTOL, atol=0.0)
 
 
-def test_without_room_for_caches_each_chunk_recomputes_exactly(windows):
+def test_without_room_for_caches_each_chunk_recomputes_exactly(windows, engine_options):
     model = load_model("random:tiny-llama").model
     window = windows[0]
     variants = _variants(num_layers(model))
-    kept, _ = _chunked_nll(model, window, variants, EngineOptions(progress=False))
+    kept, _ = _chunked_nll(model, window, variants, engine_options)
     bounded, carry = _chunked_nll(model, window, variants, EngineOptions(max_state_mb=0.0, progress=False))
     assert carry is None
     for v in variants:
         torch.testing.assert_close(bounded[v], kept[v], rtol=EXACT_RTOL, atol=0.0)
 
 
-def test_recomputing_costs_more_than_continuing(windows):
+def test_recomputing_costs_more_than_continuing(windows, engine_options):
     model = load_model("random:tiny-llama").model
     variants = _variants(num_layers(model))
-    options = EngineOptions(progress=False)
+    options = engine_options
     first = evaluate_chunk(model, windows[0], (0, 32), variants, None, options, {})
     continued = evaluate_chunk(model, windows[0], (32, 63), variants, first.carry, options, {})
     again = evaluate_chunk(model, windows[0], (32, 63), variants, None, options, {})
     assert continued.cost < again.cost
 
 
-def test_a_carry_from_elsewhere_is_refused(windows):
+def test_a_carry_from_elsewhere_is_refused(windows, engine_options):
     model = load_model("random:tiny-llama").model
-    first = evaluate_chunk(model, windows[0], (0, 16), [BASE], None, EngineOptions(progress=False), {})
+    first = evaluate_chunk(model, windows[0], (0, 16), [BASE], None, engine_options, {})
     with pytest.raises(ValueError, match=r"chunk span \(24, 40\) does not continue from 16 cached positions"):
-        evaluate_chunk(model, windows[0], (24, 40), [BASE], first.carry, EngineOptions(progress=False), {})
+        evaluate_chunk(model, windows[0], (24, 40), [BASE], first.carry, engine_options, {})
 
 
 def test_block_shares_of_a_partition_add_up_to_one_and_grow_with_position():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pruning import load_model
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.metrics.perplexity import prepare_windows
 from pruning.metrics.speed import SpeedSettings
@@ -24,9 +24,9 @@ def lm():
     return load_model("random:tiny-llama")
 
 
-def test_every_criterion_chooses_k_distinct_blocks(lm, small_corpus):
-    windows = tuple(prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 64, 256)))
-    data = CriterionInput(lm.model, windows, 2, EngineOptions(progress=False))
+def test_every_criterion_chooses_k_distinct_blocks(lm, small_corpus, engine_options):
+    windows = tuple(prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 64, 256)))
+    data = CriterionInput(lm.model, windows, 2, engine_options)
     assert set(CRITERIA) == {"angular", "block_influence", "calib_ppl", "last", "random", "sleb", "taylor"}
     for name in CRITERIA:
         result = run_criterion(name, data)
@@ -45,16 +45,16 @@ def test_unknown_criterion_suggests_the_closest(lm):
         run_criterion("angualr", CriterionInput(lm.model, (), 1, EngineOptions()))
 
 
-def test_criteria_never_read_the_evaluation_windows(tmp_path, data_dir, monkeypatch):
+def test_criteria_never_read_the_evaluation_windows(tmp_path, data_dir, monkeypatch, engine_options):
     """Record every token sequence the model sees while criteria run: calibration only."""
     monkeypatch.setenv("PRUNING_DATA_DIR", str(data_dir))
     settings = Settings(
         model=ModelSettings("random:tiny-gpt2"),
         corpus="wikitext2",
-        protocol=Protocol("windows", 64, 256),
+        protocol=EvalProtocol("windows", 64, 256),
         plan=parse_plan("criterion:all:K=1..2"),
         max_variants=100,
-        engine=EngineOptions(progress=False),
+        engine=engine_options,
         speed=SpeedSettings(),
         thresholds=Thresholds(),
         calib_tokens=256,

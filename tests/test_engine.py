@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pruning import load_model, remove_layers
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.perplexity import prepare_windows, window_nlls
@@ -18,17 +18,17 @@ FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt", "tiny-gptneox"
 @pytest.fixture(scope="module")
 def windows_for(small_corpus):
     def build(lm, ctx=64):
-        return prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", ctx, 4 * ctx))
+        return prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", ctx, 4 * ctx))
 
     return build
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_engine_equals_naive_full_forward_passes(family, windows_for):
+def test_engine_equals_naive_full_forward_passes(family, windows_for, engine_options):
     lm = load_model(f"random:{family}")
     windows = windows_for(lm)
     variants = expand_plan(parse_plan("combos:2"), lm.num_layers)
-    got, stats = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))
+    got, stats = evaluate_variants(lm.model, windows, variants, engine_options)
     assert stats.strategy == "prefix" and stats.block_passes < stats.naive_block_passes
     for variant in variants:
         want = window_nlls(remove_layers(lm.model, variant.drop), windows, batch_size=1, progress=False)
@@ -36,20 +36,20 @@ def test_engine_equals_naive_full_forward_passes(family, windows_for):
         assert got[variant].tokens == [w.scored for w in windows]
 
 
-def test_fidelity_is_zero_for_base_and_positive_for_pruned(windows_for):
+def test_fidelity_is_zero_for_base_and_positive_for_pruned(windows_for, engine_options):
     lm = load_model("random:tiny-llama")
     windows = windows_for(lm)
-    got, _ = evaluate_variants(lm.model, windows, [BASE, Variant((1,))], EngineOptions(progress=False))
+    got, _ = evaluate_variants(lm.model, windows, [BASE, Variant((1,))], engine_options)
     tokens = sum(w.scored for w in windows)
     assert got[BASE].kl == [0.0] * len(windows) and sum(got[BASE].top1) == tokens
     assert all(k > 0 for k in got[Variant((1,))].kl) and sum(got[Variant((1,))].top1) < tokens
 
 
-def test_memory_bound_degrades_to_recomputation_with_the_same_numbers(windows_for):
+def test_memory_bound_degrades_to_recomputation_with_the_same_numbers(windows_for, engine_options):
     lm = load_model("random:tiny-gpt2")
     windows = windows_for(lm)
     variants = expand_plan(parse_plan("sequential"), lm.num_layers)
-    free, free_stats = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))
+    free, free_stats = evaluate_variants(lm.model, windows, variants, engine_options)
     tight, tight_stats = evaluate_variants(
         lm.model, windows, variants, EngineOptions(max_state_mb=1e-9, progress=False)
     )

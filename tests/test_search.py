@@ -5,8 +5,8 @@ import math
 import pytest
 
 from pruning import load_model
-from pruning.data.windows import Protocol
-from pruning.engine.options import EXACT_RTOL, EngineOptions
+from pruning.data.windows import EvalProtocol
+from pruning.engine.options import EXACT_RTOL
 from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.perplexity import prepare_windows
 from pruning.models.variant import BASE, Variant
@@ -18,16 +18,16 @@ from pruning.study.plan import expand_plan, parse_best, parse_plan
 @pytest.fixture(scope="module")
 def setup(small_corpus):
     lm = load_model("random:tiny-gpt2")
-    windows = prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 128, 1024))
+    windows = prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 128, 1024))
     return lm, windows
 
 
-def test_race_returns_the_exhaustive_top_at_lower_cost(setup):
+def test_race_returns_the_exhaustive_top_at_lower_cost(setup, engine_options):
     lm, windows = setup
     pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
-    truth, _ = evaluate_variants(lm.model, windows, pairs, EngineOptions(progress=False))
+    truth, _ = evaluate_variants(lm.model, windows, pairs, engine_options)
     want = sorted(pairs, key=lambda v: (sum(truth[v].nll), v.drop))[:2]
-    found = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    found = race(lm.model, windows, pairs, 2, engine_options)
     assert [v for v, _ in found.best] == want
     tokens = sum(w.scored for w in windows)
     assert found.best[0][1] == pytest.approx(math.exp(sum(truth[want[0]].nll) / tokens), rel=EXACT_RTOL)
@@ -35,12 +35,12 @@ def test_race_returns_the_exhaustive_top_at_lower_cost(setup):
     assert found.cost < found.exhaustive_naive_cost
 
 
-def test_greedy_beam_k1_is_the_best_single_removal(setup):
+def test_greedy_beam_k1_is_the_best_single_removal(setup, engine_options):
     lm, windows = setup
     singles = [Variant((i,)) for i in range(4)]
-    truth, _ = evaluate_variants(lm.model, windows, singles, EngineOptions(progress=False))
+    truth, _ = evaluate_variants(lm.model, windows, singles, engine_options)
     best = min(singles, key=lambda v: sum(truth[v].nll))
-    out = beam(lm.model, windows, 2, 1, EngineOptions(progress=False))
+    out = beam(lm.model, windows, 2, 1, engine_options)
     assert out[1].best[0][0] == best
     assert set(out[2].best[0][0].drop) >= set(best.drop) and len(out[2].best[0][0].drop) == 2
 
@@ -61,22 +61,22 @@ def test_bad_best_plans_quote_the_value(arg):
         parse_best(arg)
 
 
-def test_beam_grows_a_given_start_set(setup):
+def test_beam_grows_a_given_start_set(setup, engine_options):
     lm, windows = setup
     start = Variant((2,))
-    out = beam(lm.model, windows, 3, 1, EngineOptions(progress=False), start=start)
+    out = beam(lm.model, windows, 3, 1, engine_options, start=start)
     assert sorted(out) == [2, 3]  # K=2 and K=3: the start already removes one block
     assert all(2 in found.best[0][0].drop for found in out.values())
     with pytest.raises(ValueError, match=r"beam search K 1 is out of range; expected 2\.\.3"):
-        beam(lm.model, windows, 1, 1, EngineOptions(progress=False), start=start)
+        beam(lm.model, windows, 1, 1, engine_options, start=start)
 
 
-def test_race_turns_off_what_is_not_exact(setup, monkeypatch, capsys):
+def test_race_turns_off_what_is_not_exact(setup, monkeypatch, capsys, engine_options):
     lm, windows = setup
     pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
-    continued = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    continued = race(lm.model, windows, pairs, 2, engine_options)
     monkeypatch.setattr("pruning.search.racing.check_continuation", lambda *args: False)
-    recomputed = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    recomputed = race(lm.model, windows, pairs, 2, engine_options)
     err = capsys.readouterr().err
     assert err.count("batched LM-head scoring is not exact") == 1
     assert err.count("KV-cache continuation is not exact") == 1
@@ -86,13 +86,13 @@ def test_race_turns_off_what_is_not_exact(setup, monkeypatch, capsys):
     assert recomputed.cost > continued.cost
 
 
-def test_race_notices_logits_that_are_not_the_head_product(small_corpus, capsys):
+def test_race_notices_logits_that_are_not_the_head_product(small_corpus, capsys, engine_options):
     lm = load_model("random:tiny-gemma3")
     lm.model.config.final_logit_softcapping = 0.5  # Gemma 2 style: logits = cap * tanh(head / cap)
-    windows = prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 128, 512))
+    windows = prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 128, 512))
     pairs = [v for v in expand_plan(parse_plan("combos:2"), 4) if v != BASE]
-    truth, _ = evaluate_variants(lm.model, windows, pairs, EngineOptions(progress=False))
-    found = race(lm.model, windows, pairs, 2, EngineOptions(progress=False))
+    truth, _ = evaluate_variants(lm.model, windows, pairs, engine_options)
+    found = race(lm.model, windows, pairs, 2, engine_options)
     err = capsys.readouterr().err
     assert "batched LM-head scoring is not exact for Gemma3ForCausalLM" in err
     assert "KV-cache continuation is not exact" not in err

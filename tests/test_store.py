@@ -12,8 +12,7 @@ import time
 import pytest
 
 from pruning import load_model
-from pruning.data.windows import Protocol
-from pruning.engine.options import EngineOptions
+from pruning.data.windows import EvalProtocol
 from pruning.engine.store import Store
 from pruning.engine.stored import evaluate_stored
 from pruning.metrics.perplexity import prepare_windows
@@ -25,7 +24,7 @@ from pruning.study.plan import expand_plan, parse_plan
 @pytest.fixture(scope="module")
 def setup(small_corpus):
     lm = load_model("random:tiny-llama")
-    windows = prepare_windows(lm.tokenizer, small_corpus.text, Protocol("windows", 64, 512))
+    windows = prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 64, 512))
     return lm, windows, expand_plan(parse_plan("combos:2"), lm.num_layers)
 
 
@@ -33,21 +32,21 @@ def _numbers(result):
     return {v: (s.nll, s.kl, s.top1, s.tokens) for v, s in result.scores.items()}
 
 
-def test_second_sweep_reads_everything_from_the_store(setup, tmp_path):
+def test_second_sweep_reads_everything_from_the_store(setup, tmp_path, engine_options):
     lm, windows, variants = setup
     store = Store(tmp_path, "k")
-    first = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store)
-    again = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store)
-    fresh = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), None)
+    first = evaluate_stored(lm.model, windows, variants, engine_options, store)
+    again = evaluate_stored(lm.model, windows, variants, engine_options, store)
+    fresh = evaluate_stored(lm.model, windows, variants, engine_options, None)
     assert (first.reused, first.computed) == (0, len(variants) * len(windows))
     assert (again.reused, again.computed, again.stats) == (len(variants) * len(windows), 0, ())
     assert _numbers(again) == _numbers(first) == _numbers(fresh)
 
 
-def test_corrupt_partial_and_mismatched_entries_are_recomputed(setup, tmp_path):
+def test_corrupt_partial_and_mismatched_entries_are_recomputed(setup, tmp_path, engine_options):
     lm, windows, variants = setup
     store = Store(tmp_path, "k")
-    want = _numbers(evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store))
+    want = _numbers(evaluate_stored(lm.model, windows, variants, engine_options, store))
     v = Variant((1, 2))
     path = tmp_path / "k" / v.id
     (path / "0.json").write_text('{"payload": {"nll": 1.0')  # truncated
@@ -57,7 +56,7 @@ def test_corrupt_partial_and_mismatched_entries_are_recomputed(setup, tmp_path):
     store.put(v, 2, windows[3], WindowSums(0.0, 0.0, 0, 1))  # an entry for another window
     assert store.get(v, 0, windows[0]) is None and store.get(v, 1, windows[1]) is None
     assert store.get(v, 2, windows[2]) is None
-    again = evaluate_stored(lm.model, windows, variants, EngineOptions(progress=False), store)
+    again = evaluate_stored(lm.model, windows, variants, engine_options, store)
     assert again.computed == 3 and _numbers(again) == want
 
 
@@ -71,10 +70,10 @@ from pruning.metrics.perplexity import prepare_windows
 from pruning.engine.store import Store
 from pruning.engine.stored import evaluate_stored
 from pruning.study.plan import expand_plan, parse_plan
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 torch.set_num_threads(1)
 lm = load_model("random:tiny-llama")
-windows = prepare_windows(lm.tokenizer, load_corpus("file:" + sys.argv[2]).text, Protocol("windows", 128))
+windows = prepare_windows(lm.tokenizer, load_corpus("file:" + sys.argv[2]).text, EvalProtocol("windows", 128))
 variants = expand_plan(parse_plan("combos:2"), lm.num_layers)
 print("READY", flush=True)
 start = time.perf_counter()

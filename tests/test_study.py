@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from pruning.data.corpora import Corpus
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.speed import SpeedSettings
@@ -20,7 +20,7 @@ def _study(plan: str, corpus: Corpus) -> Study:
     settings = Settings(
         model=ModelSettings("random:tiny-llama", threads=1),
         corpus=corpus.name,
-        protocol=Protocol("windows", 32, 128),
+        protocol=EvalProtocol("windows", 32, 128),
         plan=parse_plan(plan),
         max_variants=1000,
         engine=EngineOptions(progress=False),
@@ -41,12 +41,12 @@ def test_a_search_plan_is_expanded_once(small_corpus: Corpus) -> None:
     assert len(study.log.searches) == 1  # the beam search ran once, not once per question
 
 
-def test_the_criterion_plan_measures_the_exhaustive_best_pair(small_corpus: Corpus) -> None:
+def test_the_criterion_plan_measures_the_exhaustive_best_pair(small_corpus: Corpus, engine_options) -> None:
     study = _study("criterion:all:K=1..2", small_corpus)
     variants = study.variants()
     n_layers = study.lm.num_layers
     pairs = [Variant(c) for c in itertools.combinations(range(n_layers), 2)]
-    truth, _ = evaluate_variants(study.lm.model, study.windows, pairs, EngineOptions(progress=False))
+    truth, _ = evaluate_variants(study.lm.model, study.windows, pairs, engine_options)
     best = min(pairs, key=lambda v: (sum(truth[v].nll), v.drop))
     assert best in variants  # the K=2 oracle: racing over all pairs on the evaluation text
     assert all(Variant((i,)) in variants for i in range(n_layers))  # the K=1 oracle: every single

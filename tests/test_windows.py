@@ -2,24 +2,24 @@ from __future__ import annotations
 
 import pytest
 
-from pruning.data.windows import CorpusTooShortError, Protocol, build_windows
+from pruning.data.windows import CorpusTooShortError, EvalProtocol, build_windows
 
 TOKENS = list(range(1000, 2050))  # 1050 distinct tokens
 
 
 def test_windows_are_consecutive_and_score_all_but_the_first_position():
-    windows = build_windows(TOKENS, Protocol("windows", 100, 350))
+    windows = build_windows(TOKENS, EvalProtocol("windows", 100, 350))
     assert len(windows) == 3
     assert [w.ids[0].item() for w in windows] == [1000, 1100, 1200]
     assert all(w.score_from == 1 and w.scored == 99 for w in windows)
 
 
 def test_eval_tokens_none_uses_every_full_window():
-    assert len(build_windows(TOKENS, Protocol("windows", 100))) == 10
+    assert len(build_windows(TOKENS, EvalProtocol("windows", 100))) == 10
 
 
 def test_sliding_scores_every_token_but_the_first_exactly_once():
-    windows = build_windows(TOKENS, Protocol("sliding", 100, None, 40))
+    windows = build_windows(TOKENS, EvalProtocol("sliding", 100, None, 40))
     scored = []
     for w in windows:
         scored += w.ids[w.score_from :].tolist()
@@ -29,7 +29,7 @@ def test_sliding_scores_every_token_but_the_first_exactly_once():
 
 
 def test_llamacpp_scores_the_second_half_and_puts_bos_first():
-    windows = build_windows(TOKENS, Protocol("llamacpp", 100, 300), bos_id=7)
+    windows = build_windows(TOKENS, EvalProtocol("llamacpp", 100, 300), bos_id=7)
     assert len(windows) == 3  # BOS + 1050 tokens = 1051 -> eval_tokens // ctx = 3 chunks
     assert windows[0].ids[0].item() == 7 and windows[1].ids[0].item() == 7
     assert windows[1].ids[1].item() == TOKENS[100]  # chunk 1 starts at token 99 (BOS shift)
@@ -37,13 +37,13 @@ def test_llamacpp_scores_the_second_half_and_puts_bos_first():
 
 
 def test_llamacpp_without_bos_uses_the_raw_chunks():
-    windows = build_windows(TOKENS, Protocol("llamacpp", 100, 300), bos_id=None)
+    windows = build_windows(TOKENS, EvalProtocol("llamacpp", 100, 300), bos_id=None)
     assert windows[1].ids[0].item() == TOKENS[100]
 
 
 def test_a_corpus_shorter_than_one_window_is_a_clear_error():
     with pytest.raises(CorpusTooShortError, match=r"has 50 tokens, fewer than one window of ctx=100"):
-        build_windows(TOKENS[:50], Protocol("windows", 100))
+        build_windows(TOKENS[:50], EvalProtocol("windows", 100))
 
 
 @pytest.mark.parametrize(
@@ -58,16 +58,16 @@ def test_a_corpus_shorter_than_one_window_is_a_clear_error():
 )
 def test_bad_protocols_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        Protocol(**kwargs)
+        EvalProtocol(**kwargs)
 
 
 def test_ctx_is_capped_at_the_model_maximum():
-    assert Protocol("windows", 2048).capped(1024).ctx == 1024
-    assert Protocol("windows", 512).capped(1024).ctx == 512
+    assert EvalProtocol("windows", 2048).capped(1024).ctx == 1024
+    assert EvalProtocol("windows", 512).capped(1024).ctx == 512
 
 
 def test_windows_with_bos_are_bos_plus_ctx_minus_one_tokens_all_scored():
-    windows = build_windows(TOKENS, Protocol("windows", 100, 350), bos_id=7)
+    windows = build_windows(TOKENS, EvalProtocol("windows", 100, 350), bos_id=7)
     assert len(windows) == 3  # eval_tokens // ctx windows, as without BOS
     for i, w in enumerate(windows):
         assert w.ids.tolist() == [7, *TOKENS[i * 99 : (i + 1) * 99]]
@@ -75,7 +75,7 @@ def test_windows_with_bos_are_bos_plus_ctx_minus_one_tokens_all_scored():
 
 
 def test_sliding_with_bos_scores_every_token_exactly_once_after_a_bos():
-    windows = build_windows(TOKENS, Protocol("sliding", 100, None, 40), bos_id=7)
+    windows = build_windows(TOKENS, EvalProtocol("sliding", 100, None, 40), bos_id=7)
     scored = []
     for w in windows:
         assert w.ids[0].item() == 7 and len(w.ids) <= 100
@@ -85,6 +85,6 @@ def test_sliding_with_bos_scores_every_token_exactly_once_after_a_bos():
 
 
 def test_no_bos_leaves_windows_and_sliding_unchanged():
-    assert [w.ids.tolist() for w in build_windows(TOKENS, Protocol("windows", 100, 350), bos_id=None)] == [
-        TOKENS[i * 100 : (i + 1) * 100] for i in range(3)
-    ]
+    assert [
+        w.ids.tolist() for w in build_windows(TOKENS, EvalProtocol("windows", 100, 350), bos_id=None)
+    ] == [TOKENS[i * 100 : (i + 1) * 100] for i in range(3)]

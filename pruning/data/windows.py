@@ -36,7 +36,7 @@ PROTOCOLS = ("windows", "sliding", "llamacpp")
 
 
 @dataclass(frozen=True)
-class Protocol:
+class EvalProtocol:
     """An evaluation protocol with its parameters (validated on construction)."""
 
     name: str = "windows"
@@ -59,12 +59,12 @@ class Protocol:
                 f"stride {self.stride!r} is only for the sliding protocol and must lie in [1, {self.ctx - 1}]"
             )
 
-    def capped(self, max_ctx: int | None) -> Protocol:
+    def capped(self, max_ctx: int | None) -> EvalProtocol:
         """The same protocol with ``ctx`` capped at the model's maximum length."""
         if max_ctx is None or self.ctx <= max_ctx:
             return self
         stride = None if self.stride is None else min(self.stride, max_ctx - 1)
-        return Protocol(self.name, max_ctx, self.eval_tokens, stride)
+        return EvalProtocol(self.name, max_ctx, self.eval_tokens, stride)
 
     def describe(self) -> dict[str, object]:
         """Plain dict for reports and fingerprints."""
@@ -88,7 +88,7 @@ class CorpusTooShortError(ValueError):
     """The corpus does not fill a single window."""
 
 
-def build_windows(tokens: list[int], protocol: Protocol, bos_id: int | None = None) -> list[Window]:
+def build_windows(tokens: list[int], protocol: EvalProtocol, bos_id: int | None = None) -> list[Window]:
     """Cut ``tokens`` into the windows of ``protocol`` under the BOS rule ``bos_id``."""
     if protocol.name == "sliding":
         windows = _sliding(tokens, protocol, bos_id)
@@ -104,11 +104,11 @@ def build_windows(tokens: list[int], protocol: Protocol, bos_id: int | None = No
     return windows
 
 
-def _count(available: int, protocol: Protocol) -> int:
+def _count(available: int, protocol: EvalProtocol) -> int:
     return available if protocol.eval_tokens is None else min(available, protocol.eval_tokens // protocol.ctx)
 
 
-def _windows(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
+def _windows(tokens: list[int], protocol: EvalProtocol, bos_id: int | None) -> list[Window]:
     if bos_id is None:  # ctx corpus tokens; the first is context only
         span, prefix = protocol.ctx, []
     else:  # BOS + ctx-1 corpus tokens, all scored
@@ -120,7 +120,7 @@ def _windows(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[
     return out
 
 
-def _llamacpp(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
+def _llamacpp(tokens: list[int], protocol: EvalProtocol, bos_id: int | None) -> list[Window]:
     ctx = protocol.ctx
     if bos_id is not None:
         tokens = [bos_id, *tokens]  # llama.cpp tokenizes the whole text with its BOS
@@ -133,7 +133,7 @@ def _llamacpp(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list
     return out
 
 
-def _sliding(tokens: list[int], protocol: Protocol, bos_id: int | None) -> list[Window]:
+def _sliding(tokens: list[int], protocol: EvalProtocol, bos_id: int | None) -> list[Window]:
     prefix = [] if bos_id is None else [bos_id]
     span = protocol.ctx - len(prefix)  # corpus tokens a window holds
     stride = min(protocol.stride or protocol.ctx // 2, span)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pruning.data.corpora import Corpus
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.metrics.perplexity import bos_if_asked
 from pruning.models.loading import LoadedModel
 
@@ -73,7 +73,7 @@ class RunFingerprint:
         return {**keyed, "torch": self.torch, "transformers": self.transformers}
 
 
-def run_fingerprint(lm: LoadedModel, corpus: Corpus, protocol: Protocol, device: str) -> RunFingerprint:
+def run_fingerprint(lm: LoadedModel, corpus: Corpus, protocol: EvalProtocol, device: str) -> RunFingerprint:
     """The fingerprint of evaluating ``lm`` on ``corpus`` under ``protocol`` (with its BOS rule)."""
     fp = lm.fingerprint
     return RunFingerprint(

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pruning.data.corpora import Corpus
-from pruning.data.windows import Protocol, Window, build_windows
+from pruning.data.windows import EvalProtocol, Window, build_windows
 from pruning.metrics.scoring import batches, score, scored_logits, stack
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -34,7 +34,7 @@ class PerplexityResult:
     window_nll: tuple[float, ...]
     window_tokens: tuple[int, ...]
     ci95: tuple[float, float]
-    protocol: Protocol
+    protocol: EvalProtocol
     corpus: dict[str, str]
 
 
@@ -54,13 +54,13 @@ def perplexity(
     ``ctx`` is capped at the model's maximum length. ``progress=None`` shows a bar only on a
     terminal.
     """
-    proto = Protocol(protocol, ctx, eval_tokens, stride).capped(max_length(model))
+    proto = EvalProtocol(protocol, ctx, eval_tokens, stride).capped(max_length(model))
     windows = prepare_windows(tokenizer, corpus.text, proto)
     nll = window_nlls(model, windows, batch_size, progress)
     return make_result(nll, [w.scored for w in windows], proto, corpus.describe())
 
 
-def prepare_windows(tokenizer: Any, text: str, protocol: Protocol) -> list[Window]:
+def prepare_windows(tokenizer: Any, text: str, protocol: EvalProtocol) -> list[Window]:
     """Tokenize ``text`` without special tokens and cut it by ``protocol``."""
     tokens = tokenize(tokenizer, text)
     return build_windows(tokens, protocol, bos_id=bos_if_asked(tokenizer))
@@ -110,7 +110,7 @@ def window_nlls(
 
 
 def make_result(
-    window_nll: Sequence[float], window_tokens: Sequence[int], protocol: Protocol, corpus: dict[str, str]
+    window_nll: Sequence[float], window_tokens: Sequence[int], protocol: EvalProtocol, corpus: dict[str, str]
 ) -> PerplexityResult:
     """Aggregate per-window NLL sums into a ``PerplexityResult`` with a bootstrap CI."""
     nll_sum = math.fsum(window_nll)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pruning.common.progress import Progress
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.metrics.speed import SpeedSettings
 from pruning.metrics.timing import CampaignSettings
@@ -30,7 +30,7 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         return options.get(config, name)
 
     try:
-        protocol = Protocol(get("protocol"), get("ctx"), get("eval-tokens"))
+        protocol = EvalProtocol(get("protocol"), get("ctx"), get("eval-tokens"))
     except ValueError as exc:
         raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
     report = get("report")

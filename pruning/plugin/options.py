@@ -11,7 +11,7 @@ import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,14 +19,21 @@ from pruning.data.windows import PROTOCOLS
 from pruning.models.sources import cache_dir
 from pruning.study.plan import PLAN_KINDS, Plan, parse_plan
 
+N = TypeVar("N", int, float)
+
+
+def _number(value: str, kind: type[N]) -> N | None:
+    """``value`` as an int or float, or None when it is not one (the caller names what it expected)."""
+    try:
+        return kind(value.strip())
+    except ValueError:
+        return None
+
 
 def positive_int(value: str) -> int:
     """An int >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
+    number = _number(value, int)
+    if number is None or number < 1:
         raise argparse.ArgumentTypeError(f"invalid value {value!r}; expected an integer >= 1")
     return number
 
@@ -35,22 +42,16 @@ def eval_tokens(value: str) -> int | None:
     """An int >= 2, or ``all`` (None) for the whole corpus."""
     if value.strip().lower() == "all":
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 2:
+    number = _number(value, int)
+    if number is None or number < 2:
         raise argparse.ArgumentTypeError(f"invalid token count {value!r}; expected an integer >= 2 or 'all'")
     return number
 
 
 def percent(value: str) -> float:
     """A percentage >= 0 (the % sign is optional)."""
-    try:
-        number = float(value.strip().rstrip("%"))
-    except ValueError:
-        number = -1.0
-    if not number >= 0:
+    number = _number(value.strip().rstrip("%"), float)
+    if number is None or not number >= 0:
         raise argparse.ArgumentTypeError(
             f"invalid percentage {value!r}; expected a number >= 0, like 1 or 2.5"
         )
@@ -61,11 +62,8 @@ def positive(kind: str, unit: str, example: str) -> Callable[[str], float]:
     """A parser for a number > 0 (a duration, a size), naming ``kind`` and ``unit`` in errors."""
 
     def parse(value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            number = 0.0
-        if not number > 0:
+        number = _number(value, float)
+        if number is None or not number > 0:
             raise argparse.ArgumentTypeError(f"invalid {kind} {value!r}; expected {unit} > 0, like {example}")
         return number
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pruning.data.windows import Protocol
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.metrics.speed import SpeedSettings
 from pruning.reporting.gates import Thresholds
@@ -28,7 +28,7 @@ class Settings:
 
     model: ModelSettings
     corpus: str
-    protocol: Protocol
+    protocol: EvalProtocol
     plan: Plan
     max_variants: int
     engine: EngineOptions

@@ -16,7 +16,7 @@ from torch import nn
 
 from pruning.common.progress import open_bar
 from pruning.data.corpora import Corpus, load_corpus
-from pruning.data.windows import Protocol, Window
+from pruning.data.windows import EvalProtocol, Window
 from pruning.engine.store import Store, run_key
 from pruning.engine.stored import evaluate_stored
 from pruning.metrics.fingerprint import RunFingerprint, run_fingerprint
@@ -62,7 +62,7 @@ class Study:
         return load_corpus(self.settings.corpus, split="test")
 
     @functools.cached_property
-    def protocol(self) -> Protocol:
+    def protocol(self) -> EvalProtocol:
         """The protocol with ctx capped at the model's maximum length."""
         return self.settings.protocol.capped(max_length(self.lm.model))
 
@@ -78,7 +78,7 @@ class Study:
         All that criteria and beam search read; loading them records the calibration in the log.
         """
         calib = load_corpus(self.settings.calib_corpus, split="validation")
-        proto = Protocol(
+        proto = EvalProtocol(
             self.protocol.name, self.protocol.ctx, self.settings.calib_tokens, self.protocol.stride
         )
         windows = prepare_windows(self.lm.tokenizer, calib.text, proto)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from glob import escape
 from pathlib import Path
 
@@ -205,6 +206,17 @@ def test_a_run_without_compare_says_no_baseline_was_used(suite):
     result.stdout.fnmatch_lines(
         ["pruning: no baseline compared (--benchmark-compare not given); absolute budget *: off"]
     )
+
+
+def test_a_corpus_fallback_is_named_in_the_summary_header(suite, tmp_path, monkeypatch):
+    pytester, args, _ = suite
+    monkeypatch.setenv("PRUNING_DATA_DIR", str(tmp_path / "no-data-here"))
+    # No hub either. (Not imported at all: pytester drops modules first imported inside its
+    # in-process run, and importing ``datasets`` twice breaks pyarrow for every later test.)
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    result = pytester.runpytest(*args, "--prune-corpus", "wikitext2", "-k", "quality")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["model random:tiny-gpt2 *corpus pydoc-topics*; FELL BACK to embedded:*"])
 
 
 def test_setup_errors_are_reported_once_before_any_test(suite):
