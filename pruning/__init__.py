@@ -2,7 +2,7 @@
 
 Public API::
 
-    from pruning import load_model, remove_layers, count_parameters, load_corpus, perplexity
+    from pruning import load_model, remove_layers, count_parameters, load_corpus, perplexity, export
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pruning.metrics.perplexity import PerplexityResult, perplexity
 from pruning.models.loading import Fingerprint, LoadedModel, ModelLoadError, load_model
 from pruning.models.parameters import count_parameters
 from pruning.models.surgery import num_layers, remove_layers
+from pruning.models.variant import Variant
+from pruning.reporting.export import export
 
 __all__ = [
     "Corpus",
@@ -19,7 +21,9 @@ __all__ = [
     "LoadedModel",
     "ModelLoadError",
     "PerplexityResult",
+    "Variant",
     "count_parameters",
+    "export",
     "load_corpus",
     "load_model",
     "num_layers",

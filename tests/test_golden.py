@@ -6,7 +6,10 @@ checked against an independent computation (Hugging Face's own shifted-label los
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,6 +17,8 @@ import torch
 from pruning import count_parameters, load_corpus, load_model, perplexity, remove_layers
 from pruning.metrics.perplexity import bos_if_asked
 from pruning.models import loading, sources
+from pruning.models.variant import Variant
+from pruning.reporting.export import export
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +129,38 @@ def test_gemma3_follows_its_bos_rule_prunes_and_generates(wikitext):
 # BOS the same window gave 32.39356 and 67.20235 (the numbers before the rule was followed).
 GEMMA3_PPL = 14.54156
 GEMMA3_DROP17_PPL = 25.96575
+
+
+# A fresh interpreter with stock transformers only: the exported directory's own tokenizer and
+# weights, WikiText-2's first two 512-token chunks, Hugging Face's shifted-label loss.
+FRESH_PPL = """
+import json, math, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+directory, text = sys.argv[1], open(sys.argv[2], encoding="utf-8").read()[:200_000]
+tokenizer = AutoTokenizer.from_pretrained(directory)
+model = AutoModelForCausalLM.from_pretrained(directory).eval()
+tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+nll = 0.0
+for i in range(2):
+    ids = torch.tensor([tokens[i * 512 : (i + 1) * 512]])
+    with torch.inference_mode():
+        nll += model(ids, labels=ids).loss.item() * 511
+assert not any(name == "pruning" or name.startswith("pruning.") for name in sys.modules)
+print(json.dumps({"ppl": math.exp(nll / 1022), "layers": model.config.num_hidden_layers}))
+"""
+
+
+def test_an_exported_smollm2_variant_reloads_in_a_fresh_process_with_the_same_perplexity(
+    smollm2, wikitext, tmp_path
+):
+    variant = Variant((14, 17))
+    directory = export(smollm2, variant, tmp_path / variant.id)
+    model = remove_layers(smollm2.model, variant.drop)
+    got = perplexity(model, smollm2.tokenizer, wikitext, ctx=512, eval_tokens=1024, protocol="windows")
+    text = tmp_path / "wikitext.txt"
+    text.write_text(wikitext.text, encoding="utf-8")
+    run = [sys.executable, "-c", FRESH_PPL, str(directory), str(text)]
+    done = subprocess.run(run, capture_output=True, text=True, check=True)
+    fresh = json.loads(done.stdout)
+    assert fresh["layers"] == 28 and fresh["ppl"] == pytest.approx(got.ppl, rel=1e-5)

@@ -25,6 +25,7 @@ from pruning.common.hub import HUB_HOST, hub_reachable
 from pruning.common.registry import Registry
 from pruning.models import sources
 from pruning.models.architectures import ARCHITECTURES
+from pruning.models.saving import save_plain
 from pruning.models.surgery import num_layers
 from pruning.models.tokenizers import byte_tokenizer
 
@@ -139,29 +140,12 @@ def _keep_converted(model: PreTrainedModel, tok: Any, target: Path) -> None:
     except OSError:  # a read-only cache: load from the GGUF every time
         return
     try:
-        _save_dequantised(model, tmp)
+        save_plain(model, tmp)
         tok.save_pretrained(tmp)
         (tmp / CONVERTED_MARK).write_text("saved whole\n", encoding="utf-8")
         os.replace(tmp, target)
     except OSError:  # a full disk, or another process renamed its copy first
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _save_dequantised(model: PreTrainedModel, directory: Path) -> None:
-    """``save_pretrained`` of a model loaded from GGUF: its weights are plain fp32 tensors, but
-    transformers keeps the GGUF quantizer on it and refuses to save; it is detached meanwhile."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    config = model.config
-    quantization = getattr(config, "quantization_config", None)
-    try:
-        setattr(model, "hf_quantizer", None)  # noqa: B010  (typed as a module attribute upstream)
-        if quantization is not None:
-            del config.quantization_config
-        model.save_pretrained(directory)
-    finally:
-        setattr(model, "hf_quantizer", quantizer)  # noqa: B010
-        if quantization is not None:
-            config.quantization_config = quantization
 
 
 def _load_random(name: str) -> _Raw:

@@ -6,6 +6,7 @@ value, before any test runs, instead of failing every test with the same traceba
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +34,34 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         protocol = EvalProtocol(get("protocol"), get("ctx"), get("eval-tokens"))
     except ValueError as exc:
         raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
-    report = get("report")
+    report, export = get("report"), get("export")
+    threads = get("threads") or max(1, (os.cpu_count() or 1) // workers(config))
     campaign = CampaignSettings(
         min_rounds=get("speed-rounds"), budget_s=get("speed-budget"), target_pp=get("speed-target")
     )
     return Settings(
-        model=ModelSettings(get("model"), get("dtype"), get("device"), get("threads")),
+        model=ModelSettings(get("model"), get("dtype"), get("device"), threads),
         corpus=get("corpus"),
         protocol=protocol,
         plan=get("plan"),
         max_variants=get("max-variants"),
         engine=EngineOptions(get("engine") == "prefix", get("max-state-mb"), get("batch-size"), progress),
-        speed=SpeedSettings(
-            get("speed-seq"), get("decode-tokens"), get("speed-burst"), campaign, get("threads")
-        ),
+        speed=SpeedSettings(get("speed-seq"), get("decode-tokens"), get("speed-burst"), campaign, threads),
         thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
         report_dir=Path(report) if report else None,
+        export_dir=Path(export).expanduser() if export else None,
         calib_corpus=get("calib-corpus"),
         calib_tokens=get("calib-tokens"),
         store_dir=None if options.no_cache(config) else Path(get("cache-dir")).expanduser(),
     )
+
+
+def workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers share this machine (1 without xdist)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return int(workerinput.get("workercount", 1))
+    return int(config.getoption("numprocesses", None) or 1)
 
 
 def check_settings(settings: Settings) -> None:

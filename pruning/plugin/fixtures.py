@@ -22,11 +22,6 @@ def _session(config: pytest.Config) -> PruneSession:
     return config.stash[SESSION_KEY]
 
 
-def in_xdist_worker(config: pytest.Config) -> bool:
-    """Whether this process is a pytest-xdist worker."""
-    return hasattr(config, "workerinput")
-
-
 @pytest.fixture(scope="session")
 def prune_study(pytestconfig: pytest.Config) -> Study:
     """The session's study: the loaded model, its windows, settings and results store.
@@ -42,17 +37,10 @@ def prune_quality(pytestconfig: pytest.Config) -> Callable[[Variant], Row]:
     """``quality(variant) -> Row``: perplexity, CI, parameters, KL and top-1 of a variant.
 
     Serially, the first call evaluates every selected variant in one engine pass; in an
-    xdist worker each call evaluates its own variant (with the same numbers).
+    xdist worker, every selected variant of its group (a run of prefix subtrees), with the
+    same numbers.
     """
-    session = _session(pytestconfig)
-    worker = in_xdist_worker(pytestconfig)
-
-    def quality(variant: Variant) -> Row:
-        wanted = [variant] if worker else session.selected or [variant]
-        rows: dict[Variant, Row] = session.study.quality(wanted)
-        return rows[variant]
-
-    return quality
+    return _session(pytestconfig).quality
 
 
 @pytest.fixture
@@ -64,10 +52,12 @@ def prune_record(request: pytest.FixtureRequest) -> Record:
     session = _session(request.config)
 
     def record(variant: Variant, fields: dict[str, Any]) -> None:
+        worker = session.worker_cost()
         payload = {
             "variant": variant.id,
             "fields": fields,
             "fingerprint": session.study.fingerprint.as_dict(),
+            "worker": None if worker is None else worker.as_dict(),
         }
         request.node.user_properties.append((PROPERTY, payload))
 

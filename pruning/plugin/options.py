@@ -8,7 +8,6 @@ the ini/pyproject value, which wins over the default.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,6 +35,11 @@ def positive_int(value: str) -> int:
     if number is None or number < 1:
         raise argparse.ArgumentTypeError(f"invalid value {value!r}; expected an integer >= 1")
     return number
+
+
+def threads(value: str) -> int | None:
+    """An int >= 1, or ``auto`` (None): the CPU count divided among the xdist workers."""
+    return None if value.strip().lower() == "auto" else positive_int(value)
 
 
 def eval_tokens(value: str) -> int | None:
@@ -149,10 +153,10 @@ OPTIONS = (
     Option("device", device, "cpu", "DEVICE", "cpu, cuda or cuda:N"),
     Option(
         "threads",
-        positive_int,
-        str(os.cpu_count() or 1),
+        threads,
+        "auto",
         "N",
-        "torch intra-op threads, fixed for the session",
+        "torch intra-op threads, fixed for the session; auto: the CPU count, shared among xdist workers",
     ),
     Option("plan", plan, "sequential", "PLAN", f"variants: {', '.join(PLAN_KINDS)}"),
     Option("max-variants", positive_int, "64", "N", "refuse plans with more variants than this"),
@@ -196,6 +200,13 @@ OPTIONS = (
     ),
     Option("speed-burst", positive_int, "2", "N", "back-to-back prefill passes per slot; the fastest counts"),
     Option("report", text, None, "DIR", "write results.json, results.csv and results.md to DIR"),
+    Option(
+        "export",
+        text,
+        None,
+        "DIR",
+        "write each measured variant to DIR/<variant id> as a stock Hugging Face model with a model card",
+    ),
     Option(
         "cache-dir",
         text,

@@ -8,22 +8,31 @@ saves, report at the end); what the rows, gates, reports and summary are comes f
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from xdist.workermanage import Producer
 
+from pruning.engine.cost import head_weight
+from pruning.engine.partition import partition, schedule_cost
 from pruning.metrics.fingerprint import RunFingerprint
 from pruning.metrics.speed import time_variants
 from pruning.metrics.timing import Campaign
+from pruning.models.saving import ExportError
 from pruning.models.variant import BASE, Variant
 from pruning.plugin.baseline import PROPERTY, Baseline, baseline_from_json, describe, explain_missing
+from pruning.plugin.configure import workers
 from pruning.plugin.progress import TerminalProgress
+from pruning.plugin.scheduler import VariantGroupScheduling
 from pruning.reporting.criteria_report import build_criteria_report
+from pruning.reporting.export import export
 from pruning.reporting.gates import judge
 from pruning.reporting.report import Outcome, append_job_summary, write_report
 from pruning.reporting.rows import Row, with_changes, with_fits
+from pruning.reporting.runlog import WorkerCost
 from pruning.study.settings import Settings
 from pruning.study.study import Study
 
@@ -48,6 +57,10 @@ class PruneSession:
     baseline_note: str = "no baseline compared (--benchmark-compare not given)"
     setup_error: str = ""  # a plan or model that does not work, reported after collection
     outcome: Outcome | None = None
+    export_note: str = ""  # why --prune-export wrote nothing, if it did not
+    groups: dict[Variant, int] | None = None  # xdist worker: each variant's group (see distribute)
+    workers: dict[str, WorkerCost] = field(default_factory=dict)  # controller: what each worker cost
+    evaluated: set[Variant] = field(default_factory=set)  # variants whose quality this process computed
 
     def pytest_benchmark_compare_machine_info(
         self, config: pytest.Config, benchmarksession: Any, machine_info: Any, compared_benchmark: Any
@@ -100,6 +113,60 @@ class PruneSession:
         self.records.setdefault(variant, {}).update(payload.get("fields", {}))
         if payload.get("fingerprint"):
             self.fingerprint = RunFingerprint.from_dict(payload["fingerprint"])
+        if payload.get("worker"):
+            cost = WorkerCost(**payload["worker"])
+            self.workers[cost.worker] = cost
+
+    def distribute(self, variants: list[Variant]) -> dict[Variant, int]:
+        """Under xdist: each variant's group, runs of prefix-tree subtrees balanced by cost
+        (``pruning.engine.partition``), one group per worker; the controller and every worker
+        compute the same. Empty without xdist."""
+        count = workers(self.config)
+        if count < 2:
+            return {}
+        if self.groups is None:
+            lm = self.study.lm
+            parts = partition(variants, lm.num_layers, count, head_weight(lm.model))
+            self.groups = {v: k for k, group in enumerate(parts) for v in group}
+        return self.groups
+
+    def pytest_xdist_make_scheduler(
+        self, config: pytest.Config, log: Producer
+    ) -> VariantGroupScheduling | None:
+        """xdist's public hook: with plain ``-n`` (``--dist load``), send whole variant groups to
+        workers (``pruning.plugin.scheduler``); a plan that needs searches keeps xdist's default."""
+        if config.getvalue("dist") != "load" or self.settings.plan.kind in ("best", "criterion"):
+            return None
+        self.progress.line(f"loading model {self.settings.model.spec} to group the variants ...", final=True)
+        groups = self.distribute(self.study.variants())
+        return VariantGroupScheduling(config, log, {v.id: k for v, k in groups.items()})
+
+    def quality(self, variant: Variant) -> Row:
+        """The quality row of ``variant``. Serially the first call evaluates every selected
+        variant in one engine pass; on an xdist worker, every selected variant of its group."""
+        if getattr(self.config, "workerinput", None) is None:
+            wanted = self.selected or [variant]
+        else:
+            group = (self.groups or {}).get(variant)
+            wanted = [v for v in self.selected if (self.groups or {}).get(v) == group] or [variant]
+        self.evaluated.update(wanted)
+        return self.study.quality(wanted)[variant]
+
+    def worker_cost(self) -> WorkerCost | None:
+        """On an xdist worker: what its quality evaluations counted so far."""
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is None or not self.study.model_loaded:
+            return None
+        lm = self.study.lm
+        stats = [s for done in self.study.log.evaluations for s in done.stats]
+        return WorkerCost(
+            worker=str(workerinput.get("workerid", "?")),
+            variants=len(self.evaluated),
+            cost=sum(s.cost for s in stats),
+            naive=sum(s.naive_cost for s in stats),
+            serial=schedule_cost(self.selected, lm.num_layers, head_weight(lm.model)),
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )
 
     def finish(self) -> bool:
         """Build rows, run the gates, write reports; True when the session must fail."""
@@ -115,13 +182,22 @@ class PruneSession:
             criteria = build_criteria_report(rows, log.criteria, log.k_max)
         verdict = judge(rows, self.settings.thresholds, self.fingerprint, baseline, self.baseline_note)
         self.outcome = Outcome(
-            rows, self.fingerprint, str(self.settings.plan), fits, self.campaigns, log, criteria, verdict
+            rows,
+            self.fingerprint,
+            str(self.settings.plan),
+            fits,
+            self.campaigns,
+            log,
+            criteria,
+            verdict,
+            tuple(sorted(self.workers.values(), key=lambda w: w.worker)),
         )
         self._write(self.outcome)
+        exported = self._export(self.outcome)
         self.config.hook.pytest_prune_results(
             config=self.config, rows=rows, fingerprint=self.fingerprint.as_dict(), failures=verdict.failures
         )
-        return verdict.failed
+        return verdict.failed or not exported
 
     def _write(self, outcome: Outcome) -> None:
         if self.settings.report_dir is not None:
@@ -129,6 +205,27 @@ class PruneSession:
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             append_job_summary(Path(summary), outcome)
+
+    def _export(self, outcome: Outcome) -> bool:
+        """``--prune-export``: every measured variant, unless the run failed its gates; False
+        when an export failed (the session then fails, naming it)."""
+        directory = self.settings.export_dir
+        if directory is None:
+            return True
+        if outcome.verdict.failed:
+            self.export_note = f"export to {directory} skipped: this run failed its gates"
+            return True
+        for row in outcome.rows:
+            self.progress.line(f"exporting {row.id} to {directory / row.id} ...", final=True)
+            try:
+                path = export(
+                    self.study.lm, Variant(row.removed), directory / row.id, row, outcome.fingerprint
+                )
+            except (ExportError, OSError) as exc:
+                self.export_note = f"export of {row.id} to {directory / row.id} FAILED: {exc}"
+                return False
+            self.written.append(path)
+        return True
 
 
 def disable_saving(config: pytest.Config) -> None:

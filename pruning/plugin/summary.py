@@ -21,3 +21,5 @@ def write_summary(tr: Any, session: PruneSession) -> None:
             tr.write_sep(style, text)
         else:
             tr.write_line(text, yellow=style == "warn", red=style == "error")
+    if session.export_note:
+        tr.write_line(f"pruning: {session.export_note}", yellow=True)

@@ -17,7 +17,7 @@ from pruning.metrics.timing import Campaign
 from pruning.reporting.criteria_report import CriteriaReport, write_plots
 from pruning.reporting.gates import Verdict
 from pruning.reporting.rows import Row, SpeedFits
-from pruning.reporting.runlog import RunLog
+from pruning.reporting.runlog import RunLog, WorkerCost
 from pruning.reporting.tables import (
     render_markdown,
     speed_lines,
@@ -41,6 +41,7 @@ class Outcome:
     log: RunLog
     criteria: CriteriaReport | None
     verdict: Verdict
+    workers: tuple[WorkerCost, ...] = ()  # under pytest-xdist: what each worker evaluated and cost
 
     @property
     def sequential(self) -> bool:
@@ -96,6 +97,7 @@ def meta(outcome: Outcome, plots: list[str]) -> dict[str, Any]:
         "plots": plots,
         "speed": speed_meta(outcome.campaigns, outcome.fits),
         "baseline": outcome.verdict.baseline_note,
+        "workers": [w.as_dict() for w in outcome.workers],
     }
 
 

@@ -21,6 +21,21 @@ class Calibration:
     scored_tokens: int
 
 
+@dataclass(frozen=True)
+class WorkerCost:
+    """What one pytest-xdist worker evaluated and what it cost (block-forward equivalents per window)."""
+
+    worker: str
+    variants: int  # the variants of its groups
+    cost: float  # what its engine passes counted
+    naive: float  # the same variants by full passes
+    serial: float  # every selected variant in one prefix-shared pass: the serial run's cost
+    peak_rss_mb: float
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
 @dataclass
 class RunLog:
     """Quality evaluations (with their cost), searches, criteria, and the calibration text used."""

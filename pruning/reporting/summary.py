@@ -62,6 +62,7 @@ def cost_lines(outcome: Outcome) -> list[str]:
             f"peak cached states {stats.peak_state_bytes / 2**20:.1f} MiB"
             for stats in done.stats
         ]
+    lines += worker_lines(outcome)
     for found in outcome.log.searches:
         lines.append(
             f"search: {found.evaluations:.0f} (variant, window) evaluations (partial windows by their "
@@ -69,6 +70,25 @@ def cost_lines(outcome: Outcome) -> list[str]:
             f"{found.exhaustive_naive_cost:.0f} block-forward "
             f"equivalents for exhaustive naive evaluation ({found.cost / found.exhaustive_naive_cost:.3f}x)"
         )
+    return lines
+
+
+def worker_lines(outcome: Outcome) -> list[str]:
+    """Under pytest-xdist: each worker's variants, counted cost and peak memory, and the total
+    against the serial prefix-shared run and naive evaluation (block-forward equivalents per window)."""
+    if not outcome.workers:
+        return []
+    lines = [
+        f"xdist worker {w.worker}: {w.variants} variants, cost {w.cost:.0f} (naive {w.naive:.0f}), "
+        f"peak RSS {w.peak_rss_mb:.0f} MiB"
+        for w in outcome.workers
+    ]
+    total, serial = sum(w.cost for w in outcome.workers), outcome.workers[0].serial
+    naive = sum(w.naive for w in outcome.workers)
+    lines.append(
+        f"xdist total: {len(outcome.workers)} workers, cost {total:.0f} vs serial {serial:.0f} "
+        f"({total / serial:.2f}x) and naive {naive:.0f}"
+    )
     return lines
 
 

@@ -38,3 +38,4 @@ class Settings:
     calib_corpus: str = "wikitext2"
     calib_tokens: int | None = 2048
     store_dir: Path | None = None  # the results store; None: off
+    export_dir: Path | None = None  # each measured variant as a stock model directory; None: off

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from glob import escape
 from pathlib import Path
@@ -219,6 +220,24 @@ def test_a_corpus_fallback_is_named_in_the_summary_header(suite, tmp_path, monke
     result.stdout.fnmatch_lines(["model random:tiny-gpt2 *corpus pydoc-topics*; FELL BACK to embedded:*"])
 
 
+def test_export_writes_each_measured_variant_with_its_row_unless_the_gates_fail(suite, tmp_path):
+    pytester, args, _ = suite
+    out = tmp_path / "exported"
+    run = [*args, "--prune-plan", "drop:1", "-k", "quality", f"--prune-export={out}"]
+    result = pytester.runpytest(*run)
+    assert result.ret == pytest.ExitCode.OK
+    assert sorted(p.name for p in out.iterdir()) == ["base", "drop[1]"]
+    card = (out / "drop[1]" / "README.md").read_text()
+    rows = json.loads((out / "drop[1]" / "config.json").read_text())
+    assert rows["n_layer"] == 3 and "removed blocks (0-based): [1]; 3 of 4 kept" in card
+    assert "- perplexity " in card and "(95% CI " in card and "corpus `file:" in card
+    result.stdout.fnmatch_lines([f"pruning: wrote {escape(str(out / 'drop[1]'))}"])
+    budget = ["--prune-max-ppl-increase", "0"]  # some single removal of the random model is worse
+    failed = pytester.runpytest(*args, "-k", "quality", *budget, f"--prune-export={tmp_path / 'not'}")
+    assert failed.ret == pytest.ExitCode.TESTS_FAILED and not (tmp_path / "not").exists()
+    failed.stdout.fnmatch_lines(["pruning: export to * skipped: this run failed its gates"])
+
+
 def test_setup_errors_are_reported_once_before_any_test(suite):
     pytester, args, _ = suite
     result = pytester.runpytest(*args, "--prune-corpus", "file:/nonexistent/corpus.txt")
@@ -312,6 +331,16 @@ def test_xdist_quality_equals_serial(suite, tmp_path):
         *args, "--prune-no-cache", "-n", "2", "--prune-report", str(tmp_path / "xdist")
     )
     parallel.assert_outcomes(passed=5, skipped=10)  # speed is skipped under xdist
+    # Whole groups per worker: base and the subtree of drop[1..3] on one, drop[0] on the other
+    # (which worker gets which is xdist's choice).
+    workers = sorted(
+        re.sub(r"gw\d|RSS \d+", "", line) for line in parallel.outlines if line.startswith("xdist")
+    )
+    assert workers == [
+        "xdist total: 2 workers, cost 16 vs serial 12 (1.37x) and naive 22",
+        "xdist worker : 1 variants, cost 8 (naive 8), peak  MiB",
+        "xdist worker : 4 variants, cost 9 (naive 15), peak  MiB",
+    ]
     quality = ("id", "ppl", "ppl_ci95", "params", "kl", "top1_agree", "window_nll", "layers")
 
     def rows(name):

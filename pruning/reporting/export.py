@@ -1,0 +1,114 @@
+"""Export: a pruned variant as a stock Hugging Face model directory with a model card.
+
+The directory holds ``save_pretrained`` output (config and safetensors weights), the tokenizer
+and a ``README.md`` model card: the source model and its weights' sha256, the removed blocks,
+healing (none yet), and the measured row (perplexity with its 95% CI, parameters, prefill and
+decode change with their 95% CIs, the protocol and corpus). It is written whole or not at all,
+and only after stock ``AutoModelForCausalLM`` reloaded it to the same logits
+(``pruning.models.saving``), so it loads without ``pruning`` installed.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import cast
+
+import torch
+from transformers import PreTrainedModel
+
+from pruning.metrics.fingerprint import RunFingerprint
+from pruning.models.loading import LoadedModel
+from pruning.models.parameters import count_parameters
+from pruning.models.saving import check_reload, save_plain, staged_directory
+from pruning.models.surgery import remove_layers
+from pruning.models.variant import Variant
+from pruning.reporting.rows import Row
+
+PROBE_TOKENS = 32  # input positions of the reload check
+
+
+def export(
+    lm: LoadedModel,
+    variant: Variant,
+    directory: Path,
+    row: Row | None = None,
+    fingerprint: RunFingerprint | None = None,
+) -> Path:
+    """Write ``variant`` of ``lm`` to ``directory`` (replacing an older export only once whole).
+
+    ``row`` and ``fingerprint`` (a run's measurement of it) go into the model card; without
+    them the card says the variant was not measured. ``ExportError`` when stock transformers
+    would reload it differently.
+    """
+    model = cast(PreTrainedModel, remove_layers(lm.model, variant.drop))  # shares the loaded weights
+    vocab = int(model.config.vocab_size)
+    probe = (torch.arange(PROBE_TOKENS) * 7919 % vocab)[None]  # (1, T) spread over the vocabulary
+    with staged_directory(directory) as stage:
+        save_plain(model, stage)
+        lm.tokenizer.save_pretrained(stage)
+        card = model_card(lm, variant, count_parameters(model), row, fingerprint)
+        (stage / "README.md").write_text(card, encoding="utf-8")
+        check_reload(model, stage, probe)
+    return directory
+
+
+def model_card(
+    lm: LoadedModel, variant: Variant, params: int, row: Row | None, fingerprint: RunFingerprint | None
+) -> str:
+    """The model card: YAML front matter for the hub, provenance, and the measured row."""
+    fp = lm.fingerprint
+    kept = lm.num_layers - len(variant.drop)
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags: [pruning-kit, depth-pruning]",
+        "---",
+        f"# {fp.spec}, {variant.id}",
+        "",
+        f"Depth-pruned with pruning-kit {_kit_version()} on {date.today().isoformat()}.",
+        "",
+        f"- source model: `{fp.spec}`, weights sha256 `{fp.weights_sha256}`, dtype {fp.dtype}",
+        f"- removed blocks (0-based): {list(variant.drop) or 'none'}; {kept} of {lm.num_layers} kept",
+        "- healing: none",
+        f"- parameters: {params:,} (tied weights counted once)",
+        f"- libraries: torch {fp.torch}, transformers {fp.transformers}",
+        "",
+    ]
+    return "\n".join(lines + _measured(row, fingerprint)) + "\n"
+
+
+def _measured(row: Row | None, fp: RunFingerprint | None) -> list[str]:
+    if row is None or fp is None:
+        return ["Not measured: exported outside a benchmark run."]
+    low, high = row.ppl_ci95
+    lines = [
+        "## Measured (pruning-kit)",
+        "",
+        f"- perplexity {row.ppl:.3f} (95% CI {low:.3f}–{high:.3f}, percentile bootstrap over windows), "
+        f"{row.tokens_scored} scored tokens; change vs unpruned {_signed(row.ppl_change_pct)}%",
+        f"- KL to the unpruned model {row.kl:.4f} nats/token, top-1 agreement {row.top1_agree:.3f}",
+        f"- protocol `{fp.protocol}` ctx {fp.ctx}, stride {fp.stride}, BOS {fp.bos}, eval tokens "
+        f"{fp.eval_tokens}; corpus `{fp.corpus}` sha256 `{fp.corpus_sha256}` ({fp.corpus_source})",
+        f"- device {fp.device}, dtype {fp.dtype}",
+    ]
+    for name, pct, ci in (
+        ("prefill time", row.speed_change_pct, row.speed_change_ci95),
+        ("decode time per token", row.decode_change_pct, row.decode_change_ci95),
+    ):
+        if pct is not None:
+            interval = "" if ci is None else f" (95% CI {ci[0]:+.1f} … {ci[1]:+.1f})"
+            lines.append(f"- {name} change vs unpruned: {pct:+.1f}%{interval}, same-run interleaved timing")
+    return lines
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2f}"
+
+
+def _kit_version() -> str:
+    try:
+        return version("pruning-kit")
+    except PackageNotFoundError:
+        return "(not installed)"
