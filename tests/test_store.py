@@ -94,14 +94,21 @@ def _payloads(root):
     return {str(p.relative_to(root)): json.loads(p.read_text())["payload"] for p in paths}
 
 
-def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, data_dir):
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, data_dir):
+    """The sweep script, its corpus, and one uninterrupted run's store, size and duration."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
     corpus = tmp_path / "corpus.txt"  # ~150 windows of 128 byte tokens
     corpus.write_text((data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:20000])
     script = tmp_path / "sweep.py"
     script.write_text(SWEEP_SCRIPT)
-    args = (str(script), str(corpus))
-    reused, total, seconds = _run(args[0], str(tmp_path / "clean"), args[1])  # uninterrupted
+    reused, total, seconds = _run(str(script), str(tmp_path / "clean"), str(corpus))
     assert reused == 0 and total > 1000
+    return (str(script), str(corpus)), tmp_path / "clean", total, seconds
+
+
+def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, clean):
+    args, reference, total, seconds = clean
     store, rng, kills = tmp_path / "store", random.Random(0), 0
     for _ in range(3):  # kill -9 at a random moment of the sweep, three times
         proc = subprocess.Popen(
@@ -115,4 +122,24 @@ def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, 
         proc.wait()
     reused, computed, _ = _run(args[0], str(store), args[1])
     assert kills == 3 and 0 < reused < total and reused + computed == total
-    assert _payloads(store) == _payloads(tmp_path / "clean")
+    assert _payloads(store) == _payloads(reference)
+
+
+def test_three_processes_share_one_store_one_killed_and_it_equals_a_serial_run(tmp_path, clean):
+    """Concurrent writers of the same entries (atomic renames), one killed mid-sweep."""
+    args, reference, total, seconds = clean
+    store = tmp_path / "store"
+    procs = [
+        subprocess.Popen([sys.executable, args[0], str(store), args[1]], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    time.sleep(0.5 * seconds)  # three sweeps on two cores: each is well short of done
+    assert procs[0].poll() is None
+    procs[0].send_signal(signal.SIGKILL)
+    assert [proc.wait() for proc in procs] == [-signal.SIGKILL, 0, 0]
+    reused, computed, _ = _run(args[0], str(store), args[1])
+    assert (reused, computed) == (total, 0)  # the survivors left every entry, whole
+    assert _payloads(store) == _payloads(reference)  # entry for entry (a killed writer may leave a
+    # hidden temporary file, never an entry: entries appear only by rename)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from xdist.workermanage import parse_tx_spec_config
 
 from pruning.common.progress import Progress
 from pruning.data.windows import EvalProtocol
@@ -57,11 +58,13 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
 
 
 def workers(config: pytest.Config) -> int:
-    """How many pytest-xdist workers share this machine (1 without xdist)."""
+    """How many pytest-xdist workers the run has (1 without xdist): ``-n N`` or ``--tx`` specs."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         return int(workerinput.get("workercount", 1))
-    return int(config.getoption("numprocesses", None) or 1)
+    if config.getoption("dist", "no") == "no" or not config.getoption("tx", None):
+        return 1
+    return len(parse_tx_spec_config(config))
 
 
 def check_settings(settings: Settings) -> None:

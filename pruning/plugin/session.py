@@ -166,6 +166,8 @@ class PruneSession:
             naive=sum(s.naive_cost for s in stats),
             serial=schedule_cost(self.selected, lm.num_layers, head_weight(lm.model)),
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            computed=sum(done.computed for done in self.study.log.evaluations),
+            reused=sum(done.reused for done in self.study.log.evaluations),
         )
 
     def finish(self) -> bool:

@@ -31,6 +31,8 @@ class WorkerCost:
     naive: float  # the same variants by full passes
     serial: float  # every selected variant in one prefix-shared pass: the serial run's cost
     peak_rss_mb: float
+    computed: int = 0  # (variant, window) results it computed
+    reused: int = 0  # ... and took from the results store
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

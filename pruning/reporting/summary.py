@@ -80,6 +80,7 @@ def worker_lines(outcome: Outcome) -> list[str]:
         return []
     lines = [
         f"xdist worker {w.worker}: {w.variants} variants, cost {w.cost:.0f} (naive {w.naive:.0f}), "
+        f"{w.computed} (variant, window) results computed, {w.reused} from the store, "
         f"peak RSS {w.peak_rss_mb:.0f} MiB"
         for w in outcome.workers
     ]

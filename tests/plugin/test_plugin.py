@@ -332,14 +332,15 @@ def test_xdist_quality_equals_serial(suite, tmp_path):
     )
     parallel.assert_outcomes(passed=5, skipped=10)  # speed is skipped under xdist
     # Whole groups per worker: base and the subtree of drop[1..3] on one, drop[0] on the other
-    # (which worker gets which is xdist's choice).
-    workers = sorted(
-        re.sub(r"gw\d|RSS \d+", "", line) for line in parallel.outlines if line.startswith("xdist")
-    )
+    # (which worker gets which is xdist's choice); 5 variants x 4 windows, each computed once.
+    found = [line for line in parallel.outlines if line.startswith("xdist")]
+    counts = sorted(int(n) for line in found for n in re.findall(r"(\d+) \(variant, window\)", line))
+    assert counts == [4, 16]
+    workers = sorted(re.sub(r"gw\d|, \d+ \(variant, window\).*", "", line) for line in found)
     assert workers == [
         "xdist total: 2 workers, cost 16 vs serial 12 (1.37x) and naive 22",
-        "xdist worker : 1 variants, cost 8 (naive 8), peak  MiB",
-        "xdist worker : 4 variants, cost 9 (naive 15), peak  MiB",
+        "xdist worker : 1 variants, cost 8 (naive 8)",
+        "xdist worker : 4 variants, cost 9 (naive 15)",
     ]
     quality = ("id", "ppl", "ppl_ci95", "params", "kl", "top1_agree", "window_nll", "layers")
 
@@ -348,6 +349,22 @@ def test_xdist_quality_equals_serial(suite, tmp_path):
         return [{k: r[k] for k in quality} for r in data]
 
     assert rows("xdist") == rows("serial")
+
+
+def test_tx_popen_workers_share_one_store_and_get_whole_groups(suite, tmp_path):
+    pytester, args, _ = suite
+    store = f"--prune-cache-dir={tmp_path / 'shared-store'}"
+    run = [*args, store, "--tx", "2*popen", "--dist", "load", "-k", "quality"]
+    first = pytester.runpytest_subprocess(*run, "--prune-report", str(tmp_path / "first"))
+    first.assert_outcomes(passed=5)
+    assert len([line for line in first.outlines if line.startswith("xdist worker")]) == 2
+    first.stdout.fnmatch_lines(["xdist total: 2 workers, cost 16 vs serial 12 (1.37x) and naive 22"])
+    again = pytester.runpytest_subprocess(*run, "--prune-report", str(tmp_path / "again"))
+    again.assert_outcomes(passed=5)
+    workers = [line for line in again.outlines if line.startswith("xdist worker")]
+    assert len(workers) == 2 and all(" 0 (variant, window) results computed," in w for w in workers)
+    first_rows = json.loads((tmp_path / "first" / "results.json").read_text())["rows"]
+    assert json.loads((tmp_path / "again" / "results.json").read_text())["rows"] == first_rows
 
 
 def test_rerun_reuses_the_results_store(suite, tmp_path):
