@@ -60,6 +60,7 @@ class PruneSession:
     export_note: str = ""  # why --prune-export wrote nothing, if it did not
     groups: dict[Variant, int] | None = None  # xdist worker: each variant's group (see distribute)
     workers: dict[str, WorkerCost] = field(default_factory=dict)  # controller: what each worker cost
+    serial_cost: float | None = None  # xdist worker: see _serial_cost
     evaluated: set[Variant] = field(default_factory=set)  # variants whose quality this process computed
 
     def pytest_benchmark_compare_machine_info(
@@ -152,19 +153,25 @@ class PruneSession:
         self.evaluated.update(wanted)
         return self.study.quality(wanted)[variant]
 
+    def _serial_cost(self) -> float:
+        """What one prefix-shared pass over every selected variant counts (computed once)."""
+        if self.serial_cost is None:
+            lm = self.study.lm
+            self.serial_cost = schedule_cost(self.selected, lm.num_layers, head_weight(lm.model))
+        return self.serial_cost
+
     def worker_cost(self) -> WorkerCost | None:
         """On an xdist worker: what its quality evaluations counted so far."""
         workerinput = getattr(self.config, "workerinput", None)
         if workerinput is None or not self.study.model_loaded:
             return None
-        lm = self.study.lm
         stats = [s for done in self.study.log.evaluations for s in done.stats]
         return WorkerCost(
             worker=str(workerinput.get("workerid", "?")),
             variants=len(self.evaluated),
             cost=sum(s.cost for s in stats),
             naive=sum(s.naive_cost for s in stats),
-            serial=schedule_cost(self.selected, lm.num_layers, head_weight(lm.model)),
+            serial=self._serial_cost(),
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             computed=sum(done.computed for done in self.study.log.evaluations),
             reused=sum(done.reused for done in self.study.log.evaluations),
