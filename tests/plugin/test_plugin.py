@@ -129,7 +129,10 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
 def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite):
     pytester, args, _ = suite
     pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
-    result = pytester.runpytest(*args, "--benchmark-compare")  # the default speed gate: 10% on intervals
+    # The tiny model's passes take microseconds: between two runs its speed ratios moved by up to
+    # 15% (once, in a full-suite run), more than its in-run intervals show, so the gate's margin is
+    # 25% here; SmolLM2's passes take ~200 ms and keep the default 10%.
+    result = pytester.runpytest(*args, "--benchmark-compare", "--prune-speedup-fail", "25")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
