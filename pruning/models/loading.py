@@ -13,10 +13,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -25,6 +26,7 @@ from pruning.common.hub import HUB_HOST, hub_reachable
 from pruning.common.registry import Registry
 from pruning.models import sources
 from pruning.models.architectures import ARCHITECTURES
+from pruning.models.placement import DeviceMap, place
 from pruning.models.saving import save_plain
 from pruning.models.surgery import num_layers
 from pruning.models.tokenizers import byte_tokenizer
@@ -74,14 +76,24 @@ class _Raw:
 OFFLINE_MODELS: Registry[Any] = Registry("model")
 
 
-def load_model(spec: str, dtype: str = "float32", device: str = "cpu") -> LoadedModel:
-    """Load ``spec`` in eval mode on ``device`` with parameters in ``dtype``."""
+def load_model(
+    spec: str,
+    dtype: str = "float32",
+    device: str = "cpu",
+    device_map: str | DeviceMap | None = None,
+    max_memory: Mapping[int | str, int | str] | None = None,
+) -> LoadedModel:
+    """Load ``spec`` in eval mode on ``device`` with parameters in ``dtype``; with ``device_map``
+    (``pruning.models.placement``), accelerate places its blocks instead, under ``max_memory``."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     raw = _load_raw(spec)
-    model = raw.model.to(device=torch.device(device), dtype=DTYPES[dtype])  # type: ignore[call-arg]
+    target = "cpu" if device_map is not None else device  # placement moves the blocks itself
+    model = raw.model.to(device=torch.device(target), dtype=DTYPES[dtype])  # type: ignore[call-arg]
     model.eval()
-    sha = raw.weights_sha256 or state_dict_sha256(model)
+    sha = raw.weights_sha256 or state_dict_sha256(model)  # before placement: offloaded weights are meta
+    if device_map is not None:
+        model = cast(PreTrainedModel, place(model, device_map, max_memory))
     fingerprint = Fingerprint(spec, sha, dtype, version("torch"), version("transformers"))
     return LoadedModel(model, raw.tokenizer, spec, num_layers(model), fingerprint)
 

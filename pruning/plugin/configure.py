@@ -41,7 +41,9 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         min_rounds=get("speed-rounds"), budget_s=get("speed-budget"), target_pp=get("speed-target")
     )
     return Settings(
-        model=ModelSettings(get("model"), get("dtype"), get("device"), threads),
+        model=ModelSettings(
+            get("model"), get("dtype"), get("device"), threads, get("device-map"), get("max-memory")
+        ),
         corpus=get("corpus"),
         protocol=protocol,
         plan=get("plan"),

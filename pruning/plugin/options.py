@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pruning.data.windows import PROTOCOLS
+from pruning.models.placement import POLICIES
 from pruning.models.sources import cache_dir
 from pruning.study.plan import PLAN_KINDS, Plan, parse_plan
 
@@ -35,6 +36,19 @@ def positive_int(value: str) -> int:
     if number is None or number < 1:
         raise argparse.ArgumentTypeError(f"invalid value {value!r}; expected an integer >= 1")
     return number
+
+
+def max_memory(value: str) -> dict[int | str, str]:
+    """``cpu=2GiB,0=20GiB``: accelerate's per-device budget (an int key is a GPU index)."""
+    out: dict[int | str, str] = {}
+    for part in value.split(","):
+        device, _, size = part.strip().partition("=")
+        if not device or not size:
+            raise argparse.ArgumentTypeError(
+                f"invalid memory budget {value!r}; expected DEVICE=SIZE pairs, like cpu=2GiB,0=20GiB"
+            )
+        out[int(device) if device.isdigit() else device] = size
+    return out
 
 
 def threads(value: str) -> int | None:
@@ -151,6 +165,20 @@ OPTIONS = (
         "dtype", choice("float32", "bfloat16"), "float32", "DTYPE", "parameter dtype: float32 or bfloat16"
     ),
     Option("device", device, "cpu", "DEVICE", "cpu, cuda or cuda:N"),
+    Option(
+        "device-map",
+        choice(*POLICIES),
+        None,
+        "POLICY",
+        f"let accelerate place the blocks across devices: {', '.join(POLICIES)} (disk offload included)",
+    ),
+    Option(
+        "max-memory",
+        max_memory,
+        None,
+        "SPEC",
+        "per-device budget for --prune-device-map, like cpu=2GiB,0=20GiB",
+    ),
     Option(
         "threads",
         threads,

@@ -20,6 +20,13 @@ class ModelSettings:
     dtype: str = "float32"
     device: str = "cpu"
     threads: int | None = None
+    device_map: str | None = None  # an accelerate policy (pruning.models.placement); None: all on device
+    max_memory: dict[int | str, str] | None = None
+
+    @property
+    def placement(self) -> str:
+        """Where the model runs, as the run fingerprint records it."""
+        return self.device if self.device_map is None else f"{self.device}, device_map {self.device_map}"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class Study:
         ms = self.settings.model
         if ms.threads is not None:
             torch.set_num_threads(ms.threads)
-        return load_model(ms.spec, dtype=ms.dtype, device=ms.device)
+        return load_model(ms.spec, ms.dtype, ms.device, ms.device_map, ms.max_memory)
 
     @property
     def model_loaded(self) -> bool:
@@ -110,7 +110,7 @@ class Study:
     @functools.cached_property
     def fingerprint(self) -> RunFingerprint:
         """What a baseline or a stored result must share to be used (``pruning.metrics.fingerprint``)."""
-        return run_fingerprint(self.lm, self.corpus, self.protocol, self.settings.model.device)
+        return run_fingerprint(self.lm, self.corpus, self.protocol, self.settings.model.placement)
 
     def model_for(self, variant: Variant) -> nn.Module:
         """The variant's model, built once, sharing weights with the loaded model."""

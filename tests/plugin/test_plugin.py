@@ -241,6 +241,31 @@ def test_export_writes_each_measured_variant_with_its_row_unless_the_gates_fail(
     failed.stdout.fnmatch_lines(["pruning: export to * skipped: this run failed its gates"])
 
 
+def test_a_device_map_run_gives_the_plain_run_s_quality(suite, tmp_path):
+    pytester, args, _ = suite
+    run = [*args, "--prune-model", "random:tiny-llama", "-k", "quality", "--prune-no-cache"]
+    plain = pytester.runpytest(*run, "--prune-report", str(tmp_path / "plain"))
+    placed = pytester.runpytest(
+        *run,
+        "--prune-device-map=sequential",
+        "--prune-max-memory=cpu=600KiB",  # two of the four blocks offloaded to disk
+        "--prune-report",
+        str(tmp_path / "placed"),
+    )
+    assert plain.ret == placed.ret == pytest.ExitCode.OK
+    placed.stdout.fnmatch_lines(["model random:tiny-llama (float32, cpu, device_map sequential), *"])
+    keys = ("id", "ppl", "ppl_ci95", "params", "window_nll")
+
+    def rows(name):
+        data = json.loads((tmp_path / name / "results.json").read_text())["rows"]
+        return [{k: r[k] for k in keys} for r in data]
+
+    assert rows("placed") == rows("plain")
+    bad = pytester.runpytest(*run, "--prune-max-memory=lots")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*invalid memory budget 'lots'; expected DEVICE=SIZE pairs*"])
+
+
 def test_setup_errors_are_reported_once_before_any_test(suite):
     pytester, args, _ = suite
     result = pytester.runpytest(*args, "--prune-corpus", "file:/nonexistent/corpus.txt")
