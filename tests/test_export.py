@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,12 @@ def test_the_model_card_states_source_removed_blocks_and_the_measured_row(tmp_pa
     assert lm.fingerprint.weights_sha256 in card and "removed blocks (0-based): [1, 3]; 2 of 4 kept" in card
     assert "perplexity 412.500 (95% CI 380.250–450.750" in card and "+12.50%" in card
     assert f"corpus `wikitext2` sha256 `{fingerprint.corpus_sha256}`" in card and "healing: none" in card
+    timed = replace(row, speed_change_pct=-3.0, speed_change_ci95=(-5.0, -1.0), decode_change_pct=-1.0)
+    timed = replace(timed, decode_change_ci95=(-4.0, 2.0))  # its interval includes 0: not a finding
+    card = (export(lm, VARIANT, tmp_path / "timed", timed, fingerprint) / "README.md").read_text()
+    assert "- prefill time change vs unpruned: -3.0% (95% CI -5.0 … -1.0%, same-run timing)" in card
+    assert "- decode time per token: no significant change vs unpruned (95% CI -4.0 … +2.0%" in card
+    assert "decode time per token change" not in card  # its -1.0% is not shown as a change
     bare = (export(lm, VARIANT, tmp_path / "bare") / "README.md").read_text()
     assert "Not measured" in bare
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -27,7 +25,7 @@ from pruning.common.registry import Registry
 from pruning.models import sources
 from pruning.models.architectures import ARCHITECTURES
 from pruning.models.placement import DeviceMap, place
-from pruning.models.saving import save_plain
+from pruning.models.saving import save_plain, staged_directory
 from pruning.models.surgery import num_layers
 from pruning.models.tokenizers import byte_tokenizer
 
@@ -147,17 +145,12 @@ CONVERTED_MARK = "pruning-kit-complete"
 
 def _keep_converted(model: PreTrainedModel, tok: Any, target: Path) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    except OSError:  # a read-only cache: load from the GGUF every time
-        return
-    try:
-        save_plain(model, tmp)
-        tok.save_pretrained(tmp)
-        (tmp / CONVERTED_MARK).write_text("saved whole\n", encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:  # a full disk, or another process renamed its copy first
-        shutil.rmtree(tmp, ignore_errors=True)
+        with staged_directory(target, replace=False) as stage:
+            save_plain(model, stage)
+            tok.save_pretrained(stage)
+            (stage / CONVERTED_MARK).write_text("saved whole\n", encoding="utf-8")
+    except OSError:  # a read-only cache or a full disk (load from the GGUF each time), or
+        pass  # another process's copy was renamed into place first
 
 
 def _load_random(name: str) -> _Raw:

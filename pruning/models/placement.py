@@ -19,7 +19,7 @@ from accelerate import dispatch_model, infer_auto_device_map
 from accelerate.utils import get_balanced_memory
 from torch import nn
 
-from pruning.models.surgery import get_blocks
+from pruning.models.surgery import find_block_path, get_blocks
 
 POLICIES = ("auto", "balanced", "balanced_low_0", "sequential")
 DeviceMap = Mapping[str, int | str]
@@ -60,12 +60,12 @@ def _resolve(model: nn.Module, policy: str, max_memory: Mapping[int | str, int |
 def block_devices(model: nn.Module) -> list[str]:
     """Where accelerate put each block (``disk`` for offloaded ones); empty when not placed."""
     found: Mapping[str, int | str] = getattr(model, "hf_device_map", None) or {}
-    path = next((name for name, module in model.named_modules() if module is get_blocks(model)), "")
+    if not found:
+        return []
+    path = find_block_path(model)
     out = []
     for i in range(len(get_blocks(model))):
-        key = f"{path}.{i}"
-        match = [
-            v for k, v in found.items() if key == k or key.startswith(k + ".") or k.startswith(key + ".")
-        ]
-        out.append(str(match[0]) if match else "?")
-    return out if found else []
+        key = f"{path}.{i}"  # the block, or the first module above it that accelerate placed whole
+        match = [str(v) for k, v in found.items() if key == k or key.startswith(k + ".") or not k]
+        out.append(match[0] if match else "?")
+    return out

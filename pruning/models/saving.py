@@ -46,17 +46,19 @@ def save_plain(model: PreTrainedModel, directory: Path) -> None:
 
 
 @contextmanager
-def staged_directory(target: Path) -> Iterator[Path]:
+def staged_directory(target: Path, replace: bool = True) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``target``; on success it becomes ``target``.
 
-    On any exception the temporary directory is removed and ``target`` is left as it was.
+    On any exception the temporary directory is removed and ``target`` is left as it was. With
+    ``replace=False`` an existing ``target`` is kept and ``OSError`` raised (a cache that another
+    process filled first: readers may be using it).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial."))
     try:
         yield stage
         old = None
-        if target.exists():  # keep the previous export until the new one is in place
+        if replace and target.exists():  # keep the previous directory until the new one is in place
             old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
             os.replace(target, old / "dir")
         os.replace(stage, target)

@@ -79,7 +79,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         session.setup_error = f"--prune-plan: {exc}"
         variants = []
     if variants:
-        session.distribute(variants)  # under xdist: the groups its scheduler sends whole
+        session.distribution.group(variants)  # under xdist: the groups its scheduler sends whole
     metafunc.parametrize(VARIANT_ARG, variants, ids=[v.id for v in variants])
 
 

@@ -52,7 +52,7 @@ def prune_record(request: pytest.FixtureRequest) -> Record:
     session = _session(request.config)
 
     def record(variant: Variant, fields: dict[str, Any]) -> None:
-        worker = session.worker_cost()
+        worker = session.distribution.cost(session.selected)
         payload = {
             "variant": variant.id,
             "fields": fields,

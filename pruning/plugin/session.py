@@ -8,7 +8,6 @@ saves, report at the end); what the rows, gates, reports and summary are comes f
 from __future__ import annotations
 
 import os
-import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,13 @@ from typing import Any
 import pytest
 from xdist.workermanage import Producer
 
-from pruning.engine.cost import head_weight
-from pruning.engine.partition import partition, schedule_cost
 from pruning.metrics.fingerprint import RunFingerprint
 from pruning.metrics.speed import time_variants
 from pruning.metrics.timing import Campaign
 from pruning.models.saving import ExportError
 from pruning.models.variant import BASE, Variant
 from pruning.plugin.baseline import PROPERTY, Baseline, baseline_from_json, describe, explain_missing
-from pruning.plugin.configure import workers
+from pruning.plugin.distribution import Distribution
 from pruning.plugin.progress import TerminalProgress
 from pruning.plugin.scheduler import VariantGroupScheduling
 from pruning.reporting.criteria_report import build_criteria_report
@@ -58,10 +55,8 @@ class PruneSession:
     setup_error: str = ""  # a plan or model that does not work, reported after collection
     outcome: Outcome | None = None
     export_note: str = ""  # why --prune-export wrote nothing, if it did not
-    groups: dict[Variant, int] | None = None  # xdist worker: each variant's group (see distribute)
+    distribution: Distribution = field(init=False)  # the xdist side (pruning.plugin.distribution)
     workers: dict[str, WorkerCost] = field(default_factory=dict)  # controller: what each worker cost
-    serial_cost: float | None = None  # xdist worker: see _serial_cost
-    evaluated: set[Variant] = field(default_factory=set)  # variants whose quality this process computed
 
     def pytest_benchmark_compare_machine_info(
         self, config: pytest.Config, benchmarksession: Any, machine_info: Any, compared_benchmark: Any
@@ -118,64 +113,19 @@ class PruneSession:
             cost = WorkerCost(**payload["worker"])
             self.workers[cost.worker] = cost
 
-    def distribute(self, variants: list[Variant]) -> dict[Variant, int]:
-        """Under xdist: each variant's group, runs of prefix-tree subtrees balanced by cost
-        (``pruning.engine.partition``), one group per worker; the controller and every worker
-        compute the same. Empty without xdist."""
-        count = workers(self.config)
-        if count < 2:
-            return {}
-        if self.groups is None:
-            lm = self.study.lm
-            parts = partition(variants, lm.num_layers, count, head_weight(lm.model))
-            self.groups = {v: k for k, group in enumerate(parts) for v in group}
-        return self.groups
+    def __post_init__(self) -> None:
+        self.distribution = Distribution(self.config, self.study)
 
     def pytest_xdist_make_scheduler(
         self, config: pytest.Config, log: Producer
     ) -> VariantGroupScheduling | None:
-        """xdist's public hook: with plain ``-n`` (``--dist load``), send whole variant groups to
-        workers (``pruning.plugin.scheduler``); a plan that needs searches keeps xdist's default."""
-        if config.getvalue("dist") != "load" or self.settings.plan.kind in ("best", "criterion"):
-            return None
-        self.progress.line(f"loading model {self.settings.model.spec} to group the variants ...", final=True)
-        groups = self.distribute(self.study.variants())
-        return VariantGroupScheduling(config, log, {v.id: k for v, k in groups.items()})
+        """xdist's public hook: whole variant groups per worker (``pruning.plugin.distribution``)."""
+        return self.distribution.scheduler(config, log, lambda text: self.progress.line(text, final=True))
 
     def quality(self, variant: Variant) -> Row:
-        """The quality row of ``variant``. Serially the first call evaluates every selected
-        variant in one engine pass; on an xdist worker, every selected variant of its group."""
-        if getattr(self.config, "workerinput", None) is None:
-            wanted = self.selected or [variant]
-        else:
-            group = (self.groups or {}).get(variant)
-            wanted = [v for v in self.selected if (self.groups or {}).get(v) == group] or [variant]
-        self.evaluated.update(wanted)
-        return self.study.quality(wanted)[variant]
-
-    def _serial_cost(self) -> float:
-        """What one prefix-shared pass over every selected variant counts (computed once)."""
-        if self.serial_cost is None:
-            lm = self.study.lm
-            self.serial_cost = schedule_cost(self.selected, lm.num_layers, head_weight(lm.model))
-        return self.serial_cost
-
-    def worker_cost(self) -> WorkerCost | None:
-        """On an xdist worker: what its quality evaluations counted so far."""
-        workerinput = getattr(self.config, "workerinput", None)
-        if workerinput is None or not self.study.model_loaded:
-            return None
-        stats = [s for done in self.study.log.evaluations for s in done.stats]
-        return WorkerCost(
-            worker=str(workerinput.get("workerid", "?")),
-            variants=len(self.evaluated),
-            cost=sum(s.cost for s in stats),
-            naive=sum(s.naive_cost for s in stats),
-            serial=self._serial_cost(),
-            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            computed=sum(done.computed for done in self.study.log.evaluations),
-            reused=sum(done.reused for done in self.study.log.evaluations),
-        )
+        """The quality row of ``variant``; the first request evaluates every variant it should
+        (``Distribution.wanted``) in one engine pass."""
+        return self.study.quality(self.distribution.wanted(variant, self.selected))[variant]
 
     def finish(self) -> bool:
         """Build rows, run the gates, write reports; True when the session must fail."""

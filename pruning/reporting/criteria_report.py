@@ -17,6 +17,7 @@ from pruning.reporting.plots import (
     plot_vs_blocks,
 )
 from pruning.reporting.rows import TIMED, Row, SpeedFits
+from pruning.reporting.tables import num_cell
 from pruning.search.assessment import Assessment, assess
 from pruning.search.criteria import CriterionResult
 from pruning.search.oracle import best_by_k, oracle_by_k
@@ -158,14 +159,10 @@ def criteria_table(rows: Sequence[Assessment], k_max: int) -> tuple[list[str], l
         cells.append(
             [
                 a.criterion,
-                _fmt(a.spearman),
-                _fmt(a.kendall),
-                *(_fmt(a.regret.get(k), 1) for k in range(1, k_max + 1)),
+                num_cell(a.spearman, 3),
+                num_cell(a.kendall, 3),
+                *(num_cell(a.regret.get(k), 1) for k in range(1, k_max + 1)),
                 f"{a.seconds:.1f}",
             ]
         )
     return header, cells
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"

@@ -19,12 +19,14 @@ import torch
 from transformers import PreTrainedModel
 
 from pruning.metrics.fingerprint import RunFingerprint
+from pruning.metrics.latency import excludes
 from pruning.models.loading import LoadedModel
 from pruning.models.parameters import count_parameters
 from pruning.models.saving import check_reload, save_plain, staged_directory
 from pruning.models.surgery import remove_layers
 from pruning.models.variant import Variant
 from pruning.reporting.rows import Row
+from pruning.reporting.tables import num_cell
 
 PROBE_TOKENS = 32  # input positions of the reload check
 
@@ -87,7 +89,8 @@ def _measured(row: Row | None, fp: RunFingerprint | None) -> list[str]:
         "## Measured (pruning-kit)",
         "",
         f"- perplexity {row.ppl:.3f} (95% CI {low:.3f}–{high:.3f}, percentile bootstrap over windows), "
-        f"{row.tokens_scored} scored tokens; change vs unpruned {_signed(row.ppl_change_pct)}%",
+        f"{row.tokens_scored} scored tokens; change vs unpruned "
+        f"{num_cell(row.ppl_change_pct, 2, signed=True)}%",
         f"- KL to the unpruned model {row.kl:.4f} nats/token, top-1 agreement {row.top1_agree:.3f}",
         f"- protocol `{fp.protocol}` ctx {fp.ctx}, stride {fp.stride}, BOS {fp.bos}, eval tokens "
         f"{fp.eval_tokens}; corpus `{fp.corpus}` sha256 `{fp.corpus_sha256}` ({fp.corpus_source})",
@@ -97,14 +100,14 @@ def _measured(row: Row | None, fp: RunFingerprint | None) -> list[str]:
         ("prefill time", row.speed_change_pct, row.speed_change_ci95),
         ("decode time per token", row.decode_change_pct, row.decode_change_ci95),
     ):
-        if pct is not None:
-            interval = "" if ci is None else f" (95% CI {ci[0]:+.1f} … {ci[1]:+.1f})"
-            lines.append(f"- {name} change vs unpruned: {pct:+.1f}%{interval}, same-run interleaved timing")
+        if pct is None:
+            continue
+        interval = "no interval" if ci is None else f"95% CI {ci[0]:+.1f} … {ci[1]:+.1f}%"
+        if ci is not None and not excludes(ci, 0.0):  # as the tables' n.s.: nothing the interval lacks
+            lines.append(f"- {name}: no significant change vs unpruned ({interval}, same-run timing)")
+        else:
+            lines.append(f"- {name} change vs unpruned: {pct:+.1f}% ({interval}, same-run timing)")
     return lines
-
-
-def _signed(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.2f}"
 
 
 def _kit_version() -> str:

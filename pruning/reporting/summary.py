@@ -14,7 +14,7 @@ from pruning.metrics.change import pct_change
 from pruning.reporting.gates import speed_gate_state
 from pruning.reporting.report import Outcome
 from pruning.reporting.rows import Row
-from pruning.reporting.tables import render_text, speed_lines, table
+from pruning.reporting.tables import num_cell, render_text, speed_lines, table
 
 Line = tuple[str, str]
 
@@ -158,7 +158,7 @@ def verdict_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
 
 
 def _speedup(row: Row) -> str:
-    if row.speedup is None:
-        return "—"
     ci = row.speedup_ci95
-    return f"{row.speedup:.3f}" if ci is None else f"{row.speedup:.3f} ({ci[0]:.3f}–{ci[1]:.3f})"
+    return num_cell(row.speedup, 3) + (
+        "" if row.speedup is None or ci is None else f" ({ci[0]:.3f}–{ci[1]:.3f})"
+    )

@@ -80,14 +80,14 @@ def _cells(r: Row) -> list[str]:
         str(r.layers),
         f"{r.ppl:.3f}",
         f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",
-        _num(r.speed_ms, 2),
+        num_cell(r.speed_ms, 2),
         f"{r.params / 1e6:.2f}",
-        _num(r.ppl_change_pct, 2, signed=True),
+        num_cell(r.ppl_change_pct, 2, signed=True),
         change_cell(r.speed_change_pct, r.speed_change_ci95, reference),
         interval_cell(r.speed_change_ci95, r.speed_off_fit, reference),
         f"{r.kl:.4f}",
         f"{r.top1_agree:.3f}",
-        _num(r.decode_ms_per_token, 2),
+        num_cell(r.decode_ms_per_token, 2),
         change_cell(r.decode_change_pct, r.decode_change_ci95, reference),
         interval_cell(r.decode_change_ci95, r.decode_off_fit, reference),
     ]
@@ -197,7 +197,8 @@ def write_reports(directory: Path, files: Mapping[str, str], failed: bool) -> li
     return written
 
 
-def _num(value: float | None, digits: int, signed: bool = False) -> str:
+def num_cell(value: float | None, digits: int, signed: bool = False) -> str:
+    """``value`` with ``digits`` decimals (``+`` sign if ``signed``), or ``—`` when absent."""
     if value is None:
         return "—"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"

@@ -45,7 +45,7 @@ def beam(
             {Variant(tuple(sorted({*b.drop, i}))) for b in beams for i in range(n_layers) if i not in b.drop}
         )
         scores, stats = evaluate_variants(model, windows, candidates, options)
-        ranked = sorted(candidates, key=lambda v: (sum(scores[v].nll), v.drop))[:width]
+        ranked = sorted(candidates, key=lambda v: (scores[v].ppl, v.drop))[:width]  # the ppl it reports
         beams = ranked
         out[k] = SearchResult(
             tuple((v, scores[v].ppl) for v in ranked),

@@ -1,0 +1,91 @@
+"""Quality over pytest-xdist workers: the variant groups, what a worker evaluates, what it cost.
+
+The controller and every worker compute the same groups (``pruning.engine.partition``: runs of
+prefix-tree subtrees balanced by the cost model, one per worker); the controller's scheduler
+(``pruning.plugin.scheduler``) sends each group whole to one worker, which evaluates all of its
+selected variants in one prefix-shared pass. Without xdist there are no groups and the first
+quality request evaluates every selected variant.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from xdist.workermanage import Producer
+
+from pruning.engine.cost import head_weight
+from pruning.engine.partition import partition, schedule_cost
+from pruning.models.variant import Variant
+from pruning.plugin.configure import workers
+from pruning.plugin.scheduler import VariantGroupScheduling
+from pruning.reporting.runlog import WorkerCost
+from pruning.study.study import Study
+
+
+@dataclass(eq=False)
+class Distribution:
+    """This process's part of a distributed run (nothing is distributed without xdist)."""
+
+    config: pytest.Config
+    study: Study
+    groups: dict[Variant, int] | None = None  # computed once, see ``group``
+    evaluated: set[Variant] = field(default_factory=set)  # variants whose quality this process computed
+    serial: float | None = None  # the serial prefix-shared pass's cost, computed once
+
+    def group(self, variants: list[Variant]) -> dict[Variant, int]:
+        """Each variant's group under xdist; empty without it."""
+        count = workers(self.config)
+        if count < 2:
+            return {}
+        if self.groups is None:
+            lm = self.study.lm
+            parts = partition(variants, lm.num_layers, count, head_weight(lm.model))
+            self.groups = {v: k for k, group in enumerate(parts) for v in group}
+        return self.groups
+
+    def scheduler(
+        self, config: pytest.Config, log: Producer, say: Callable[[str], None]
+    ) -> VariantGroupScheduling | None:
+        """The controller's scheduler for plain ``-n`` / ``--dist load``; a plan that searches keeps
+        xdist's default (expanding it here would run its searches on the controller too)."""
+        if config.getvalue("dist") != "load" or self.study.settings.plan.kind in ("best", "criterion"):
+            return None
+        if not self.study.model_loaded:
+            say(f"loading model {self.study.settings.model.spec} to group the variants ...")
+        groups = self.group(self.study.variants())
+        return VariantGroupScheduling(config, log, {v.id: k for v, k in groups.items()})
+
+    def wanted(self, variant: Variant, selected: list[Variant]) -> list[Variant]:
+        """What one quality request evaluates: every selected variant (serially), or every
+        selected variant of ``variant``'s group (on a worker)."""
+        groups = self.groups or {}
+        if getattr(self.config, "workerinput", None) is None or variant not in groups:
+            wanted = selected or [variant]
+        else:
+            wanted = [v for v in selected if groups.get(v) == groups[variant]] or [variant]
+        self.evaluated.update(wanted)
+        return wanted
+
+    def cost(self, selected: list[Variant]) -> WorkerCost | None:
+        """On a worker: what its quality evaluations counted so far; None elsewhere."""
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is None or not self.study.model_loaded:
+            return None
+        if self.serial is None:
+            lm = self.study.lm
+            self.serial = schedule_cost(selected, lm.num_layers, head_weight(lm.model))
+        done = self.study.log.evaluations
+        stats = [s for result in done for s in result.stats]
+        return WorkerCost(
+            worker=str(workerinput.get("workerid", "?")),
+            variants=len(self.evaluated),
+            cost=sum(s.cost for s in stats),
+            naive=sum(s.naive_cost for s in stats),
+            serial=self.serial,
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            computed=sum(result.computed for result in done),
+            reused=sum(result.reused for result in done),
+        )
