@@ -3,11 +3,14 @@
 Public API::
 
     from pruning import load_model, remove_layers, count_parameters, load_corpus, perplexity, export
+    from pruning import heal, HealSettings, LoraSettings
 """
 
 from __future__ import annotations
 
 from pruning.data.corpora import Corpus, load_corpus
+from pruning.healing.methods import Healed, heal
+from pruning.healing.settings import HealSettings, LoraSettings
 from pruning.metrics.perplexity import PerplexityResult, perplexity
 from pruning.models.loading import Fingerprint, LoadedModel, ModelLoadError, load_model
 from pruning.models.parameters import count_parameters
@@ -18,12 +21,16 @@ from pruning.reporting.export import export
 __all__ = [
     "Corpus",
     "Fingerprint",
+    "HealSettings",
+    "Healed",
     "LoadedModel",
+    "LoraSettings",
     "ModelLoadError",
     "PerplexityResult",
     "Variant",
     "count_parameters",
     "export",
+    "heal",
     "load_corpus",
     "load_model",
     "num_layers",

@@ -15,6 +15,10 @@ import pytest
 import torch
 
 from pruning import load_model, remove_layers
+from pruning.data.windows import EvalProtocol
+from pruning.healing.methods import heal
+from pruning.healing.settings import HealSettings, LoraSettings
+from pruning.metrics.perplexity import prepare_windows
 from pruning.metrics.scoring import score, scored_logits
 from pruning.models import saving
 from pruning.models.saving import ExportError
@@ -25,6 +29,7 @@ from pruning.reporting.rows import Row
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-phi3", "tiny-gemma3"]
 FAMILIES += ["tiny-opt", "tiny-gptneox", "tiny-falcon"]
 VARIANT = Variant((1, 3))  # a middle block and the last one
+HEALING = HealSettings(tokens=128, lora=LoraSettings(rank=2, alpha=4, steps=2, lr=1e-2))
 IDS = torch.tensor(
     [[5, 80, 17, 256, 99, 3, 44, 71, 12, 200, 9, 31, 77, 150, 2, 64, 8, 19, 33, 120]]
 )  # (1, 20)
@@ -51,6 +56,36 @@ def _ppl(model: torch.nn.Module) -> float:
     with torch.inference_mode():
         nll = score(scored_logits(model, IDS, 1), IDS[:, 1:], None).nll.item()
     return math.exp(nll / (IDS.shape[1] - 1))
+
+
+def test_healed_variants_reload_in_a_fresh_process_on_every_family_that_heals(tmp_path, small_corpus):
+    """Both methods merge into the weights, so every family's config expresses the healed model;
+    linear refuses Gemma 3 (``tests/test_healing.py``), lora heals it too."""
+    want, dirs = {}, []
+    for family in FAMILIES:
+        lm = load_model(f"random:{family}")
+        windows = prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 32, 128))
+        for method in ("linear", "lora") if family != "tiny-gemma3" else ("lora",):
+            variant = Variant((2,), method)
+            healed = heal(lm.model, variant, windows, HEALING, "run")
+            directory = export(lm, variant, tmp_path / f"{family}-{method}", healed=healed)
+            want[str(directory)] = _ppl(healed.model)
+            dirs.append(str(directory))
+            assert f"- healing: `{method}` on calibration text only" in (directory / "README.md").read_text()
+    with pytest.raises(ValueError, match=r"exporting 'drop\[2\]\+lora' needs its lora healed model"):
+        export(lm, Variant((2,), "lora"), tmp_path / "unhealed")
+    got = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", RELOAD, json.dumps(IDS.tolist()), *dirs],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert len(dirs) == 2 * len(FAMILIES) - 1
+    for directory in dirs:
+        assert got[directory]["layers"] == 3
+        assert got[directory]["ppl"] == pytest.approx(want[directory], rel=1e-5), directory
 
 
 def test_every_family_reloads_in_a_fresh_process_with_the_same_perplexity(tmp_path):

@@ -15,7 +15,10 @@ import pytest
 import torch
 
 from pruning import count_parameters, load_corpus, load_model, perplexity, remove_layers
-from pruning.metrics.perplexity import bos_if_asked
+from pruning.data.windows import EvalProtocol
+from pruning.healing.methods import heal
+from pruning.healing.settings import HealSettings
+from pruning.metrics.perplexity import bos_if_asked, prepare_windows
 from pruning.models import loading, sources
 from pruning.models.variant import Variant
 from pruning.reporting.export import export
@@ -163,4 +166,26 @@ def test_an_exported_smollm2_variant_reloads_in_a_fresh_process_with_the_same_pe
     run = [sys.executable, "-c", FRESH_PPL, str(directory), str(text)]
     done = subprocess.run(run, capture_output=True, text=True, check=True)
     fresh = json.loads(done.stdout)
+    assert fresh["layers"] == 28 and fresh["ppl"] == pytest.approx(got.ppl, rel=1e-5)
+
+
+def test_a_healed_smollm2_variant_reloads_in_a_fresh_process_with_the_same_perplexity(
+    smollm2, wikitext, data_dir, tmp_path
+):
+    """drop[14,17]+linear, fitted on 2048 calibration tokens (WikiText-2 validation): healing
+    lowers its perplexity, and stock transformers reloads the export to the same number."""
+    calib_text = load_corpus("wikitext2", split="validation", data_dir=data_dir).text
+    calib = prepare_windows(smollm2.tokenizer, calib_text, EvalProtocol("windows", 512, 2048))
+    variant = Variant((14, 17), "linear")
+    healed = heal(smollm2.model, variant, calib, HealSettings(tokens=2048), "golden")
+    directory = export(smollm2, variant, tmp_path / variant.id, healed=healed)
+    got = perplexity(healed.model, smollm2.tokenizer, wikitext, ctx=512, eval_tokens=1024, protocol="windows")
+    plain = perplexity(
+        remove_layers(smollm2.model, variant.drop), smollm2.tokenizer, wikitext, ctx=512, eval_tokens=1024
+    )
+    assert got.ppl < plain.ppl
+    text = tmp_path / "wikitext.txt"
+    text.write_text(wikitext.text, encoding="utf-8")
+    run = [sys.executable, "-c", FRESH_PPL, str(directory), str(text)]
+    fresh = json.loads(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
     assert fresh["layers"] == 28 and fresh["ppl"] == pytest.approx(got.ppl, rel=1e-5)

@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own subpackage and any lower layer, never a
 higher one or a peer; ``pruning/__init__.py`` is the public facade and may import anything):
 
-    common < models, data < metrics < engine < search < reporting < study < plugin
+    common < models, data < metrics < engine < search, healing < reporting < study < plugin
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ RANK = {
     "metrics": 2,
     "engine": 3,
     "search": 4,
+    "healing": 4,
     "reporting": 5,
     "study": 6,
     "plugin": 7,

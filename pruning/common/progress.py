@@ -13,9 +13,12 @@ from tqdm.auto import tqdm
 
 
 class Bar(Protocol):
-    """What a long step reports to: ``update`` after each unit of work, ``close`` at the end."""
+    """What a long step reports to: ``update`` after each unit of work, ``close`` at the end,
+    ``set_postfix_str`` for a short status beside the count (a training loss; tqdm's name)."""
 
     def update(self, n: int = 1) -> object: ...
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> object: ...
 
     def close(self) -> None: ...
 

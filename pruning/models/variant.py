@@ -11,14 +11,25 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, order=True)
 class Variant:
-    """A set of removed blocks, sorted and 0-based."""
+    """A set of removed blocks, sorted and 0-based, and the healing applied after removal.
+
+    ``heal`` names a method of ``pruning.healing`` (``""``: none); a healed variant is measured
+    against its unhealed one (``unhealed``).
+    """
 
     drop: tuple[int, ...] = ()
+    heal: str = ""
 
     @property
     def id(self) -> str:
-        """``base`` or ``drop[1,3]``: stable, readable, a valid pytest id."""
-        return "base" if not self.drop else f"drop[{','.join(map(str, self.drop))}]"
+        """``base``, ``drop[1,3]`` or ``drop[1,3]+lora``: stable, readable, a valid pytest id."""
+        plain = "base" if not self.drop else f"drop[{','.join(map(str, self.drop))}]"
+        return f"{plain}+{self.heal}" if self.heal else plain
+
+    @property
+    def unhealed(self) -> Variant:
+        """The same removal without healing."""
+        return Variant(self.drop)
 
     def kept(self, n_layers: int) -> tuple[int, ...]:
         """The indices of the blocks this variant keeps."""

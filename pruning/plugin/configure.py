@@ -7,6 +7,7 @@ value, before any test runs, instead of failing every test with the same traceba
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from xdist.workermanage import parse_tx_spec_config
 from pruning.common.progress import Progress
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
+from pruning.healing.settings import HealSettings, LoraSettings
 from pruning.metrics.speed import SpeedSettings
 from pruning.metrics.timing import CampaignSettings
 from pruning.models.architectures import ARCHITECTURES
@@ -56,7 +58,14 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         calib_corpus=get("calib-corpus"),
         calib_tokens=get("calib-tokens"),
         store_dir=None if options.no_cache(config) else Path(get("cache-dir")).expanduser(),
+        heal=_heal_settings(get),
     )
+
+
+def _heal_settings(get: Callable[[str], Any]) -> HealSettings:
+    rank = get("heal-rank")
+    lora = LoraSettings(rank, 2 * rank, get("heal-steps"), get("heal-lr"), get("heal-loss"))
+    return HealSettings(get("heal") or (), get("heal-tokens"), lora=lora)
 
 
 def workers(config: pytest.Config) -> int:

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import pytest
 
 from pruning.data.windows import PROTOCOLS
+from pruning.healing.methods import HEALERS
+from pruning.healing.settings import LOSSES
 from pruning.models.placement import POLICIES
 from pruning.models.sources import cache_dir
 from pruning.study.plan import PLAN_KINDS, Plan, parse_plan
@@ -119,6 +121,19 @@ def plan(value: str) -> Plan:
         return parse_plan(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def heal_methods(value: str) -> tuple[str, ...]:
+    """Comma-separated healing methods, like ``linear,lora`` (each once)."""
+    names = tuple(n.strip() for n in value.split(","))
+    for name in names:
+        if name not in HEALERS:
+            raise argparse.ArgumentTypeError(f"in {value!r}: {HEALERS.unknown_message(name)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"invalid methods {value!r}; expected each method once, like linear,lora"
+        )
+    return names
 
 
 def text(value: str) -> str:
@@ -227,6 +242,26 @@ OPTIONS = (
         "stop timing once the median 95% half-width of the speed changes is at most PP points",
     ),
     Option("speed-burst", positive_int, "2", "N", "back-to-back prefill passes per slot; the fastest counts"),
+    Option(
+        "heal",
+        heal_methods,
+        None,
+        "METHODS",
+        f"also measure each pruned variant healed on calibration text: {', '.join(HEALERS.names())}",
+    ),
+    Option("heal-tokens", positive_int, "16384", "N", "calibration tokens healing reads (whole windows)"),
+    Option("heal-steps", positive_int, "48", "N", "lora: training steps, one calibration window each"),
+    Option("heal-rank", positive_int, "8", "N", "lora: adapter rank (alpha = 2 x rank)"),
+    Option(
+        "heal-lr", positive("learning rate", "a number", "0.001"), "0.001", "LR", "lora: peak learning rate"
+    ),
+    Option(
+        "heal-loss",
+        choice(*LOSSES),
+        "ce",
+        "NAME",
+        "lora: ce (next-token loss) or kd (distil the unpruned model's next-token distribution)",
+    ),
     Option("report", text, None, "DIR", "write results.json, results.csv and results.md to DIR"),
     Option(
         "export",

@@ -81,6 +81,10 @@ class TerminalBar:
     total: int
     done: int = 0
     started: float = field(default_factory=time.monotonic)
+    status: str = ""
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.status = s
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -91,4 +95,5 @@ class TerminalBar:
         self.out.line(self._text(), final=True)
 
     def _text(self) -> str:
-        return f"{self.description} {self.done}/{self.total}, {time.monotonic() - self.started:.0f} s"
+        status = f", {self.status}" if self.status else ""
+        return f"{self.description} {self.done}/{self.total}{status}, {time.monotonic() - self.started:.0f} s"

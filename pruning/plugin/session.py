@@ -132,7 +132,8 @@ class PruneSession:
         rows = [Row.from_dict({**f, "id": vid}) for vid, f in self.records.items() if "ppl" in f]
         if not rows or self.fingerprint is None:
             return False
-        rows, fits = with_fits(with_changes(sorted(rows, key=lambda r: (bool(r.removed), r.removed))))
+        rows.sort(key=lambda r: (bool(r.removed), r.removed, r.heal))
+        rows, fits = with_fits(with_changes(rows))
         usable = [b for b in self.loaded if b.rows]
         baseline = (usable[-1].fingerprint, usable[-1].rows) if usable else None
         log = self.study.log
@@ -176,10 +177,10 @@ class PruneSession:
             return True
         for row in outcome.rows:
             self.progress.line(f"exporting {row.id} to {directory / row.id} ...", final=True)
+            variant = Variant(row.removed, row.heal)
+            healed = self.study.healed(variant) if variant.heal else None
             try:
-                path = export(
-                    self.study.lm, Variant(row.removed), directory / row.id, row, outcome.fingerprint
-                )
+                path = export(self.study.lm, variant, directory / row.id, row, outcome.fingerprint, healed)
             except (ExportError, OSError) as exc:
                 self.export_note = f"export of {row.id} to {directory / row.id} FAILED: {exc}"
                 return False

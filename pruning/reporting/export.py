@@ -2,9 +2,9 @@
 
 The directory holds ``save_pretrained`` output (config and safetensors weights), the tokenizer
 and a ``README.md`` model card: the source model and its weights' sha256, the removed blocks,
-healing (none yet), and the measured row (perplexity with its 95% CI, parameters, prefill and
-decode change with their 95% CIs, the protocol and corpus). It is written whole or not at all,
-and only after stock ``AutoModelForCausalLM`` reloaded it to the same logits
+its healing (method, settings, time), and the measured row (perplexity with its 95% CI,
+parameters, prefill and decode change with their 95% CIs, the protocol and corpus). It is
+written whole or not at all, and only after stock ``AutoModelForCausalLM`` reloaded it to the same logits
 (``pruning.models.saving``), so it loads without ``pruning`` installed.
 """
 
@@ -18,6 +18,7 @@ from typing import cast
 import torch
 from transformers import PreTrainedModel
 
+from pruning.healing.methods import Healed, HealRecord
 from pruning.metrics.fingerprint import RunFingerprint
 from pruning.metrics.latency import excludes
 from pruning.models.loading import LoadedModel
@@ -37,27 +38,38 @@ def export(
     directory: Path,
     row: Row | None = None,
     fingerprint: RunFingerprint | None = None,
+    healed: Healed | None = None,
 ) -> Path:
     """Write ``variant`` of ``lm`` to ``directory`` (replacing an older export only once whole).
 
     ``row`` and ``fingerprint`` (a run's measurement of it) go into the model card; without
-    them the card says the variant was not measured. ``ExportError`` when stock transformers
-    would reload it differently.
+    them the card says the variant was not measured. A healed variant needs its ``healed``
+    model (``pruning.healing.methods.heal``). ``ExportError`` when stock transformers would
+    reload it differently.
     """
-    model = cast(PreTrainedModel, remove_layers(lm.model, variant.drop))  # shares the loaded weights
+    if variant.heal and (healed is None or healed.record.method != variant.heal):
+        raise ValueError(f"exporting {variant.id!r} needs its {variant.heal} healed model (pruning.healing)")
+    # the healed model, or a view sharing the loaded weights
+    model = cast(PreTrainedModel, healed.model if healed else remove_layers(lm.model, variant.drop))
     vocab = int(model.config.vocab_size)
     probe = (torch.arange(PROBE_TOKENS) * 7919 % vocab)[None]  # (1, T) spread over the vocabulary
     with staged_directory(directory) as stage:
         save_plain(model, stage)
         lm.tokenizer.save_pretrained(stage)
-        card = model_card(lm, variant, count_parameters(model), row, fingerprint)
+        record = None if healed is None else healed.record
+        card = model_card(lm, variant, count_parameters(model), row, fingerprint, record)
         (stage / "README.md").write_text(card, encoding="utf-8")
         check_reload(model, stage, probe)
     return directory
 
 
 def model_card(
-    lm: LoadedModel, variant: Variant, params: int, row: Row | None, fingerprint: RunFingerprint | None
+    lm: LoadedModel,
+    variant: Variant,
+    params: int,
+    row: Row | None,
+    fingerprint: RunFingerprint | None,
+    healing: HealRecord | None = None,
 ) -> str:
     """The model card: YAML front matter for the hub, provenance, and the measured row."""
     fp = lm.fingerprint
@@ -73,7 +85,7 @@ def model_card(
         "",
         f"- source model: `{fp.spec}`, weights sha256 `{fp.weights_sha256}`, dtype {fp.dtype}",
         f"- removed blocks (0-based): {list(variant.drop) or 'none'}; {kept} of {lm.num_layers} kept",
-        "- healing: none",
+        f"- healing: {_healing(healing)}",
         f"- parameters: {params:,} (tied weights counted once)",
         f"- libraries: torch {fp.torch}, transformers {fp.transformers}",
         "",
@@ -108,6 +120,16 @@ def _measured(row: Row | None, fp: RunFingerprint | None) -> list[str]:
         else:
             lines.append(f"- {name} change vs unpruned: {pct:+.1f}% ({interval}, same-run timing)")
     return lines
+
+
+def _healing(record: HealRecord | None) -> str:
+    if record is None:
+        return "none"
+    settings = ", ".join(f"{k} {v}" for k, v in record.settings.items())
+    return (
+        f"`{record.method}` on calibration text only ({settings}); fitted in {record.seconds:.1f} s, "
+        "merged into the weights (no added parameters or latency)"
+    )
 
 
 def _kit_version() -> str:

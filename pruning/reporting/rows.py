@@ -13,11 +13,16 @@ Definitions:
 - ``speed_off_fit`` / ``decode_off_fit``: the variant's interval excludes the latency the
   run's depth fit predicts for its kept blocks (something other than depth changed its speed);
 - ``kl``: mean KL(unpruned || variant) per scored token (nats); ``top1_agree``: the fraction
-  of scored positions whose argmax equals the unpruned model's.
+  of scored positions whose argmax equals the unpruned model's;
+- healed rows (``heal``: the method, ``heal_s``: the seconds its fit took on this machine):
+  ``unhealed_change_pct`` = 100 * (ppl / ppl_unhealed - 1), and ``recovered_pct`` = the share
+  of the pruning's loss that healing won back, in mean NLL (log perplexity):
+  100 * (log ppl_unhealed - log ppl) / (log ppl_unhealed - log ppl_base).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -58,6 +63,10 @@ class Row:
     decode_change_ci95: tuple[float, float] | None = None
     speed_off_fit: bool | None = None
     decode_off_fit: bool | None = None
+    heal: str = ""
+    heal_s: float | None = None
+    unhealed_change_pct: float | None = None
+    recovered_pct: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -83,9 +92,13 @@ class Row:
         return cls(**known)
 
 
-def quality_row(variant: Variant, sums: VariantSums, n_layers: int, params: int) -> Row:
+def quality_row(
+    variant: Variant, sums: VariantSums, n_layers: int, params: int, heal_s: float | None = None
+) -> Row:
     """The quality row of ``variant`` from its per-window sums (speed fields come later)."""
     return Row(
+        heal=variant.heal,
+        heal_s=heal_s,
         id=variant.id,
         removed=variant.drop,
         layers=n_layers - len(variant.drop),
@@ -114,8 +127,10 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
     base = next((r for r in rows if r.id == "base"), None)
     if base is None:
         return rows
+    unhealed = {r.removed: r for r in rows if not r.heal}
     out = []
     for row in rows:
+        plain = unhealed.get(row.removed) if row.heal else None
         speed = row.speed_ratio if row.speed_ratio is not None else _ratio(row.speed_ms, base.speed_ms)
         interval = row.speed_ratio_ci95
         out.append(
@@ -130,9 +145,17 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
                 decode_change_ci95=None
                 if row.decode_ratio_ci95 is None
                 else _pct_pair(row.decode_ratio_ci95),
+                unhealed_change_pct=None if plain is None else pct_change(row.ppl, plain.ppl),
+                recovered_pct=None if plain is None else _recovered(row.ppl, plain.ppl, base.ppl),
             )
         )
     return out
+
+
+def _recovered(healed: float, unhealed: float, base: float) -> float | None:
+    """The share (%) of the log-perplexity loss from ``base`` to ``unhealed`` that healing won back."""
+    loss = math.log(unhealed) - math.log(base)
+    return None if loss <= 0 else 100.0 * (math.log(unhealed) - math.log(healed)) / loss
 
 
 def _pct_pair(ratios: tuple[float, float]) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pruning.data.corpora import Corpus
 from pruning.engine.stored import StoredResult
+from pruning.healing.methods import HealRecord
 from pruning.search.criteria import CriterionResult
 from pruning.search.racing import SearchResult
 
@@ -40,12 +41,14 @@ class WorkerCost:
 
 @dataclass
 class RunLog:
-    """Quality evaluations (with their cost), searches, criteria, and the calibration text used."""
+    """Quality evaluations (with their cost), searches, criteria, healings, and the calibration
+    text used."""
 
     evaluations: list[StoredResult] = field(default_factory=list)
     searches: list[SearchResult] = field(default_factory=list)
     criteria: list[CriterionResult] = field(default_factory=list)
     calibration: Calibration | None = None
+    healings: list[HealRecord] = field(default_factory=list)
 
     @property
     def k_max(self) -> int:

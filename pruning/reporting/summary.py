@@ -63,6 +63,12 @@ def cost_lines(outcome: Outcome) -> list[str]:
             for stats in done.stats
         ]
     lines += worker_lines(outcome)
+    for healing in outcome.log.healings:
+        curve = f", loss {healing.losses[0]:.4f} -> {healing.losses[-1]:.4f}" if healing.losses else ""
+        where = "fitted then, reused from the results store" if healing.reused else "fitted now"
+        lines.append(
+            f"healing {healing.variant}: {healing.seconds:.1f} s on calibration text ({where}){curve}"
+        )
     for found in outcome.log.searches:
         lines.append(
             f"search: {found.evaluations:.0f} (variant, window) evaluations (partial windows by their "

@@ -2,8 +2,10 @@
 
 The sequential table follows the original study: the unpruned model first, then each
 removal in block order. Other plans are sorted by perplexity. Fidelity and decode columns
-come after the study's columns. Files are written atomically; a failed run writes
-``results.failed.*`` instead of replacing a report that is already there.
+come after the study's columns. Healed variants follow their unhealed variant, with three more
+columns: perplexity change against it, the share of the loss won back, the healing time.
+Files are written atomically; a failed run writes ``results.failed.*`` instead of replacing a
+report that is already there.
 """
 
 from __future__ import annotations
@@ -38,15 +40,24 @@ CSV_FIELDS = (
     "kl",
     "top1_agree",
     "tokens_scored",
+    "heal",
+    "heal_s",
+    "unhealed_change_pct",
+    "recovered_pct",
 )
 
 
 def order_rows(rows: Sequence[Row], sequential: bool) -> list[Row]:
-    """Base first; then block order (sequential) or ascending perplexity."""
+    """Base first; then block order (sequential) or ascending perplexity; each healed row right
+    under its unhealed one (methods by name), or at the end when that one was not measured."""
     base = [r for r in rows if r.id == "base"]
-    rest = [r for r in rows if r.id != "base"]
+    rest = [r for r in rows if r.id != "base" and not r.heal]
     rest.sort(key=(lambda r: r.removed) if sequential else (lambda r: (r.ppl, r.removed)))
-    return base + rest
+    healed = sorted((r for r in rows if r.heal), key=lambda r: (r.removed, r.heal))
+    out = base[:]
+    for row in rest:
+        out += [row, *(h for h in healed if h.removed == row.removed)]
+    return out + [h for h in healed if h not in out]
 
 
 def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[str]]]:
@@ -69,11 +80,24 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
         "decode change (%)",
         "decode 95% CI",
     ]
-    return header, [_cells(r) for r in order_rows(rows, sequential)]
+    ordered = order_rows(rows, sequential)
+    if not any(r.heal for r in rows):
+        return header, [_cells(r) for r in ordered]
+    header += ["ppl vs unhealed (%)", "recovered (%)", "healing (s)"]
+    return header, [[*_cells(r), *_heal_cells(r)] for r in ordered]
+
+
+def _heal_cells(r: Row) -> list[str]:
+    return [
+        num_cell(r.unhealed_change_pct, 2, signed=True),
+        num_cell(r.recovered_pct, 1),
+        num_cell(r.heal_s, 1),
+    ]
 
 
 def _cells(r: Row) -> list[str]:
     removed = "none" if not r.removed else ",".join(map(str, r.removed))
+    removed += f" +{r.heal}" if r.heal else ""
     reference = not r.removed
     return [
         removed,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pruning.data.windows import Window
+from pruning.healing.methods import HEALERS
 from pruning.models.loading import LoadedModel
 from pruning.models.variant import BASE, Variant
 from pruning.reporting.runlog import RunLog
@@ -61,6 +62,27 @@ def expand(study: Study) -> list[Variant]:
     if plan.kind == "criterion":
         return _criterion_variants(study, *parse_criterion_plan(plan.arg))
     return expand_plan(plan, n_layers)
+
+
+def with_healed(study: Study, variants: list[Variant]) -> list[Variant]:
+    """Each pruned variant followed by its healed variants (``heal.methods``), base unhealed.
+
+    Each method checks here that it can heal each variant, so a variant it cannot heal is
+    refused before anything runs (``pruning.healing.linear.HealError``, a ``ValueError``).
+    """
+    methods, limit = study.settings.heal.methods, study.settings.max_variants
+    out = []
+    for variant in variants:
+        out.append(variant)
+        for method in methods if variant.drop else ():
+            healed = Variant(variant.drop, method)
+            HEALERS.get(method).check(study.lm.model, healed)
+            out.append(healed)
+    if len(out) > limit:
+        raise TooManyVariants(
+            f"{study.settings.plan} healed with {','.join(methods)}", len(out), study.lm.num_layers, limit
+        )
+    return out
 
 
 def _search(study: Study, spec: BestSpec) -> list[Variant]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
+from pruning.healing.settings import HealSettings
 from pruning.metrics.speed import SpeedSettings
 from pruning.reporting.gates import Thresholds
 from pruning.study.plan import Plan
@@ -46,3 +47,4 @@ class Settings:
     calib_tokens: int | None = 2048
     store_dir: Path | None = None  # the results store; None: off
     export_dir: Path | None = None  # each measured variant as a stock model directory; None: off
+    heal: HealSettings = field(default_factory=HealSettings)  # no methods: no healed variants

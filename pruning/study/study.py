@@ -18,7 +18,9 @@ from pruning.common.progress import open_bar
 from pruning.data.corpora import Corpus, load_corpus
 from pruning.data.windows import EvalProtocol, Window
 from pruning.engine.store import Store, run_key
-from pruning.engine.stored import evaluate_stored
+from pruning.engine.stored import StoredResult, evaluate_models, evaluate_stored
+from pruning.healing.cache import HealCache
+from pruning.healing.methods import Healed, heal
 from pruning.metrics.fingerprint import RunFingerprint, run_fingerprint
 from pruning.metrics.perplexity import max_length, prepare_windows
 from pruning.metrics.speed import speed_tokens
@@ -29,7 +31,7 @@ from pruning.models.variant import Variant
 from pruning.reporting.rows import Row, quality_row
 from pruning.reporting.runlog import Calibration, RunLog
 from pruning.search.criteria import CriterionInput, CriterionResult, run_criterion
-from pruning.study.expansion import expand
+from pruning.study.expansion import expand, with_healed
 from pruning.study.settings import Settings
 
 
@@ -41,6 +43,7 @@ class Study:
         self.log = RunLog()
         self._rows: dict[Variant, Row] = {}
         self._models: dict[Variant, nn.Module] = {}
+        self._healed: dict[Variant, Healed] = {}
         self._variants: list[Variant] | None = None
 
     @functools.cached_property
@@ -77,13 +80,22 @@ class Study:
 
         All that criteria and beam search read; loading them records the calibration in the log.
         """
-        calib = load_corpus(self.settings.calib_corpus, split="validation")
-        proto = EvalProtocol(
-            self.protocol.name, self.protocol.ctx, self.settings.calib_tokens, self.protocol.stride
-        )
-        windows = prepare_windows(self.lm.tokenizer, calib.text, proto)
-        self.log.calibration = Calibration(calib, sum(w.scored for w in windows))
+        windows = self._calibration(self.settings.calib_tokens)
+        self.log.calibration = Calibration(self._calib_corpus, sum(w.scored for w in windows))
         return windows
+
+    @functools.cached_property
+    def heal_windows(self) -> list[Window]:
+        """The calibration windows healing reads: ``heal.tokens`` of the same text, same cut."""
+        return self._calibration(self.settings.heal.tokens)
+
+    @functools.cached_property
+    def _calib_corpus(self) -> Corpus:
+        return load_corpus(self.settings.calib_corpus, split="validation")
+
+    def _calibration(self, tokens: int | None) -> list[Window]:
+        proto = EvalProtocol(self.protocol.name, self.protocol.ctx, tokens, self.protocol.stride)
+        return prepare_windows(self.lm.tokenizer, self._calib_corpus.text, proto)
 
     def variants(self) -> list[Variant]:
         """The plan's variants, expanded once (``pruning.study.expansion``).
@@ -92,7 +104,7 @@ class Study:
         expand, so the answer is kept.
         """
         if self._variants is None:
-            self._variants = expand(self)
+            self._variants = with_healed(self, expand(self))
         return list(self._variants)
 
     def run_criteria(self, names: Sequence[str], k_max: int) -> list[CriterionResult]:
@@ -116,6 +128,8 @@ class Study:
         """The variant's model, built once, sharing weights with the loaded model."""
         if not variant.drop:  # the unpruned model is the loaded one: no copy needed
             return self.lm.model
+        if variant.heal:
+            return self.healed(variant).model
         if variant not in self._models:
             self._models[variant] = remove_layers(self.lm.model, variant.drop)
         return self._models[variant]
@@ -126,19 +140,49 @@ class Study:
         ids = speed_tokens(self.lm.tokenizer, self.corpus.text, self.settings.speed.seq)
         return ids.to(self.settings.model.device)
 
+    def healed(self, variant: Variant) -> Healed:
+        """``variant`` healed (once) on the healing calibration windows, or reused from the cache."""
+        if variant not in self._healed:
+            key = run_key(self.fingerprint)
+            cache = None if self.settings.store_dir is None else HealCache(self.settings.store_dir)
+            found = heal(
+                self.lm.model,
+                variant,
+                self.heal_windows,
+                self.settings.heal,
+                key,
+                cache,
+                self.settings.engine.progress,
+            )
+            self._healed[variant] = found
+            self.log.healings.append(found.record)
+        return self._healed[variant]
+
     def quality(self, variants: Sequence[Variant]) -> dict[Variant, Row]:
-        """Quality rows for ``variants``; what is not cached yet is computed in one engine pass."""
+        """Quality rows for ``variants``; what is not cached yet is computed in one engine pass
+        (healed variants, whose weights differ, in one pass of their own)."""
         missing = [v for v in variants if v not in self._rows]
-        if missing:
-            result = evaluate_stored(self.lm.model, self.windows, missing, self.settings.engine, self.store())
-            self.log.evaluations.append(result)
-            for variant, sums in result.scores.items():
-                params = count_parameters(self.model_for(variant))
-                self._rows.setdefault(variant, quality_row(variant, sums, self.lm.num_layers, params))
+        plain, healed = [v for v in missing if not v.heal], [v for v in missing if v.heal]
+        if plain:
+            result = evaluate_stored(self.lm.model, self.windows, plain, self.settings.engine, self.store())
+            self._add(result)
+        if healed:
+            models = {v: self.healed(v).model for v in healed}
+            stores = {v: self.store(self.healed(v).record.key) for v in healed}
+            self._add(evaluate_models(self.lm.model, models, self.windows, stores, self.settings.engine))
         return {v: self._rows[v] for v in variants}
 
-    def store(self) -> Store | None:
-        """The results store for this model, corpus and protocol (None with the cache off)."""
+    def _add(self, result: StoredResult) -> None:
+        self.log.evaluations.append(result)
+        for variant, sums in result.scores.items():
+            params = count_parameters(self.model_for(variant))
+            seconds = self._healed[variant].record.seconds if variant.heal else None
+            row = quality_row(variant, sums, self.lm.num_layers, params, seconds)
+            self._rows.setdefault(variant, row)
+
+    def store(self, heal_key: str = "") -> Store | None:
+        """The results store for this model, corpus and protocol (None with the cache off); with
+        ``heal_key`` (``pruning.healing.cache``), the one of that healing's results."""
         if self.settings.store_dir is None:
             return None
-        return Store(self.settings.store_dir, run_key(self.fingerprint))
+        return Store(self.settings.store_dir, f"heal-{heal_key}" if heal_key else run_key(self.fingerprint))

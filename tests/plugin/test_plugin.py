@@ -431,3 +431,66 @@ def test_criterion_plan_prints_the_criteria_table_and_writes_plots(suite, tmp_pa
     }
     assert all(v >= -1e-9 for c in data["criteria"] for v in c["regret_pct"].values())
     assert {"criteria_vs_blocks.png", "criteria_scores.png"} <= set(data["plots"])
+
+
+def test_healed_variants_are_measured_under_their_unhealed_one_exported_and_reused(
+    suite, tmp_path, data_dir, monkeypatch
+):
+    pytester, args, _ = suite
+    monkeypatch.setenv("PRUNING_DATA_DIR", str(data_dir))  # healing reads wikitext2 validation
+    heal = ["--prune-plan", "drop:1", "--prune-heal", "linear,lora", "--prune-heal-tokens", "256"]
+    heal += ["--prune-heal-steps", "3", "--prune-heal-rank", "2"]
+    out = tmp_path / "exported"
+    first = pytester.runpytest(*args, *heal, "--prune-report", str(tmp_path / "a"), f"--prune-export={out}")
+    first.assert_outcomes(passed=12)  # 4 variants x (quality, prefill, decode)
+    first.stdout.fnmatch_lines(
+        [
+            "pruning: healing drop[[]1[]]+linear */*",
+            "pruning: healing drop[[]1[]]+lora 3/3, loss *",
+            "*| ppl vs unhealed (%) | recovered (%) | healing (s)",
+            "* 1 |      3 |*",
+            "* 1 +linear |      3 |*",
+            "* 1 +lora |      3 |*",
+            "*healing drop[[]1[]]+linear: * s on calibration text (fitted now)",
+            "*healing drop[[]1[]]+lora: * s on calibration text (fitted now), loss * -> *",
+        ]
+    )
+    data = json.loads((tmp_path / "a" / "results.json").read_text())
+    rows = {r["id"]: r for r in data["rows"]}
+    assert list(rows) == ["base", "drop[1]", "drop[1]+linear", "drop[1]+lora"]
+    for vid in ("drop[1]+linear", "drop[1]+lora"):
+        row, plain = rows[vid], rows["drop[1]"]
+        assert row["removed"] == [1] and row["layers"] == 3 and row["heal"] == vid.split("+")[1]
+        assert row["params"] == plain["params"] and row["heal_s"] > 0  # merged or folded: no added weights
+        assert row["unhealed_change_pct"] == pytest.approx(100 * (row["ppl"] / plain["ppl"] - 1))
+        assert row["ppl"] != plain["ppl"] and row["kl"] > 0 and row["tokens_scored"] == plain["tokens_scored"]
+        assert row["speed_change_ci95"] is not None and row["decode_change_ci95"] is not None
+    assert sorted(p.name for p in out.iterdir()) == sorted(rows)
+    card = (out / "drop[1]+lora" / "README.md").read_text()
+    assert "- healing: `lora` on calibration text only (tokens 256, rank 2, alpha 4, steps 3" in card
+    again = pytester.runpytest(*args, *heal, "-k", "quality", "--prune-report", str(tmp_path / "b"))
+    again.stdout.fnmatch_lines(
+        [
+            "*quality: 0 (variant, window) results computed, 8 from the store*",
+            "*healing drop[[]1[]]+lora: * s on calibration text (fitted then, reused from the results store*",
+        ]
+    )
+    reread = {r["id"]: r for r in json.loads((tmp_path / "b" / "results.json").read_text())["rows"]}
+    assert [reread[v]["ppl"] for v in rows] == [rows[v]["ppl"] for v in rows]
+    changed = pytester.runpytest(*args, *heal[:-2], "--prune-heal-rank", "3", "-k", "quality")
+    changed.stdout.fnmatch_lines(["*healing drop[[]1[]]+lora: * s on calibration text (fitted now)*"])
+
+
+def test_healing_options_and_impossible_healings_fail_at_start(suite):
+    pytester, args, _ = suite
+    bad = pytester.runpytest(*args, "--prune-heal", "lorra")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(
+        [
+            "*--prune-heal: in 'lorra': unknown healing method 'lorra'; "
+            "expected one of linear, lora; did you mean 'lora'?*"
+        ]
+    )
+    block0 = pytester.runpytest(*args, "--prune-plan", "drop:0,1", "--prune-heal", "linear")
+    assert block0.ret == pytest.ExitCode.USAGE_ERROR and "passed" not in block0.stdout.str()
+    block0.stderr.fnmatch_lines(["*'drop[[]0,1[]]+linear' removes block 0, which has none*"])
