@@ -8,7 +8,7 @@ instead of replacing it (``pruning.reporting.tables.write_reports``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from pruning.reporting.gates import Verdict
 from pruning.reporting.rows import Row, SpeedFits
 from pruning.reporting.runlog import RunLog, WorkerCost
 from pruning.reporting.tables import (
+    healing_lines,
     render_markdown,
     speed_lines,
     speed_meta,
@@ -55,6 +56,7 @@ def markdown(outcome: Outcome) -> str:
     text = f"### Depth pruning: {outcome.fingerprint.model}\n\n" + render_markdown(header, cells)
     notes = [
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
+        *healing_lines(outcome.log.healings),
         f"Gates: {outcome.verdict.baseline_note}.",
     ]
     text += "\n" + "\n".join(f"- {line}" for line in notes) + "\n"
@@ -98,6 +100,7 @@ def meta(outcome: Outcome, plots: list[str]) -> dict[str, Any]:
         "speed": speed_meta(outcome.campaigns, outcome.fits),
         "baseline": outcome.verdict.baseline_note,
         "workers": [w.as_dict() for w in outcome.workers],
+        "healings": [asdict(h) for h in outcome.log.healings],
     }
 
 

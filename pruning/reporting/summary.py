@@ -14,7 +14,7 @@ from pruning.metrics.change import pct_change
 from pruning.reporting.gates import speed_gate_state
 from pruning.reporting.report import Outcome
 from pruning.reporting.rows import Row
-from pruning.reporting.tables import num_cell, render_text, speed_lines, table
+from pruning.reporting.tables import healing_lines, num_cell, render_text, speed_lines, table
 
 Line = tuple[str, str]
 
@@ -63,12 +63,7 @@ def cost_lines(outcome: Outcome) -> list[str]:
             for stats in done.stats
         ]
     lines += worker_lines(outcome)
-    for healing in outcome.log.healings:
-        curve = f", loss {healing.losses[0]:.4f} -> {healing.losses[-1]:.4f}" if healing.losses else ""
-        where = "fitted then, reused from the results store" if healing.reused else "fitted now"
-        lines.append(
-            f"healing {healing.variant}: {healing.seconds:.1f} s on calibration text ({where}){curve}"
-        )
+    lines += healing_lines(outcome.log.healings)
     for found in outcome.log.searches:
         lines.append(
             f"search: {found.evaluations:.0f} (variant, window) evaluations (partial windows by their "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pruning.common.files import atomic_write
+from pruning.healing.methods import HealRecord
 from pruning.metrics.latency import excludes
 from pruning.metrics.timing import Campaign
 from pruning.reporting.rows import TIMED, Row, SpeedFits
@@ -172,6 +173,18 @@ def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows:
                 f"off the fit (95% intervals, ~{chance:.1f} expected by chance): {', '.join(off) or 'none'}"
             )
         lines.append(text)
+    return lines
+
+
+def healing_lines(healings: Sequence[HealRecord]) -> list[str]:
+    """One line per healed variant: its fit's time, whether it was reused, its loss curve's ends."""
+    lines = []
+    for healing in healings:
+        curve = f", loss {healing.losses[0]:.4f} -> {healing.losses[-1]:.4f}" if healing.losses else ""
+        where = "fitted then, reused from the results store" if healing.reused else "fitted now"
+        lines.append(
+            f"healing {healing.variant}: {healing.seconds:.1f} s on calibration text ({where}){curve}"
+        )
     return lines
 
 

@@ -465,6 +465,12 @@ def test_healed_variants_are_measured_under_their_unhealed_one_exported_and_reus
         assert row["unhealed_change_pct"] == pytest.approx(100 * (row["ppl"] / plain["ppl"] - 1))
         assert row["ppl"] != plain["ppl"] and row["kl"] > 0 and row["tokens_scored"] == plain["tokens_scored"]
         assert row["speed_change_ci95"] is not None and row["decode_change_ci95"] is not None
+    assert [(h["variant"], h["method"], h["reused"]) for h in data["healings"]] == [
+        ("drop[1]+linear", "linear", False),
+        ("drop[1]+lora", "lora", False),
+    ]
+    assert data["healings"][1]["settings"]["steps"] == 3 and len(data["healings"][1]["losses"]) == 3
+    assert "- healing drop[1]+lora: " in (tmp_path / "a" / "results.md").read_text()
     assert sorted(p.name for p in out.iterdir()) == sorted(rows)
     card = (out / "drop[1]+lora" / "README.md").read_text()
     assert "- healing: `lora` on calibration text only (tokens 256, rank 2, alpha 4, steps 3" in card
