@@ -99,14 +99,15 @@ def heal(
     variant: Variant,
     windows: Sequence[Window],
     settings: HealSettings,
-    run_key: str,
+    run_key: str = "",
     cache: HealCache | None = None,
     progress: Progress = None,
 ) -> Healed:
-    """``variant`` (its ``heal`` names the method) healed on calibration ``windows``, or reused."""
+    """``variant`` (its ``heal`` names the method) healed on calibration ``windows``, or reused
+    from ``cache``; ``run_key`` names the run (model, weights, protocol) in the cache key."""
     healer = HEALERS.get(variant.heal)
     healer.check(base, variant)
-    own = settings.of(variant.heal)
+    own = {**settings.of(variant.heal), "tokens": sum(int(w.ids.shape[0]) for w in windows)}  # as read
     key = heal_key(run_key, variant.drop, variant.heal, own, windows)
     pruned = remove_layers(base, variant.drop, copy=True)  # independent: healing changes weights
     found = None if cache is None else cache.get(key)
