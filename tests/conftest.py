@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from pruning.data.corpora import Corpus, load_corpus
+from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
+from pruning.metrics.speed import SpeedSettings
+from pruning.reporting.gates import Thresholds
+from pruning.study.plan import parse_plan
+from pruning.study.settings import ModelSettings, Settings
 
 pytest_plugins = ["pytester"]
 
@@ -35,3 +40,20 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Co
 def engine_options() -> EngineOptions:
     """The engine's default options, without a progress bar (tests assert on output)."""
     return EngineOptions(progress=False)
+
+
+@pytest.fixture
+def wikitext_study_settings(data_dir, monkeypatch, engine_options) -> Settings:
+    """Settings of a study on tiny GPT-2 with WikiText-2 (test for evaluation, validation for
+    calibration), 256 evaluation tokens in windows of 64; tests ``replace`` what they vary."""
+    monkeypatch.setenv("PRUNING_DATA_DIR", str(data_dir))
+    return Settings(
+        model=ModelSettings("random:tiny-gpt2"),
+        corpus="wikitext2",
+        protocol=EvalProtocol("windows", 64, 256),
+        plan=parse_plan("sequential"),
+        max_variants=100,
+        engine=engine_options,
+        speed=SpeedSettings(),
+        thresholds=Thresholds(),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -9,13 +11,10 @@ from pruning import load_model
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.metrics.perplexity import prepare_windows
-from pruning.metrics.speed import SpeedSettings
-from pruning.reporting.gates import Thresholds
 from pruning.search.assessment import assess
 from pruning.search.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
 from pruning.search.oracle import oracle_by_k
 from pruning.study.plan import parse_plan
-from pruning.study.settings import ModelSettings, Settings
 from pruning.study.study import Study
 
 
@@ -45,20 +44,9 @@ def test_unknown_criterion_suggests_the_closest(lm):
         run_criterion("angualr", CriterionInput(lm.model, (), 1, EngineOptions()))
 
 
-def test_criteria_never_read_the_evaluation_windows(tmp_path, data_dir, monkeypatch, engine_options):
+def test_criteria_never_read_the_evaluation_windows(wikitext_study_settings):
     """Record every token sequence the model sees while criteria run: calibration only."""
-    monkeypatch.setenv("PRUNING_DATA_DIR", str(data_dir))
-    settings = Settings(
-        model=ModelSettings("random:tiny-gpt2"),
-        corpus="wikitext2",
-        protocol=EvalProtocol("windows", 64, 256),
-        plan=parse_plan("criterion:all:K=1..2"),
-        max_variants=100,
-        engine=engine_options,
-        speed=SpeedSettings(),
-        thresholds=Thresholds(),
-        calib_tokens=256,
-    )
+    settings = replace(wikitext_study_settings, plan=parse_plan("criterion:all:K=1..2"), calib_tokens=256)
     study = Study(settings)
     seen: list[tuple[int, ...]] = []
     embed = study.lm.model.get_input_embeddings()

@@ -3,6 +3,8 @@ cache, the refusals, and that healing reads calibration windows only."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -14,14 +16,11 @@ from pruning.healing.linear import HealError, down_projection, fold_probe, remov
 from pruning.healing.methods import HEALERS, heal
 from pruning.healing.settings import HealSettings, LoraSettings
 from pruning.metrics.perplexity import prepare_windows
-from pruning.metrics.speed import SpeedSettings
 from pruning.models.loading import state_dict_sha256
 from pruning.models.parameters import count_parameters
 from pruning.models.surgery import get_blocks, remove_layers
 from pruning.models.variant import Variant
-from pruning.reporting.gates import Thresholds
 from pruning.study.plan import parse_plan
-from pruning.study.settings import ModelSettings, Settings
 from pruning.study.study import Study
 
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-phi3"]
@@ -164,20 +163,10 @@ def test_the_cache_reuses_a_healing_only_under_the_same_settings(lm, calib, tmp_
     assert not heal(lm.model, Variant((1,), "lora"), calib, FAST, "run", cache).record.reused
 
 
-def test_healing_never_reads_the_evaluation_windows(tmp_path, data_dir, monkeypatch, engine_options):
+def test_healing_never_reads_the_evaluation_windows(wikitext_study_settings):
     """Record every token sequence the model sees while both methods heal: calibration only."""
-    monkeypatch.setenv("PRUNING_DATA_DIR", str(data_dir))
-    settings = Settings(
-        model=ModelSettings("random:tiny-gpt2"),
-        corpus="wikitext2",
-        protocol=EvalProtocol("windows", 64, 256),
-        plan=parse_plan("drop:1"),
-        max_variants=10,
-        engine=engine_options,
-        speed=SpeedSettings(),
-        thresholds=Thresholds(),
-        heal=HealSettings(("linear", "lora"), 512, lora=LoraSettings(rank=2, alpha=4, steps=3)),
-    )
+    heal_settings = HealSettings(("linear", "lora"), 512, lora=LoraSettings(rank=2, alpha=4, steps=3))
+    settings = replace(wikitext_study_settings, plan=parse_plan("drop:1"), heal=heal_settings)
     study = Study(settings)
     assert [v.id for v in study.variants()] == ["base", "drop[1]", "drop[1]+linear", "drop[1]+lora"]
     seen: list[tuple[int, ...]] = []
