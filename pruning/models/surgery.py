@@ -1,4 +1,5 @@
-"""Layer surgery: remove whole transformer blocks from any decoder family.
+"""Layer surgery: remove whole transformer blocks (or, with ``pruning.models.sublayers``, the
+attention or MLP branch of some) from any decoder family.
 
 After removal the model is a consistent model with fewer layers, not a patched one:
 - every ``layer_idx`` attribute inside the kept blocks is renumbered 0..n-1, because the
@@ -15,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from torch import nn
+
+from pruning.models.sublayers import remove_branches
 
 # Attribute paths of the block list, tried in order.
 BLOCK_PATHS = (
@@ -51,40 +54,65 @@ def num_layers(model: nn.Module) -> int:
     return len(get_blocks(model))
 
 
-def normalize_drop(drop: Iterable[int], n_layers: int) -> tuple[int, ...]:
+def normalize_drop(drop: Iterable[int], n_layers: int, what: str = "layer") -> tuple[int, ...]:
     """Sorted 0-based indices from ``drop`` (negative ones count from the end).
 
-    Raises ``ValueError`` for an index out of range, a duplicate, or dropping every block.
+    Raises ``ValueError`` for an index out of range, a duplicate, or (for whole blocks, ``what``
+    ``layer``) dropping every block; ``what`` names the unit in the messages (``attn``, ``mlp``).
     """
     raw = list(drop)
     out: list[int] = []
     for index in raw:
         if not isinstance(index, int) or isinstance(index, bool):
-            raise ValueError(f"layer index {index!r} is not an int")
+            raise ValueError(f"{what} index {index!r} is not an int")
         if not -n_layers <= index < n_layers:
             raise ValueError(
-                f"layer index {index} is out of range; the model has {n_layers} blocks, "
+                f"{what} index {index} is out of range; the model has {n_layers} blocks, "
                 f"so indices must lie in [{-n_layers}, {n_layers - 1}]"
             )
         out.append(index % n_layers)
     if len(set(out)) != len(out):
-        raise ValueError(f"duplicate layer indices in {raw!r} (after resolving negatives: {out})")
-    if len(out) == n_layers:
+        raise ValueError(f"duplicate {what} indices in {raw!r} (after resolving negatives: {out})")
+    if what == "layer" and len(out) == n_layers:
         raise ValueError(f"dropping {raw!r} would remove all {n_layers} blocks; keep at least one")
     return tuple(sorted(out))
 
 
-def remove_layers(model: nn.Module, drop: Iterable[int], copy: bool = False) -> nn.Module:
-    """A model without the blocks in ``drop``; the input model is never modified.
+def remove_layers(
+    model: nn.Module,
+    drop: Iterable[int] = (),
+    attn: Iterable[int] = (),
+    mlp: Iterable[int] = (),
+    copy: bool = False,
+) -> nn.Module:
+    """A model without the blocks in ``drop``, and without the attention branch of the blocks in
+    ``attn`` and the MLP branch of those in ``mlp`` (``pruning.models.sublayers``); the input
+    model is never modified. Indices are the original model's (negatives from the end).
 
     ``copy=False`` returns a new module tree that shares every parameter and buffer with
     ``model`` (cheap; use it for evaluation sweeps). ``copy=True`` returns an independent model.
     """
     n_layers = num_layers(model)
     dropped = normalize_drop(drop, n_layers)
+    units = {unit: normalize_drop(given, n_layers, unit) for unit, given in (("attn", attn), ("mlp", mlp))}
+    _check_units(dropped, units["attn"], units["mlp"])
     keep = [i for i in range(n_layers) if i not in dropped]
     pruned = structural_copy(model, share_weights=not copy, blocks=keep)
-    return rebuild_blocks(pruned, list(get_blocks(pruned)), keep, n_layers)
+    pruned = rebuild_blocks(pruned, list(get_blocks(pruned)), keep, n_layers)
+    positions = {unit: [keep.index(i) for i in given] for unit, given in units.items()}
+    remove_branches(pruned, get_blocks(pruned), positions["attn"], positions["mlp"])
+    return pruned
+
+
+def _check_units(dropped: Sequence[int], attn: Sequence[int], mlp: Sequence[int]) -> None:
+    """A block is removed whole (``drop``) or by its branches, never both ways at once."""
+    for unit, given in (("attn", attn), ("mlp", mlp)):
+        clash = sorted(set(dropped) & set(given))
+        if clash:
+            raise ValueError(f"{unit} {clash} also listed in drop: a removed block has no {unit} to remove")
+    both = sorted(set(attn) & set(mlp))
+    if both:
+        raise ValueError(f"attn and mlp {both} together remove the whole block; list {both} in drop instead")
 
 
 def structural_copy(model: nn.Module, share_weights: bool, blocks: Sequence[int] | None = None) -> nn.Module:

@@ -1,0 +1,173 @@
+"""Sub-layer surgery: remove the attention or the MLP branch of chosen blocks.
+
+Every supported block adds two residual branches, ``h + attn(norm_a(h))`` and ``h +
+mlp(norm_m(h))`` (in sequence, or in parallel for GPT-NeoX and Falcon). Removing a branch
+makes the block add nothing through it: the branch module is replaced by ``ZeroBranch``
+(zeros shaped like its input, in the structure the block unpacks, so ``h + 0`` is exactly
+``h``) and the norms that feed only that branch by ``nn.Identity``; their parameters leave the
+module tree. A norm shared with the other branch (Falcon's parallel ``input_layernorm``) stays.
+
+A block without attention keeps nothing in the KV cache: its entry in
+``config.kv_sharing_modes`` becomes ``"reuse"`` (read only by transformers' caches, not by the
+blocks, which are built already), which the caches hold as a ``DummyLayer`` (no tensors), and
+their sequence length is read from the first attention layer, so cached decoding stays exact
+even when block 0 has no attention. (``layer_types`` cannot carry it: Qwen2 and Gemma 3 pick
+each block's attention mask by it.) No stock config expresses a missing branch, so such a model's
+``save_pretrained`` raises ``SublayerError`` instead of writing a model that reloads differently.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+ATTN, MLP = "attn", "mlp"
+
+
+class SublayerError(ValueError):
+    """A sub-layer removal the family cannot express, or a model that cannot be saved."""
+
+
+@dataclass(frozen=True)
+class Branches:
+    """Where a family's block keeps its branches: the module whose output is added to the
+    residual stream, and the norms that feed only that branch (attribute paths in the block)."""
+
+    attn: str
+    attn_norms: tuple[str, ...]
+    mlp: str
+    mlp_norms: tuple[str, ...]
+    mlp_inner: tuple[str, ...] = ()  # modules between the norm and ``mlp`` (OPT's fc1 in the block)
+
+    def of(self, unit: str) -> tuple[str, tuple[str, ...]]:
+        """The branch module and the modules that go with it for ``unit`` (``attn`` or ``mlp``)."""
+        return (self.attn, self.attn_norms) if unit == ATTN else (self.mlp, self.mlp_norms + self.mlp_inner)
+
+
+LLAMA_LIKE = Branches("self_attn", ("input_layernorm",), "mlp", ("post_attention_layernorm",))
+FAMILIES = {
+    "gpt2": Branches("attn", ("ln_1",), "mlp", ("ln_2",)),
+    "llama": LLAMA_LIKE,
+    "mistral": LLAMA_LIKE,
+    "qwen2": LLAMA_LIKE,
+    "qwen3": LLAMA_LIKE,
+    "phi3": LLAMA_LIKE,
+    "gemma3_text": Branches(
+        "self_attn",
+        ("input_layernorm", "post_attention_layernorm"),
+        "mlp",
+        ("pre_feedforward_layernorm", "post_feedforward_layernorm"),
+    ),
+    "gpt_neox": Branches("attention", ("input_layernorm",), "mlp", ("post_attention_layernorm",)),
+}
+
+
+def branches_of(model: nn.Module, unit: str) -> Branches:
+    """The family's ``Branches``; ``SublayerError`` naming the family and ``unit`` otherwise."""
+    config = getattr(model, "config", None)
+    family = str(getattr(config, "model_type", type(model).__name__))
+    found = FAMILIES.get(family)
+    if family == "opt" and getattr(config, "do_layer_norm_before", True):
+        found = Branches("self_attn", ("self_attn_layer_norm",), "fc2", ("final_layer_norm",), ("fc1",))
+    if family == "falcon":
+        found = _falcon(config)
+    if found is None:
+        raise SublayerError(
+            f"cannot remove an {unit} sub-layer from {family} blocks: this family's branches are not "
+            f"known (supported: {', '.join(sorted([*FAMILIES, 'opt', 'falcon']))})"
+        )
+    return found
+
+
+def _falcon(config: Any) -> Branches:
+    if getattr(config, "new_decoder_architecture", False):
+        return Branches("self_attention", ("ln_attn",), "mlp", ("ln_mlp",))
+    if getattr(config, "parallel_attn", True):  # one norm feeds both branches: it stays
+        return Branches("self_attention", (), "mlp", ())
+    return Branches("self_attention", ("input_layernorm",), "mlp", ("post_attention_layernorm",))
+
+
+class ZeroBranch(nn.Module):
+    """A removed branch: returns zeros shaped like its input (``arity`` > 0: as the first item of
+    a tuple of that length, the rest None, the way attention modules return (output, weights))."""
+
+    def __init__(self, unit: str, arity: int) -> None:
+        super().__init__()
+        self.unit, self.arity = unit, arity
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        x = kwargs.get("hidden_states", args[0] if args else None)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"removed {self.unit} branch called without its input hidden states")
+        zeros = torch.zeros_like(x)  # (B, T, C), or (B*T, C) for OPT's MLP
+        return zeros if self.arity == 0 else (zeros, *([None] * (self.arity - 1)))
+
+    def extra_repr(self) -> str:
+        return f"removed {self.unit}"
+
+
+def remove_branches(model: nn.Module, blocks: nn.ModuleList, attn: Sequence[int], mlp: Sequence[int]) -> None:
+    """Remove the attention branch of ``blocks[i]`` for i in ``attn`` and the MLP branch for i in
+    ``mlp``, in place (``model`` must not share these block modules with another model)."""
+    for unit, positions in ((ATTN, attn), (MLP, mlp)):
+        if not positions:
+            continue
+        branch, feeders = branches_of(model, unit).of(unit)
+        for i in positions:
+            block = blocks[i]
+            arity = 2 if unit == ATTN else 0  # every supported attention returns (output, weights)
+            _replace(block, branch, ZeroBranch(unit, arity))
+            for path in feeders:
+                _replace(block, path, nn.Identity())
+    if attn:
+        _mark_attention_free(model, attn, len(blocks))
+    if attn or mlp:
+        units = [f"attn{i}" for i in attn] + [f"mlp{i}" for i in mlp]
+        _refuse_saving(model, units)
+
+
+def removed_units(blocks: nn.ModuleList) -> list[str]:
+    """The units removed from ``blocks`` (``attn3``, ``mlp5``), by block position; [] for none."""
+    found = []
+    for i, block in enumerate(blocks):
+        found += [f"{m.unit}{i}" for m in block.modules() if isinstance(m, ZeroBranch)]
+    return found
+
+
+def _mark_attention_free(model: nn.Module, attn: Sequence[int], n_blocks: int) -> None:
+    """Give attention-free blocks a cache entry that stores nothing (see the module docstring)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return
+    modes = getattr(config, "kv_sharing_modes", None)
+    if modes is not None and any(m is not None for m in modes):
+        raise SublayerError(
+            f"{type(model).__name__} already shares KV caches between layers; cannot mark attn {list(attn)}"
+        )
+    config.kv_sharing_modes = ["reuse" if i in attn else None for i in range(n_blocks)]
+
+
+def _refuse_saving(model: nn.Module, units: list[str]) -> None:
+    family = type(model).__name__
+
+    def refuse(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        raise SublayerError(
+            f"{family} without sub-layers {', '.join(units)} cannot be saved: no stock transformers "
+            "config expresses a block without its attention or MLP branch, and a checkpoint would "
+            "reload as a different model"
+        )
+
+    object.__setattr__(model, "save_pretrained", types.MethodType(refuse, model))  # shadows the method
+
+
+def _replace(block: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = block.get_submodule(parent_path) if parent_path else block
+    if not hasattr(parent, name):
+        raise SublayerError(f"{type(block).__name__} has no {path!r}: its family's branch table is wrong")
+    setattr(parent, name, module)
