@@ -10,6 +10,36 @@ def test_ids_are_stable_and_readable():
     assert BASE.id == "base" and Variant((1, 3)).id == "drop[1,3]"
 
 
+def test_unit_ids_read_in_block_order():
+    variant = Variant((12,), "", (5,), (7, 12 - 10))
+    assert variant.id == "drop[mlp2,attn5,mlp7,12]" and variant.sublayers == ("mlp2", "attn5", "mlp7")
+    assert Variant(attn=(5,)).id == "drop[attn5]" and Variant((1,), "lora").id == "drop[1]+lora"
+    assert not Variant(attn=(0,)).is_base and not Variant(mlp=(1,)).shares_prefixes
+    ordered = sorted([Variant(mlp=(2,)), Variant((1,)), Variant(attn=(0,)), BASE], key=lambda v: v.sort_key)
+    assert [v.id for v in ordered] == ["base", "drop[attn0]", "drop[1]", "drop[mlp2]"]
+
+
+def test_sequential_units_plans_and_unit_drop_lists():
+    assert [v.id for v in expand_plan(parse_plan("sequential:attn"), 2)] == [
+        "base",
+        "drop[attn0]",
+        "drop[attn1]",
+    ]
+    assert [v.id for v in expand_plan(parse_plan("sequential:mlp"), 2)] == [
+        "base",
+        "drop[mlp0]",
+        "drop[mlp1]",
+    ]
+    units = expand_plan(parse_plan("sequential:units"), 30)
+    assert len(units) == 61 and plan_size(parse_plan("sequential:units"), 30) == 61
+    variants = expand_plan(parse_plan("drop:attn5,mlp-1;12;attn1,3"), 30)
+    assert [v.id for v in variants] == ["base", "drop[attn5,mlp29]", "drop[12]", "drop[attn1,3]"]
+    with pytest.raises(ValueError, match=r"attn and mlp \[2\] together remove the whole block"):
+        expand_plan(parse_plan("drop:attn2,mlp2"), 6)
+    with pytest.raises(ValueError, match=r"attn index 6 is out of range"):
+        expand_plan(parse_plan("drop:attn6"), 6)
+
+
 def test_sequential_is_base_plus_each_block():
     variants = expand_plan(parse_plan("sequential"), 30)
     assert len(variants) == 31 and variants[0] == BASE and variants[-1] == Variant((29,))
@@ -30,7 +60,19 @@ def test_last_n_drops_the_blocks_before_the_final_one():
 
 
 @pytest.mark.parametrize(
-    "text", ["", "sequential:2", "combos", "combos:0", "combos:x", "drop:", "drop:1,a", "best:3"]
+    "text",
+    [
+        "",
+        "sequential:2",
+        "sequential:heads",
+        "combos",
+        "combos:0",
+        "combos:x",
+        "drop:",
+        "drop:1,a",
+        "drop:attnx",
+        "best:3",
+    ],
 )
 def test_bad_plans_quote_the_value(text):
     with pytest.raises(ValueError, match=repr(text).replace("[", r"\[") if "," not in text else "invalid"):

@@ -95,7 +95,7 @@ def remove_layers(
     n_layers = num_layers(model)
     dropped = normalize_drop(drop, n_layers)
     units = {unit: normalize_drop(given, n_layers, unit) for unit, given in (("attn", attn), ("mlp", mlp))}
-    _check_units(dropped, units["attn"], units["mlp"])
+    check_units(dropped, units["attn"], units["mlp"])
     keep = [i for i in range(n_layers) if i not in dropped]
     pruned = structural_copy(model, share_weights=not copy, blocks=keep)
     pruned = rebuild_blocks(pruned, list(get_blocks(pruned)), keep, n_layers)
@@ -104,7 +104,7 @@ def remove_layers(
     return pruned
 
 
-def _check_units(dropped: Sequence[int], attn: Sequence[int], mlp: Sequence[int]) -> None:
+def check_units(dropped: Sequence[int], attn: Sequence[int], mlp: Sequence[int]) -> None:
     """A block is removed whole (``drop``) or by its branches, never both ways at once."""
     for unit, given in (("attn", attn), ("mlp", mlp)):
         clash = sorted(set(dropped) & set(given))

@@ -42,10 +42,10 @@ class Distribution:
             return {}
         if self.groups is None:
             lm = self.study.lm
-            plain = [v for v in variants if not v.heal]  # healed variants share no prefix: they
-            parts = partition(plain, lm.num_layers, count, head_weight(lm.model))  # join their own
-            self.groups = {v: k for k, group in enumerate(parts) for v in group}
-            self.groups |= {v: self.groups.get(v.unhealed, 0) for v in variants if v.heal}
+            plain = [v for v in variants if v.shares_prefixes]  # the others (healed, sub-layer)
+            parts = partition(plain, lm.num_layers, count, head_weight(lm.model))  # join their
+            self.groups = {v: k for k, group in enumerate(parts) for v in group}  # unhealed one's,
+            self.groups |= {v: self.groups.get(v.unhealed, 0) for v in variants if not v.shares_prefixes}
         return self.groups
 
     def scheduler(
@@ -78,7 +78,7 @@ class Distribution:
             return None
         if self.serial is None:
             lm = self.study.lm
-            plain = [v for v in selected if not v.heal]  # what the prefix-shared pass evaluates
+            plain = [v for v in selected if v.shares_prefixes]  # what the prefix-shared pass evaluates
             self.serial = schedule_cost(plain, lm.num_layers, head_weight(lm.model))
         done = self.study.log.evaluations
         stats = [s for result in done for s in result.stats]

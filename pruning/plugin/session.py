@@ -132,13 +132,13 @@ class PruneSession:
         rows = [Row.from_dict({**f, "id": vid}) for vid, f in self.records.items() if "ppl" in f]
         if not rows or self.fingerprint is None:
             return False
-        rows.sort(key=lambda r: (bool(r.removed), r.removed, r.heal))
+        rows.sort(key=lambda r: r.variant.sort_key)
         rows, fits = with_fits(with_changes(rows))
         usable = [b for b in self.loaded if b.rows]
         baseline = (usable[-1].fingerprint, usable[-1].rows) if usable else None
         log = self.study.log
         criteria = None
-        if log.criteria and any(not r.removed for r in rows):
+        if log.criteria and any(r.id == "base" for r in rows):
             criteria = build_criteria_report(rows, log.criteria, log.k_max)
         verdict = judge(rows, self.settings.thresholds, self.fingerprint, baseline, self.baseline_note)
         self.outcome = Outcome(
@@ -177,7 +177,12 @@ class PruneSession:
             return True
         for row in outcome.rows:
             self.progress.line(f"exporting {row.id} to {directory / row.id} ...", final=True)
-            variant = Variant(row.removed, row.heal)
+            variant = row.variant
+            if variant.sublayers:  # no stock config expresses a block without a branch
+                self.progress.line(
+                    f"not exporting {row.id}: a model without sub-layers has no stock config", final=True
+                )
+                continue
             healed = self.study.healed(variant) if variant.heal else None
             try:
                 path = export(self.study.lm, variant, directory / row.id, row, outcome.fingerprint, healed)

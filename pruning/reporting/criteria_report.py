@@ -87,7 +87,7 @@ def write_plots(
 
 def _speed_plots(directory: Path, rows: Sequence[Row], fits: SpeedFits | None, title: str) -> list[Path]:
     """The Pareto plot (with intervals, frontier at fitted times) and latency against kept blocks."""
-    base = next((r for r in rows if not r.removed), None)
+    base = next((r for r in rows if r.id == "base"), None)
     written = []
     timed = [p for r in rows if (p := _point(r, base, fits)) is not None]
     if timed:

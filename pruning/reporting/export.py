@@ -50,7 +50,8 @@ def export(
     if variant.heal and (healed is None or healed.record.method != variant.heal):
         raise ValueError(f"exporting {variant.id!r} needs its {variant.heal} healed model (pruning.healing)")
     # the healed model, or a view sharing the loaded weights
-    model = cast(PreTrainedModel, healed.model if healed else remove_layers(lm.model, variant.drop))
+    pruned = remove_layers(lm.model, variant.drop, variant.attn, variant.mlp)  # sub-layers: refused on save
+    model = cast(PreTrainedModel, healed.model if healed else pruned)
     vocab = int(model.config.vocab_size)
     probe = (torch.arange(PROBE_TOKENS) * 7919 % vocab)[None]  # (1, T) spread over the vocabulary
     with staged_directory(directory) as stage:

@@ -46,8 +46,8 @@ class Outcome:
 
     @property
     def sequential(self) -> bool:
-        """Whether every measured variant removes at most one block."""
-        return all(len(r.removed) <= 1 for r in self.rows)
+        """Whether every measured variant removes at most one unit (a block, or one branch)."""
+        return all(len(r.variant.units) <= 1 for r in self.rows)
 
 
 def markdown(outcome: Outcome) -> str:

@@ -64,9 +64,17 @@ class Row:
     speed_off_fit: bool | None = None
     decode_off_fit: bool | None = None
     heal: str = ""
+    units: tuple[str, ...] = ()  # removed sub-layers (attn5, mlp7); whole blocks are ``removed``
     heal_s: float | None = None
     unhealed_change_pct: float | None = None
     recovered_pct: float | None = None
+
+    @property
+    def variant(self) -> Variant:
+        """The variant this row measured."""
+        attn = tuple(int(u[4:]) for u in self.units if u.startswith("attn"))
+        mlp = tuple(int(u[3:]) for u in self.units if u.startswith("mlp"))
+        return Variant(self.removed, self.heal, attn, mlp)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -86,6 +94,7 @@ class Row:
         known["removed"] = tuple(known.get("removed", ()))
         known["ppl_ci95"] = tuple(known.get("ppl_ci95", (float("nan"), float("nan"))))
         known["window_nll"] = tuple(known.get("window_nll", ()))
+        known["units"] = tuple(known.get("units", ()))
         for key in _PAIRS:
             if known.get(key) is not None:
                 known[key] = tuple(known[key])
@@ -98,6 +107,7 @@ def quality_row(
     """The quality row of ``variant`` from its per-window sums (speed fields come later)."""
     return Row(
         heal=variant.heal,
+        units=variant.sublayers,
         heal_s=heal_s,
         id=variant.id,
         removed=variant.drop,
@@ -127,10 +137,10 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
     base = next((r for r in rows if r.id == "base"), None)
     if base is None:
         return rows
-    unhealed = {r.removed: r for r in rows if not r.heal}
+    unhealed = {r.variant: r for r in rows if not r.heal}
     out = []
     for row in rows:
-        plain = unhealed.get(row.removed) if row.heal else None
+        plain = unhealed.get(row.variant.unhealed) if row.heal else None
         speed = row.speed_ratio if row.speed_ratio is not None else _ratio(row.speed_ms, base.speed_ms)
         interval = row.speed_ratio_ci95
         out.append(
@@ -204,7 +214,10 @@ def with_fits(rows: Sequence[Row]) -> tuple[list[Row], SpeedFits]:
     if base is None:
         return list(rows), fits
     marks = {
-        kind: {r.id: _off(getattr(r, f.interval), fits.of(kind), r.layers, base.layers) for r in rows}
+        kind: {
+            r.id: None if r.units else _off(getattr(r, f.interval), fits.of(kind), r.layers, base.layers)
+            for r in rows
+        }
         for kind, f in TIMED.items()
     }
     out = [
@@ -214,7 +227,12 @@ def with_fits(rows: Sequence[Row]) -> tuple[list[Row], SpeedFits]:
 
 
 def _fit(rows: Sequence[Row], fields: TimedFields) -> DepthFit | None:
-    timed = [r for r in rows if getattr(r, fields.latency) is not None and getattr(r, fields.interval)]
+    """The depth fit over whole-block variants (a sub-layer variant's work is not a block count)."""
+    timed = [
+        r
+        for r in rows
+        if getattr(r, fields.latency) is not None and getattr(r, fields.interval) and not r.units
+    ]
     return fit_depth({r.id: getattr(r, fields.latency) for r in timed}, {r.id: r.layers for r in timed})
 
 

@@ -53,11 +53,11 @@ def order_rows(rows: Sequence[Row], sequential: bool) -> list[Row]:
     under its unhealed one (methods by name), or at the end when that one was not measured."""
     base = [r for r in rows if r.id == "base"]
     rest = [r for r in rows if r.id != "base" and not r.heal]
-    rest.sort(key=(lambda r: r.removed) if sequential else (lambda r: (r.ppl, r.removed)))
-    healed = sorted((r for r in rows if r.heal), key=lambda r: (r.removed, r.heal))
+    rest.sort(key=(lambda r: r.variant.sort_key) if sequential else (lambda r: (r.ppl, r.variant.sort_key)))
+    healed = sorted((r for r in rows if r.heal), key=lambda r: r.variant.sort_key)
     out = base[:]
     for row in rest:
-        out += [row, *(h for h in healed if h.removed == row.removed)]
+        out += [row, *(h for h in healed if h.variant.unhealed == row.variant)]
     return out + [h for h in healed if h not in out]
 
 
@@ -97,9 +97,9 @@ def _heal_cells(r: Row) -> list[str]:
 
 
 def _cells(r: Row) -> list[str]:
-    removed = "none" if not r.removed else ",".join(map(str, r.removed))
+    reference = r.id == "base"
+    removed = "none" if reference else ",".join(r.variant.units)
     removed += f" +{r.heal}" if r.heal else ""
-    reference = not r.removed
     return [
         removed,
         str(r.layers),

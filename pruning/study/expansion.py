@@ -65,7 +65,8 @@ def expand(study: Study) -> list[Variant]:
 
 
 def with_healed(study: Study, variants: list[Variant]) -> list[Variant]:
-    """Each pruned variant followed by its healed variants (``heal.methods``), base unhealed.
+    """Each whole-block variant followed by its healed variants (``heal.methods``); the unpruned
+    model and sub-layer variants are not healed.
 
     Each method checks here that it can heal each variant, so a variant it cannot heal is
     refused before anything runs (``pruning.healing.linear.HealError``, a ``ValueError``).
@@ -74,7 +75,7 @@ def with_healed(study: Study, variants: list[Variant]) -> list[Variant]:
     out = []
     for variant in variants:
         out.append(variant)
-        for method in methods if variant.drop else ():
+        for method in methods if variant.drop and not variant.sublayers else ():
             healed = Variant(variant.drop, method)
             HEALERS.get(method).check(study.lm.model, healed)
             out.append(healed)

@@ -1,9 +1,12 @@
 """The plan grammar: which pruned variants (``pruning.models.variant``) a run measures.
 
 Plans:
-- ``sequential``: the unpruned model and every single block removed;
+- ``sequential``: the unpruned model and every single block removed; ``sequential:attn``,
+  ``sequential:mlp``, ``sequential:units``: every single attention branch, MLP branch, or both
+  (``pruning.models.sublayers``);
 - ``combos:K``: the unpruned model and every K-subset of blocks;
-- ``drop:1,3;2,3;1,2,3``: the unpruned model and an explicit list;
+- ``drop:1,3;2,3;attn5,mlp7;12``: the unpruned model and an explicit list (units ``12``: a
+  whole block, ``attn5`` / ``mlp7``: a branch of block 5 / 7);
 - ``last:N``: the unpruned model and the last N blocks removed except the final one
   (for 30 blocks and N=2: blocks 27 and 28).
 """
@@ -14,17 +17,20 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from pruning.models.surgery import normalize_drop
+from pruning.models.surgery import check_units, normalize_drop
 from pruning.models.variant import BASE, Variant, last_blocks
 
 PLAN_KINDS = (
-    "sequential",
+    "sequential[:attn|mlp|units]",
     "combos:K",
-    "drop:I,J;K",
+    "drop:I,J;attnK,mlpL",
     "last:N",
     "best:K=2,top=10,search=race|beam:W",
     "criterion:NAME|all:K=1..6",
 )
+
+
+SEQUENTIAL_UNITS = {"": ("block",), "attn": ("attn",), "mlp": ("mlp",), "units": ("attn", "mlp")}
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,13 @@ class Plan:
 def parse_plan(text: str) -> Plan:
     """Parse and validate a plan string (without knowing the model's block count yet)."""
     kind, _, arg = text.strip().partition(":")
-    if kind == "sequential" and not arg:
-        return Plan("sequential")
+    if kind == "sequential" and arg in SEQUENTIAL_UNITS:
+        return Plan("sequential", arg)
     if kind in ("combos", "last") and arg.isdigit() and int(arg) >= 1:
         return Plan(kind, str(int(arg)))
     if kind == "drop" and arg:
         for group in arg.split(";"):
-            _parse_ints(group, text)
+            _parse_units(group, text)
         return Plan("drop", arg)
     if kind == "best" and arg:
         parse_best(arg)
@@ -107,36 +113,53 @@ def plan_size(plan: Plan, n_layers: int) -> int:
 
 def expand_plan(plan: Plan, n_layers: int) -> list[Variant]:
     """The variants of ``plan``, base first; ``ValueError`` if an index does not fit the model."""
-    drops: list[tuple[int, ...]]
+    found: list[Variant]
     if plan.kind == "sequential":
-        drops = [(i,) for i in range(n_layers)]
+        found = [_single(unit, i) for unit in SEQUENTIAL_UNITS[plan.arg] for i in range(n_layers)]
     elif plan.kind == "combos":
         k = int(plan.arg)
         if k >= n_layers:
             raise ValueError(f"combos:{k} removes too many blocks; expected K in [1, {n_layers - 1}]")
-        drops = list(itertools.combinations(range(n_layers), k))
+        found = [Variant(c) for c in itertools.combinations(range(n_layers), k)]
     elif plan.kind in ("best", "criterion"):
         raise ValueError(f"a {plan.kind}: plan is resolved by the study (pruning.study.study.Study.variants)")
     elif plan.kind == "last":
         n = int(plan.arg)
         if n > n_layers - 2:
             raise ValueError(f"last:{n} removes too many blocks; expected N in [1, {n_layers - 2}]")
-        drops = [last_blocks(n, n_layers)]
+        found = [Variant(last_blocks(n, n_layers))]
     else:
-        drops = [normalize_drop(_parse_ints(g, str(plan)), n_layers) for g in plan.arg.split(";")]
+        found = [_variant(_parse_units(g, str(plan)), n_layers) for g in plan.arg.split(";")]
     variants = [BASE]
-    for drop in drops:
-        variant = Variant(tuple(sorted(drop)))
+    for variant in found:
         if variant not in variants:
             variants.append(variant)
     return variants
 
 
-def _parse_ints(group: str, text: str) -> list[int]:
+def _single(unit: str, i: int) -> Variant:
+    return Variant(attn=(i,)) if unit == "attn" else Variant(mlp=(i,)) if unit == "mlp" else Variant((i,))
+
+
+def _variant(units: tuple[list[int], list[int], list[int]], n_layers: int) -> Variant:
+    """A variant from parsed (blocks, attn, mlp) lists, each checked against the model."""
+    kinds = ("layer", "attn", "mlp")
+    drop, attn, mlp = (normalize_drop(ix, n_layers, what) for ix, what in zip(units, kinds, strict=True))
+    check_units(drop, attn, mlp)
+    return Variant(drop, "", attn, mlp)
+
+
+def _parse_units(group: str, text: str) -> tuple[list[int], list[int], list[int]]:
+    """``1,attn5,mlp7`` -> ([1], [5], [7]); ``ValueError`` quoting the group otherwise."""
+    found: tuple[list[int], list[int], list[int]] = ([], [], [])
     try:
-        return [int(x) for x in group.split(",")]
+        for token in group.split(","):
+            token = token.strip()
+            kind = 1 if token.startswith("attn") else 2 if token.startswith("mlp") else 0
+            found[kind].append(int(token.removeprefix("attn").removeprefix("mlp")))
     except ValueError:
         raise ValueError(
-            f"invalid layer list {group!r} in plan {text!r}; expected comma-separated ints, "
-            f"groups separated by ';' (drop:1,3;2,3)"
+            f"invalid unit list {group!r} in plan {text!r}; expected comma-separated units (a block "
+            f"index, attnN or mlpN), groups separated by ';' (drop:1,3;attn5,mlp7)"
         ) from None
+    return found

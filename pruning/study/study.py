@@ -126,12 +126,12 @@ class Study:
 
     def model_for(self, variant: Variant) -> nn.Module:
         """The variant's model, built once, sharing weights with the loaded model."""
-        if not variant.drop:  # the unpruned model is the loaded one: no copy needed
+        if variant.is_base:  # the unpruned model is the loaded one: no copy needed
             return self.lm.model
         if variant.heal:
             return self.healed(variant).model
         if variant not in self._models:
-            self._models[variant] = remove_layers(self.lm.model, variant.drop)
+            self._models[variant] = remove_layers(self.lm.model, variant.drop, variant.attn, variant.mlp)
         return self._models[variant]
 
     @functools.cached_property
@@ -160,15 +160,15 @@ class Study:
 
     def quality(self, variants: Sequence[Variant]) -> dict[Variant, Row]:
         """Quality rows for ``variants``; what is not cached yet is computed in one engine pass
-        (healed variants, whose weights differ, in one pass of their own)."""
+        (healed and sub-layer variants, which share no prefix with it, in one pass of their own)."""
         missing = [v for v in variants if v not in self._rows]
-        plain, healed = [v for v in missing if not v.heal], [v for v in missing if v.heal]
+        plain, own = [v for v in missing if v.shares_prefixes], [v for v in missing if not v.shares_prefixes]
         if plain:
             result = evaluate_stored(self.lm.model, self.windows, plain, self.settings.engine, self.store())
             self._add(result)
-        if healed:
-            models = {v: self.healed(v).model for v in healed}
-            stores = {v: self.store(self.healed(v).record.key) for v in healed}
+        if own:  # healed or sub-layer variants: each model in full against the unpruned reference
+            models = {v: self.model_for(v) for v in own}
+            stores = {v: self.store(self.healed(v).record.key if v.heal else "") for v in own}
             self._add(evaluate_models(self.lm.model, models, self.windows, stores, self.settings.engine))
         return {v: self._rows[v] for v in variants}
 

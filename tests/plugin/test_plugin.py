@@ -500,3 +500,22 @@ def test_healing_options_and_impossible_healings_fail_at_start(suite):
     block0 = pytester.runpytest(*args, "--prune-plan", "drop:0,1", "--prune-heal", "linear")
     assert block0.ret == pytest.ExitCode.USAGE_ERROR and "passed" not in block0.stdout.str()
     block0.stderr.fnmatch_lines(["*'drop[[]0,1[]]+linear' removes block 0, which has none*"])
+
+
+def test_sub_layer_variants_are_measured_beside_block_variants(suite, tmp_path):
+    pytester, args, _ = suite
+    plan = ["--prune-plan", "drop:attn0;mlp2;1;attn1,mlp3", "--prune-report", str(tmp_path)]
+    result = pytester.runpytest(*args, *plan, f"--prune-export={tmp_path / 'out'}")
+    result.assert_outcomes(passed=15)  # 5 variants x (quality, prefill, decode)
+    result.stdout.fnmatch_lines(
+        ["pruning: not exporting drop[[]attn0[]]: a model without sub-layers has no stock config"]
+    )
+    rows = {r["id"]: r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    assert list(rows) == ["base", "drop[attn0]", "drop[1]", "drop[attn1,mlp3]", "drop[mlp2]"]
+    for vid in ("drop[attn0]", "drop[mlp2]", "drop[attn1,mlp3]"):
+        row = rows[vid]
+        assert row["removed"] == [] and row["layers"] == 4 and row["units"] == vid[5:-1].split(",")
+        assert row["kl"] > 0 and row["params"] < rows["base"]["params"]
+        assert row["speed_change_ci95"] is not None and row["speed_off_fit"] is None  # not a depth
+    assert rows["drop[1]"]["speed_off_fit"] is not None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["base", "drop[1]"]
