@@ -12,6 +12,8 @@ from pruning.metrics import speed
 from pruning.models.saving import save_plain, staged_directory
 from pruning.models.sublayers import SublayerError, ZeroBranch, branches_of, removed_units
 from pruning.models.surgery import get_blocks
+from pruning.models.variant import Variant
+from pruning.reporting.export import export
 
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-phi3", "tiny-gemma3"]
 FAMILIES += ["tiny-opt", "tiny-gptneox", "tiny-falcon"]
@@ -99,3 +101,6 @@ def test_a_model_without_sub_layers_refuses_to_be_saved(tmp_path):
     with pytest.raises(SublayerError), staged_directory(tmp_path / "staged") as stage:
         save_plain(pruned, stage)  # the export path: nothing half-written is left behind
     assert not any(tmp_path.glob("*staged*"))
+    with pytest.raises(SublayerError, match="cannot be saved"):
+        export(lm, Variant(attn=(1,)), tmp_path / "exported")
+    assert not (tmp_path / "exported").exists() and not any(tmp_path.glob(".exported*"))
