@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from matplotlib.axes import Axes
+
 from pruning.reporting.criteria_report import build_criteria_report, write_plots
-from pruning.reporting.plots import SpeedPoint, pareto
+from pruning.reporting.plots import SpeedPoint, pareto, plot_pareto
 from pruning.reporting.rows import Row, with_changes, with_fits
 from pruning.search.criteria import CriterionResult
 
@@ -79,3 +81,25 @@ def test_criteria_report_and_all_plots(tmp_path):
     }
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_pareto_plot_marks_block_and_sub_layer_variants_apart(tmp_path, monkeypatch):
+    labels: list[str] = []
+    original = Axes.errorbar
+
+    def record(self, *args, **kwargs):
+        labels.append(kwargs.get("label", ""))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "errorbar", record)
+    points = [
+        SpeedPoint("base", 100.0, 30.0, 99.0, 101.0, 100.0),
+        SpeedPoint("drop[3]", 96.0, 35.0, 94.0, 98.0, 96.5),
+        SpeedPoint("drop[attn3]", 98.5, 31.0, 97.0, 100.0, None, "sub-layer"),
+    ]
+    assert plot_pareto(tmp_path / "p.png", points, "t", "time").is_file()
+    assert labels == [
+        "block variants (measured, 95% interval)",
+        "sub-layer variants (measured, 95% interval)",
+    ]
+    assert [p.name for p in pareto(points)] == ["drop[3]", "drop[attn3]", "base"]  # attn3 where measured

@@ -77,6 +77,7 @@ class SpeedPoint:
     low: float | None = None
     high: float | None = None
     fitted: float | None = None
+    kind: str = "block"  # a whole-block removal, or "sub-layer" (attention / MLP branches)
 
     @property
     def x(self) -> float:
@@ -94,15 +95,10 @@ def plot_pareto(path: Path, points: Sequence[SpeedPoint], title: str, speed_labe
     frontier = pareto(points)
     top = OFF_SCALE * max(p.ppl for p in frontier)
     fig, ax = plt.subplots(figsize=(12, 6), constrained_layout=True)
-    shown = [p for p in points if p.ppl <= top]
-    errors = [
-        [p.speed - (p.low if p.low is not None else p.speed) for p in shown],
-        [(p.high if p.high is not None else p.speed) - p.speed for p in shown],
-    ]
-    ax.errorbar(
-        [p.speed for p in shown], [p.ppl for p in shown], xerr=errors, fmt="o", markersize=3.5,
-        color="grey", ecolor="lightgrey", elinewidth=1, label="variants (measured, 95% interval)",
-    )  # fmt: skip
+    for kind, marker, color in (("block", "o", "grey"), ("sub-layer", "s", "tab:blue")):
+        shown = [p for p in points if p.ppl <= top and p.kind == kind]
+        if shown:
+            _errorbars(ax, shown, marker, color, f"{kind} variants (measured, 95% interval)")
     _mark_off_scale(ax, [p.speed for p in points if p.ppl > top], top, "grey", f"off scale (> {top:,.0f})")
     fitted = all(p.fitted is not None for p in frontier)
     label = "Pareto frontier (at the depth fit's times)" if fitted else "Pareto frontier"
@@ -119,6 +115,17 @@ def plot_pareto(path: Path, points: Sequence[SpeedPoint], title: str, speed_labe
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8)  # beside the axes, off the data
     return _save(fig, path)
+
+
+def _errorbars(ax: Axes, shown: Sequence[SpeedPoint], marker: str, color: str, label: str) -> None:
+    errors = [
+        [p.speed - (p.low if p.low is not None else p.speed) for p in shown],
+        [(p.high if p.high is not None else p.speed) - p.speed for p in shown],
+    ]
+    ax.errorbar(
+        [p.speed for p in shown], [p.ppl for p in shown], xerr=errors, fmt=marker, markersize=3.5,
+        color=color, ecolor="lightgrey", elinewidth=1, label=label,
+    )  # fmt: skip
 
 
 def pareto(points: Sequence[SpeedPoint]) -> list[SpeedPoint]:
