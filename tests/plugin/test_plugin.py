@@ -66,7 +66,9 @@ def test_bad_option_values_fail_at_parse_time(suite):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--prune-ctx: invalid value '0'; expected an integer >= 1*"])
     result = pytester.runpytest(*args, "--prune-plan", "combos:x")
-    result.stderr.fnmatch_lines(["*invalid plan 'combos:x'; expected one of sequential, combos:K*"])
+    result.stderr.fnmatch_lines(
+        ["*invalid plan 'combos:x'; expected one of sequential[[]:attn|mlp|units[]], combos:K*"]
+    )
     result = pytester.runpytest(*args, "--prune-ppl-fail", "-3")
     result.stderr.fnmatch_lines(["*invalid percentage '-3'; expected a number >= 0*"])
 
