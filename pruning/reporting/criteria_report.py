@@ -125,7 +125,7 @@ def _point(row: Row, base: Row | None, fits: SpeedFits | None) -> SpeedPoint | N
     fit = None if fits is None else fits.of("prefill")
     fitted = None if fit is None or base is None else 100.0 * fit.at(row.layers) / fit.at(base.layers)
     low, high = (None, None) if ci is None else (100.0 + ci[0], 100.0 + ci[1])
-    if row.units:  # the depth fit knows blocks, not branches: a sub-layer variant stands where measured
+    if row.units:  # the depth fit knows blocks, not branches: no fitted time (see SpeedPoint.x)
         return SpeedPoint(row.id, speed, row.ppl, low, high, None, "sub-layer")
     return SpeedPoint(row.id, speed, row.ppl, low, high, fitted)
 

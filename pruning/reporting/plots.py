@@ -81,8 +81,11 @@ class SpeedPoint:
 
     @property
     def x(self) -> float:
-        """Where the frontier places it: the fitted time where there is one, else the measured."""
-        return self.speed if self.fitted is None else self.fitted
+        """Where the frontier places it: the fitted time where there is one, else the slowest time
+        its 95% interval allows (else the measured time), so noise cannot crown a variant."""
+        if self.fitted is not None:
+            return self.fitted
+        return self.high if self.high is not None else self.speed
 
 
 def plot_pareto(path: Path, points: Sequence[SpeedPoint], title: str, speed_label: str) -> Path:
@@ -101,7 +104,9 @@ def plot_pareto(path: Path, points: Sequence[SpeedPoint], title: str, speed_labe
             _errorbars(ax, shown, marker, color, f"{kind} variants (measured, 95% interval)")
     _mark_off_scale(ax, [p.speed for p in points if p.ppl > top], top, "grey", f"off scale (> {top:,.0f})")
     fitted = all(p.fitted is not None for p in frontier)
-    label = "Pareto frontier (at the depth fit's times)" if fitted else "Pareto frontier"
+    label = "Pareto frontier (at the depth fit's times)"
+    if not fitted:
+        label = "Pareto frontier (fit, else interval's slow end)"
     ax.plot([p.x for p in frontier], [p.ppl for p in frontier], color="crimson", marker="o", label=label)
     for i, p in enumerate(frontier, start=1):  # numbers above and below in turn
         offset, align = ((0, 7), "bottom") if i % 2 else ((0, -8), "top")

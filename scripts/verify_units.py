@@ -1,0 +1,60 @@
+"""Independent check of the published sub-layer perplexities (docs/results/smollm2-units/).
+
+The original SmolLM2 with the removed branch's output zeroed by a forward hook (no surgery, none
+of the suite's scoring), Hugging Face's shifted-label loss over the first 8 consecutive 512-token
+chunks of WikiText-2 test (the ``windows`` protocol: 511 scored tokens per window). Writes
+docs/results/smollm2-units/independent_check.json.
+
+    PRUNING_DATA_DIR=../shared/data .venv/bin/python scripts/verify_units.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from pruning import load_corpus, load_model
+
+OUT = Path("docs/results/smollm2-units")
+UNITS = ["base", "drop[attn7]", "drop[attn0]", "drop[mlp12]", "drop[attn24]", "drop[mlp28]"]
+
+
+def zero(_module: torch.nn.Module, _args: object, out: object) -> object:
+    if isinstance(out, tuple):
+        return (torch.zeros_like(out[0]), *out[1:])
+    assert isinstance(out, torch.Tensor)
+    return torch.zeros_like(out)
+
+
+def main() -> None:
+    lm = load_model("smollm2-135m")
+    text = load_corpus("wikitext2", split="test").text
+    tokens = lm.tokenizer(text[:200_000], add_special_tokens=False)["input_ids"]
+    rows = {r["id"]: r for r in json.loads((OUT / "results.json").read_text())["rows"]}
+    blocks = lm.model.model.layers
+    found = {}
+    for vid in UNITS:
+        handle = None
+        if vid != "base":
+            unit = vid[5:-1]
+            i = int(unit.removeprefix("attn").removeprefix("mlp"))
+            branch = blocks[i].self_attn if unit.startswith("attn") else blocks[i].mlp
+            handle = branch.register_forward_hook(zero)
+        nll = 0.0
+        for k in range(8):
+            ids = torch.tensor([tokens[k * 512 : (k + 1) * 512]])
+            with torch.inference_mode():
+                nll += lm.model(ids, labels=ids).loss.item() * 511
+        if handle is not None:
+            handle.remove()
+        ppl, suite = math.exp(nll / 4088), rows[vid]["ppl"]
+        found[vid] = {"independent_ppl": ppl, "suite_ppl": suite, "rel_diff": abs(ppl / suite - 1)}
+        print(vid, found[vid], flush=True)
+    (OUT / "independent_check.json").write_text(json.dumps(found, indent=1))
+
+
+if __name__ == "__main__":
+    main()
