@@ -25,7 +25,7 @@ def _variants(n_layers: int) -> list[Variant]:
 
 
 def _full_pass_nll(model, window, variant):
-    pruned = remove_layers(model, variant.drop)
+    pruned = remove_layers(model, variant.drop, variant.attn, variant.mlp)
     with torch.inference_mode():
         logits = pruned(input_ids=window.ids[None], use_cache=False).logits
     return token_nll(logits[0, window.score_from - 1 : -1], window.ids[window.score_from :])
@@ -59,6 +59,30 @@ def test_chunked_nll_equals_one_full_forward_pass(arch, batch_heads, windows, en
         want = _full_pass_nll(model, window, v)
         assert got[v].shape == want.shape
         torch.testing.assert_close(got[v], want, rtol=EXACT_RTOL, atol=0.0)
+
+
+UNIT_VARIANTS = [
+    Variant(attn=(0,)),  # the first block keeps no cache: later chunks read the length elsewhere
+    Variant(mlp=(0,)),
+    Variant(attn=(1,), mlp=(2,)),
+    Variant((1,), "", (0,)),
+    Variant(attn=(0, 1)),
+    Variant(mlp=(1,)),
+]
+
+
+@pytest.mark.parametrize(
+    "arch", ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt", "tiny-gptneox", "tiny-falcon", "tiny-phi3"]
+)
+def test_chunked_nll_on_units_equals_one_full_forward_pass(arch, windows, engine_options):
+    """Unit variants continue from their own caches, blocks without attention holding none."""
+    model = load_model(f"random:{arch}").model
+    window = windows[1]
+    variants = [BASE, *UNIT_VARIANTS]
+    got, carry = _chunked_nll(model, window, variants, engine_options)
+    assert carry is not None and carry.length == window.score_from - 1 + SPANS[-1][1]
+    for v in variants:
+        torch.testing.assert_close(got[v], _full_pass_nll(model, window, v), rtol=EXACT_RTOL, atol=0.0)
 
 
 def test_without_room_for_caches_each_chunk_recomputes_exactly(windows, engine_options):

@@ -36,6 +36,26 @@ def test_engine_equals_naive_full_forward_passes(family, windows_for, engine_opt
         assert got[variant].tokens == [w.scored for w in windows]
 
 
+UNIT_FAMILIES = [*FAMILIES, "tiny-mistral", "tiny-phi3"]  # every family with sub-layer surgery
+UNIT_MIXES = "drop:attn0,mlp1;1,attn2;mlp0,attn3;attn0,attn1,mlp2,3"
+
+
+@pytest.mark.parametrize("family", UNIT_FAMILIES)
+def test_engine_on_units_equals_naive_full_forward_passes(family, windows_for, engine_options):
+    """Every single unit and mixed unit sets (a block without attention first, a block that loses
+    no branch of its own, blocks and branches together) against each pruned model's own full pass."""
+    lm = load_model(f"random:{family}")
+    windows = windows_for(lm)
+    variants = expand_plan(parse_plan("sequential:units"), lm.num_layers)
+    variants += expand_plan(parse_plan(UNIT_MIXES), lm.num_layers)[1:]
+    got, stats = evaluate_variants(lm.model, windows, variants, engine_options)
+    assert stats.strategy == "prefix" and stats.block_passes < stats.naive_block_passes
+    for variant in variants:
+        pruned = remove_layers(lm.model, variant.drop, variant.attn, variant.mlp)
+        want = window_nlls(pruned, windows, batch_size=1, progress=False)
+        assert got[variant].nll == pytest.approx(want, rel=1e-5), variant.id
+
+
 def test_fidelity_is_zero_for_base_and_positive_for_pruned(windows_for, engine_options):
     lm = load_model("random:tiny-llama")
     windows = windows_for(lm)
@@ -67,3 +87,26 @@ def test_sequential_cost_on_a_30_block_model_is_within_target():
     assert (shared.block_passes, naive.block_passes) == (465, 900)
     head = 8.0  # SmolLM2-135M: the LM head costs ~8 blocks
     assert (shared.block_passes + head * 31) / (naive.block_passes + head * 31) < 0.65
+
+
+def test_branch_shares_add_up_to_one_and_attention_grows_with_length():
+    from pruning.engine.cost import branch_shares
+
+    model = load_model("random:tiny-llama").model
+    short, long = branch_shares(model, 128), branch_shares(model, 1024)
+    assert short.attn + short.mlp == pytest.approx(1.0) and long.attn + long.mlp == pytest.approx(1.0)
+    assert 0 < short.attn < long.attn < 1
+
+
+@pytest.mark.parametrize("space", ["blocks", "attn", "mlp", "all"])
+def test_exhaustive_cost_formula_equals_enumerating_every_subset(space):
+    """``all_subsets_cost`` against the naive schedule of every K-subset, enumerated."""
+    import itertools
+
+    from pruning.engine.cost import BranchShares, all_subsets_cost, naive_cost
+    from pruning.models.variant import from_units, space_names
+
+    shares, n_layers, k = BranchShares(0.3, 0.7), 5, 3
+    subsets = [from_units(c) for c in itertools.combinations(space_names(space, n_layers), k)]
+    want = naive_cost([BASE, *subsets], n_layers, 8.0, shares)
+    assert all_subsets_cost(n_layers, k, 8.0, space, shares) == pytest.approx(want)

@@ -14,9 +14,25 @@ def test_unit_ids_read_in_block_order():
     variant = Variant((12,), "", (5,), (7, 12 - 10))
     assert variant.id == "drop[mlp2,attn5,mlp7,12]" and variant.sublayers == ("mlp2", "attn5", "mlp7")
     assert Variant(attn=(5,)).id == "drop[attn5]" and Variant((1,), "lora").id == "drop[1]+lora"
-    assert not Variant(attn=(0,)).is_base and not Variant(mlp=(1,)).shares_prefixes
+    assert not Variant(attn=(0,)).is_base and Variant(mlp=(1,)).shares_prefixes
+    assert not Variant((1,), "lora").shares_prefixes
     ordered = sorted([Variant(mlp=(2,)), Variant((1,)), Variant(attn=(0,)), BASE], key=lambda v: v.sort_key)
     assert [v.id for v in ordered] == ["base", "drop[attn0]", "drop[1]", "drop[mlp2]"]
+
+
+def test_unit_spaces_count_branches_and_a_block_losing_both_is_removed_whole():
+    from pruning.models.variant import decode_kept, from_units, kept_code, space_names, space_units
+
+    assert space_names("all", 2) == ("attn0", "mlp0", "attn1", "mlp1") and space_names("blocks", 2) == ("0", "1")
+    whole = from_units(["attn3", "mlp3", "attn5"])
+    assert whole == Variant((3,), "", (5,)) and whole.id == "drop[3,attn5]"
+    assert whole.size("all") == 3 and whole.size("attn") == 2 and whole.size("blocks") == 1
+    assert space_units(whole, "mlp") == frozenset({"mlp3"})
+    for block, removed in [(0, ""), (0, "attn"), (0, "mlp"), (7, "attn"), (7, "mlp")]:
+        assert decode_kept(kept_code(block, removed)) == (block, removed)
+    assert Variant((1,), "", (0,), (2,)).kept(3) == (kept_code(0, "attn"), kept_code(2, "mlp"))
+    with pytest.raises(ValueError, match="invalid units 'heads'; expected one of blocks, attn, mlp, all"):
+        space_names("heads", 2)
 
 
 def test_sequential_units_plans_and_unit_drop_lists():

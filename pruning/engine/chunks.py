@@ -35,7 +35,7 @@ from torch import nn
 from transformers import DynamicCache, PreTrainedConfig
 
 from pruning.data.windows import Window
-from pruning.engine.cost import block_share, forward_cost, head_weight
+from pruning.engine.cost import block_share, forward_cost, head_weight, schedule_shares, weighted_passes
 from pruning.engine.options import EXACT_RTOL, EngineOptions
 from pruning.engine.runners import Runner, States, build_runner, max_states, run_step
 from pruning.engine.schedule import Prefix, Schedule, Step, plan_schedule
@@ -96,9 +96,11 @@ def evaluate_chunk(
     nll, layers = _run(model, schedule, window, (lo, hi), stop - start, carry, runners, batch_heads)
     nbytes = sum(_layer_bytes(layer) for layer in layers.values())
     kept = Carry(hi, layers, nbytes) if nbytes <= options.max_state_mb * 2**20 else None
-    share = block_share(model, int(window.ids.shape[0]), lo, hi)
+    length = int(window.ids.shape[0])
+    share = block_share(model, length, lo, hi)
+    passes = weighted_passes(schedule, schedule_shares(model, schedule, length))
     heads = schedule.head_passes * (stop - start) / window.scored  # share of the scored positions
-    return ChunkResult(nll, kept, forward_cost(schedule.block_passes * share, heads, head_weight(model)))
+    return ChunkResult(nll, kept, forward_cost(passes * share, heads, head_weight(model)))
 
 
 def _run(
@@ -250,7 +252,8 @@ def check_continuation(
     start, stop = span
     ids = window.ids[None, : window.score_from + stop].to(next(model.parameters()).device)
     with torch.inference_mode():  # the scored positions of the span, as one plain forward pass
-        logits = scored_logits(remove_layers(model, variant.drop), ids, window.score_from + start)
+        pruned = remove_layers(model, variant.drop, variant.attn, variant.mlp)
+        logits = scored_logits(pruned, ids, window.score_from + start)
     want = token_nll(logits[0], ids[0, window.score_from + start :])
     return math.isclose(float(got.sum()), float(want.sum()), rel_tol=EXACT_RTOL) and bool(
         torch.allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pruning.engine.cost import forward_cost
+from pruning.engine.cost import BranchShares, forward_cost, weighted_passes
 from pruning.engine.schedule import plan_schedule
 from pruning.models.variant import BASE, Variant
 
@@ -20,7 +20,7 @@ from pruning.models.variant import BASE, Variant
 def schedule_cost(variants: Sequence[Variant], n_layers: int, weight: float, share: bool = True) -> float:
     """Block-forward equivalents per window of evaluating ``variants`` (and the unpruned model)."""
     schedule = plan_schedule(list(variants), n_layers, share)
-    return forward_cost(schedule.block_passes, schedule.head_passes, weight)
+    return forward_cost(weighted_passes(schedule, BranchShares()), schedule.head_passes, weight)
 
 
 def partition(
@@ -31,7 +31,8 @@ def partition(
     if parts < 1:
         raise ValueError(f"parts {parts!r} must be an int >= 1")
     steps = [s for s in plan_schedule(list(variants), n_layers).steps if s.variant != BASE]
-    costs = [forward_cost(len(s.run), 1, weight) for s in steps]  # each step's own passes
+    halves = BranchShares()  # to balance parts, a block without a branch counts half a block
+    costs = [forward_cost(sum(halves.of(c) for c in s.run), 1, weight) for s in steps]  # own passes
     target = sum(costs) / parts if costs else 1.0
     groups: list[list[Variant]] = [[] for _ in range(parts)]
     done = 0.0

@@ -23,7 +23,7 @@ from torch import nn
 from pruning.common.memory import reuse_large_allocations
 from pruning.common.progress import Bar, open_bar
 from pruning.data.windows import Window
-from pruning.engine.cost import EngineStats, head_weight
+from pruning.engine.cost import EngineStats, head_weight, schedule_shares, weighted_passes
 from pruning.engine.options import EXACT_RTOL, EngineOptions
 from pruning.engine.runners import Runner, States, build_runner, max_states, run_step
 from pruning.engine.schedule import Schedule, plan_schedule
@@ -146,7 +146,8 @@ def _exact(
     resumed = next((r for r in runners if r.resume is not None), None)
     if resumed is None:
         return True
-    naive = remove_layers(model, resumed.step.variant.drop)
+    v = resumed.step.variant
+    naive = remove_layers(model, v.drop, v.attn, v.mlp)
     want = score(scored_logits(naive, ids, start), ids[:, start:], None).nll.tolist()
     got = [w.nll for w in found[resumed.step.variant]]
     return all(math.isclose(g, w, rel_tol=EXACT_RTOL) for g, w in zip(got, want, strict=True))
@@ -156,11 +157,12 @@ def _stats(model: nn.Module, schedule: Schedule, options: EngineOptions, ids: to
     naive = plan_schedule([s.variant for s in schedule.steps], schedule.n_layers, share=False)
     width = int(getattr(getattr(model, "config", None), "hidden_size", 0))
     state_bytes = ids.numel() * width * next(model.parameters()).element_size()
+    shares = schedule_shares(model, schedule, int(ids.shape[1]))
     return EngineStats(
         "prefix" if options.share_prefixes else "naive",
-        schedule.block_passes,
+        weighted_passes(schedule, shares),
         schedule.head_passes,
-        naive.block_passes,
+        weighted_passes(naive, shares),
         naive.head_passes,
         head_weight(model),
         schedule.peak_states * state_bytes,

@@ -16,7 +16,9 @@ from torch import nn
 
 from pruning.engine.options import EngineOptions
 from pruning.engine.schedule import Prefix, Step
+from pruning.models.sublayers import remove_branches
 from pruning.models.surgery import get_blocks, rebuild_blocks, remove_layers, structural_copy
+from pruning.models.variant import ATTN, MLP, decode_kept
 
 T = TypeVar("T")
 States = dict[Prefix, Any]  # kept-block prefix -> the hidden state after its last block
@@ -44,18 +46,29 @@ class Runner:
 
 
 def build_runner(model: nn.Module, step: Step, n_layers: int) -> Runner:
-    """The model that runs ``step``, sharing ``model``'s weights; it captures the step's states."""
+    """The model that runs ``step``, sharing ``model``'s weights; it captures the step's states.
+
+    ``step.run`` holds kept-block codes (``pruning.models.variant.kept_code``): a block that lost
+    a branch is copied and loses it here, in the copy only.
+    """
+    run = [decode_kept(code) for code in step.run]  # (block, removed branch)
     if not step.resume:  # from the embeddings: the plain pruned model
-        pruned = remove_layers(model, [i for i in range(n_layers) if i not in step.run])
+        attn, mlp = ([i for i, r in run if r == kind] for kind in (ATTN, MLP))
+        ran = {i for i, _ in run}
+        pruned = remove_layers(model, [i for i in range(n_layers) if i not in ran], attn, mlp)
         captured: dict[int, Any] = {}
         _hook_captures(get_blocks(pruned), step.capture, 0, captured)
         return Runner(step, pruned, None, captured)
-    partial = structural_copy(model, share_weights=True, blocks=step.run)
+    partial = structural_copy(model, share_weights=True, blocks=[i for i, _ in run])
     resume = Resume()
-    sources = [step.resume[-1], *step.run]  # the placeholder takes its prefix's last block config
-    rebuild_blocks(partial, [resume, *get_blocks(partial)], sources, n_layers)
+    sources = [decode_kept(step.resume[-1])[0], *(i for i, _ in run)]  # the placeholder takes
+    rebuild_blocks(partial, [resume, *get_blocks(partial)], sources, n_layers)  # its prefix's config
+    blocks = get_blocks(partial)
+    attn, mlp = ([k + 1 for k, (_, r) in enumerate(run) if r == kind] for kind in (ATTN, MLP))
+    if attn or mlp:
+        remove_branches(partial, blocks, attn, mlp)
     captured = {}
-    _hook_captures(get_blocks(partial), step.capture, 1, captured)
+    _hook_captures(blocks, step.capture, 1, captured)
     return Runner(step, partial, resume, captured)
 
 

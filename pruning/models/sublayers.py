@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-ATTN, MLP = "attn", "mlp"
+from pruning.models.variant import ATTN, MLP
 
 
 class SublayerError(ValueError):

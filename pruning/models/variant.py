@@ -56,9 +56,9 @@ class Variant:
 
     @property
     def shares_prefixes(self) -> bool:
-        """Whether the prefix-shared engine can evaluate it: whole-block removals of the loaded
-        weights (a healed model has other weights; a sub-layer variant other blocks)."""
-        return not self.heal and not self.attn and not self.mlp
+        """Whether the prefix-shared engine can evaluate it: removals of units of the loaded
+        weights (a healed model has other weights)."""
+        return not self.heal
 
     @property
     def unhealed(self) -> Variant:
@@ -66,11 +66,69 @@ class Variant:
         return Variant(self.drop, "", self.attn, self.mlp)
 
     def kept(self, n_layers: int) -> tuple[int, ...]:
-        """The indices of the blocks this variant keeps (whole or in part)."""
-        return tuple(i for i in range(n_layers) if i not in self.drop)
+        """The blocks this variant keeps, as kept-block codes (``kept_code``): a whole block is its
+        index, so a whole-block variant's sequence is its kept indices; a block without one
+        branch has a negative code. The prefix-shared engine walks these sequences."""
+        return tuple(
+            kept_code(i, ATTN if i in self.attn else MLP if i in self.mlp else "")
+            for i in range(n_layers)
+            if i not in self.drop
+        )
+
+    def size(self, space: str) -> int:
+        """How many units of ``space`` (``UNIT_SPACES``) this variant removes: blocks for
+        ``blocks``; branches otherwise, a whole block counting as its two branches."""
+        return len(space_units(self, space))
 
 
 BASE = Variant()
+ATTN, MLP = "attn", "mlp"
+UNIT_SPACES = ("blocks", "attn", "mlp", "all")
+"""What a search or criterion removes: whole blocks, attention branches, MLP branches, or both kinds
+of branch (``all``: removing both branches of a block is removing the block)."""
+
+
+def kept_code(block: int, removed: str = "") -> int:
+    """A kept block and the branch it lost (``""``, ``attn`` or ``mlp``) as one int: the block's
+    index when whole, ``~(2 * block)`` without attention, ``~(2 * block + 1)`` without MLP."""
+    return block if not removed else ~(2 * block + (removed == MLP))
+
+
+def decode_kept(code: int) -> tuple[int, str]:
+    """The inverse of ``kept_code``: (block index, removed branch or ``""``)."""
+    return (code, "") if code >= 0 else ((~code) // 2, MLP if (~code) % 2 else ATTN)
+
+
+def check_space(space: str) -> str:
+    """``space`` if it is one of ``UNIT_SPACES``; ``ValueError`` quoting it otherwise."""
+    if space not in UNIT_SPACES:
+        raise ValueError(f"invalid units {space!r}; expected one of {', '.join(UNIT_SPACES)}")
+    return space
+
+
+def space_names(space: str, n_layers: int) -> tuple[str, ...]:
+    """Every unit of ``space`` in block order: ``0 .. 29``, ``attn0 ..``, or ``attn0, mlp0, attn1, ..``."""
+    kinds = {"blocks": ("",), "attn": (ATTN,), "mlp": (MLP,), "all": (ATTN, MLP)}[check_space(space)]
+    return tuple(f"{kind}{i}" for i in range(n_layers) for kind in kinds)
+
+
+def space_units(variant: Variant, space: str) -> frozenset[str]:
+    """The units of ``space`` that ``variant`` removes (a whole block is both its branches)."""
+    if space == "blocks":
+        return frozenset(str(i) for i in variant.drop)
+    kinds = (ATTN, MLP) if space == "all" else (space,)
+    removed = {ATTN: {*variant.drop, *variant.attn}, MLP: {*variant.drop, *variant.mlp}}
+    return frozenset(f"{kind}{i}" for kind in kinds for i in removed[kind])
+
+
+def from_units(names: frozenset[str] | tuple[str, ...] | list[str]) -> Variant:
+    """The variant removing units ``names`` (``12``, ``attn5``, ``mlp7``); a block losing both
+    branches is removed whole, so each removal has one variant (and one id)."""
+    drop = {int(n) for n in names if n.isdigit()}
+    attn = {int(n[len(ATTN) :]) for n in names if n.startswith(ATTN)}
+    mlp = {int(n[len(MLP) :]) for n in names if n.startswith(MLP)}
+    drop |= attn & mlp
+    return Variant(tuple(sorted(drop)), "", tuple(sorted(attn - drop)), tuple(sorted(mlp - drop)))
 
 
 def last_blocks(n: int, n_layers: int) -> tuple[int, ...]:

@@ -42,7 +42,7 @@ class Distribution:
             return {}
         if self.groups is None:
             lm = self.study.lm
-            plain = [v for v in variants if v.shares_prefixes]  # the others (healed, sub-layer)
+            plain = [v for v in variants if v.shares_prefixes]  # the others: healed
             parts = partition(plain, lm.num_layers, count, head_weight(lm.model))  # join their
             self.groups = {v: k for k, group in enumerate(parts) for v in group}  # unhealed one's,
             self.groups |= {v: self.groups.get(v.unhealed, 0) for v in variants if not v.shares_prefixes}

@@ -82,7 +82,7 @@ def race(
         seconds.append(time.perf_counter() - begin)
     bar.close()
     tokens = sum(w.scored for w in windows)
-    ranked = sorted(state.alive, key=lambda v: (state.nll[v], v.drop))[:top]
+    ranked = sorted(state.alive, key=lambda v: (state.nll[v], v.sort_key))[:top]
     best = tuple((v, ppl(state.nll[v], tokens)) for v in ranked)
     naive = naive_cost(candidates, num_layers(model), head_weight(model)) * len(windows)
     exhaustive = len(candidates) * len(windows)
@@ -170,7 +170,7 @@ def _eliminate(
 ) -> list[Variant]:
     if len(alive) <= top:
         return alive
-    ref = sorted(alive, key=lambda v: (nll[v], v.drop))[top - 1]  # the current N-th best
+    ref = sorted(alive, key=lambda v: (nll[v], v.sort_key))[top - 1]  # the current N-th best
     keep = []
     for v in alive:
         diffs = [a - b for a, b in zip(segments[v], segments[ref], strict=True)]

@@ -160,13 +160,13 @@ class Study:
 
     def quality(self, variants: Sequence[Variant]) -> dict[Variant, Row]:
         """Quality rows for ``variants``; what is not cached yet is computed in one engine pass
-        (healed and sub-layer variants, which share no prefix with it, in one pass of their own)."""
+        (healed variants, whose weights differ from the loaded ones, in one pass of their own)."""
         missing = [v for v in variants if v not in self._rows]
         plain, own = [v for v in missing if v.shares_prefixes], [v for v in missing if not v.shares_prefixes]
         if plain:
             result = evaluate_stored(self.lm.model, self.windows, plain, self.settings.engine, self.store())
             self._add(result)
-        if own:  # healed or sub-layer variants: each model in full against the unpruned reference
+        if own:  # healed variants: each model in full against the unpruned reference
             models = {v: self.model_for(v) for v in own}
             stores = {v: self.store(self.healed(v).record.key if v.heal else "") for v in own}
             self._add(evaluate_models(self.lm.model, models, self.windows, stores, self.settings.engine))
