@@ -68,6 +68,8 @@ UNIT_VARIANTS = [
     Variant((1,), "", (0,)),
     Variant(attn=(0, 1)),
     Variant(mlp=(1,)),
+    Variant(attn=(2, 3)),  # resumed after block 1, no block left attends: the length comes from elsewhere
+    Variant((2,), "", (1, 3)),
 ]
 
 

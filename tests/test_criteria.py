@@ -1,4 +1,4 @@
-"""Criteria: each runs, chooses K distinct blocks, and never reads the evaluation text."""
+"""Criteria: each runs, chooses K distinct blocks or units, and never reads the evaluation text."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pruning import load_model
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.metrics.perplexity import prepare_windows
+from pruning.models.variant import Variant
 from pruning.search.assessment import assess
 from pruning.search.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
 from pruning.search.oracle import oracle_by_k
@@ -31,12 +32,55 @@ def test_every_criterion_chooses_k_distinct_blocks(lm, small_corpus, engine_opti
         result = run_criterion(name, data)
         assert sorted(result.chosen) == [1, 2], name
         for k, chosen in result.chosen.items():
-            assert len(set(chosen)) == k and all(0 <= i < 4 for i in chosen), name
+            assert (
+                chosen.within("blocks") and len(chosen.drop) == k and all(0 <= i < 4 for i in chosen.drop)
+            ), name
         if result.scores is not None:
             assert len(result.scores) == 4 and all(torch.isfinite(torch.tensor(result.scores))), name
-    assert run_criterion("last", data).chosen == {1: (2,), 2: (1, 2)}
-    assert run_criterion("angular", data).chosen[2] in {(0, 1), (1, 2), (2, 3)}  # consecutive blocks
+    assert run_criterion("last", data).chosen == {1: Variant((2,)), 2: Variant((1, 2))}
+    assert run_criterion("angular", data).chosen[2].drop in {(0, 1), (1, 2), (2, 3)}  # consecutive blocks
     assert run_criterion("random", data).chosen == run_criterion("random", data).chosen  # seeded
+
+
+@pytest.mark.parametrize("space", ["attn", "mlp", "all"])
+def test_every_criterion_chooses_k_distinct_units_of_its_space(lm, small_corpus, engine_options, space):
+    windows = tuple(prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 64, 256)))
+    data = CriterionInput(lm.model, windows, 3, engine_options, space)
+    n_units = 4 * (2 if space == "all" else 1)
+    for name in CRITERIA:
+        result = run_criterion(name, data)
+        assert sorted(result.chosen) == [1, 2, 3] and result.space == space, name
+        for k, chosen in result.chosen.items():
+            assert chosen.within(space) and chosen.size(space) == k, (name, chosen)
+        if result.scores is not None:
+            assert len(result.scores) == n_units and all(torch.isfinite(torch.tensor(result.scores))), name
+    last = {1: "mlp2", 2: "2", 3: "mlp1,2"} if space == "all" else {1: f"{space}2", 2: f"{space}1,{space}2"}
+    want = {k: f"drop[{ids}]" for k, ids in last.items()}
+    assert {k: v.id for k, v in run_criterion("last", data).chosen.items() if k in want} == want
+
+
+@pytest.mark.parametrize(
+    "family", ["tiny-llama", "tiny-gemma3", "tiny-gpt2", "tiny-opt", "tiny-gptneox", "tiny-falcon"]
+)
+def test_unit_states_add_up_to_the_block_output(family, small_corpus):
+    """Each branch's residual input plus its update, checked against the block's own output:
+    sequential families end at the MLP's x + c, parallel ones at x + attn + mlp."""
+    from pruning.models.sublayers import residual_of
+    from pruning.search.states import block_states, unit_states
+
+    model = load_model(f"random:{family}").model
+    windows = prepare_windows(
+        load_model(f"random:{family}").tokenizer, small_corpus.text, EvalProtocol("windows", 32, 64)
+    )
+    pairs = unit_states(model, windows)
+    ins, outs = block_states(model, windows)
+    parallel = residual_of(model).parallel
+    for i, (x, out) in enumerate(zip(ins, outs, strict=True)):
+        attn_x, attn_y = pairs[f"attn{i}"]
+        mlp_x, mlp_y = pairs[f"mlp{i}"]
+        torch.testing.assert_close(attn_x, x)
+        end = attn_y + (mlp_y - mlp_x) if parallel else mlp_y
+        torch.testing.assert_close(end, out, rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_criterion_suggests_the_closest(lm):
@@ -45,27 +89,37 @@ def test_unknown_criterion_suggests_the_closest(lm):
 
 
 def test_criteria_never_read_the_evaluation_windows(wikitext_study_settings):
-    """Record every token sequence the model sees while criteria run: calibration only."""
+    """Record every token sequence the model sees while criteria run: calibration only (whole
+    windows, or the chunks of them that SLEB's raced steps continue from their KV caches)."""
     settings = replace(wikitext_study_settings, plan=parse_plan("criterion:all:K=1..2"), calib_tokens=256)
     study = Study(settings)
     seen: list[tuple[int, ...]] = []
     embed = study.lm.model.get_input_embeddings()
     embed.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0][0].tolist())))
     study.run_criteria(list(CRITERIA), 2)
-    evaluation = {tuple(w.ids.tolist()) for w in study.windows}
-    calibration = {tuple(w.ids.tolist()) for w in study.calib_windows}
-    assert seen and set(seen) <= calibration and not set(seen) & evaluation
-    assert study.calib_windows and calibration.isdisjoint(evaluation)
+    evaluation = [tuple(w.ids.tolist()) for w in study.windows]
+    calibration = [tuple(w.ids.tolist()) for w in study.calib_windows]
+    assert seen and all(_inside(s, calibration) and not _inside(s, evaluation) for s in seen)
+    assert any(s in calibration for s in seen) and any(s not in calibration for s in seen)  # chunks too
+    assert study.calib_windows and set(calibration).isdisjoint(evaluation)
+
+
+def _inside(part: tuple[int, ...], windows: list[tuple[int, ...]]) -> bool:
+    """Whether ``part`` is a contiguous run of tokens of one of ``windows``."""
+    n = len(part)
+    return any(w[i : i + n] == part for w in windows for i in range(len(w) - n + 1))
 
 
 def test_assessment_correlations_and_regret():
-    result = CriterionResult("x", (0.1, 0.5, 0.3), {1: (0,), 2: (0, 2)}, 1.5)
+    v = Variant
+    result = CriterionResult("x", (0.1, 0.5, 0.3), {1: v((0,)), 2: v((0, 2))}, 1.5)
     truth = [1.0, 9.0, 4.0]  # same order as the scores
-    measured = {(): 10.0, (0,): 11.0, (1,): 19.0, (2,): 14.0, (0, 2): 16.0, (0, 1): 30.0}
-    oracle = oracle_by_k(measured)
+    measured = {v(): 10.0, v((0,)): 11.0, v((1,)): 19.0, v((2,)): 14.0, v((0, 2)): 16.0, v((0, 1)): 30.0}
+    oracle = oracle_by_k({**measured, v(attn=(1,)): 10.5})  # a branch is not a block
     assert oracle == {1: 11.0, 2: 16.0}
+    assert oracle_by_k({**measured, v(attn=(1,)): 10.5, v((1,)): 12.0}, "all") == {1: 10.5, 2: 11.0, 4: 16.0}
     a = assess(result, truth, measured, oracle)
     assert a.spearman == pytest.approx(1.0) and a.kendall == pytest.approx(1.0)
     assert a.regret == {1: 0.0, 2: 0.0}
-    worse = assess(CriterionResult("y", None, {1: (1,)}, 0.0), truth, measured, oracle)
+    worse = assess(CriterionResult("y", None, {1: v((1,))}, 0.0), truth, measured, oracle)
     assert worse.spearman is None and worse.regret[1] == pytest.approx(100 * (19 / 11 - 1))

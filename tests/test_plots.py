@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from matplotlib.axes import Axes
 
+from pruning.models.variant import Variant
 from pruning.reporting.criteria_report import build_criteria_report, write_plots
 from pruning.reporting.plots import SpeedPoint, pareto, plot_pareto
 from pruning.reporting.rows import Row, with_changes, with_fits
@@ -41,8 +42,8 @@ ROWS = with_changes(  # as the session passes them: speed changes from the paire
     ]
 )
 CRITERIA = [
-    CriterionResult("a", (0.9, 0.1, 0.2, 0.5), {1: (1,), 2: (1, 2)}, 0.5),
-    CriterionResult("last", None, {1: (2,), 2: (1, 2)}, 0.0),
+    CriterionResult("a", (0.9, 0.1, 0.2, 0.5), {1: Variant((1,)), 2: Variant((1, 2))}, 0.5),
+    CriterionResult("last", None, {1: Variant((2,)), 2: Variant((1, 2))}, 0.0),
 ]
 
 

@@ -100,3 +100,64 @@ def test_race_notices_logits_that_are_not_the_head_product(small_corpus, capsys,
     for v, ppl in found.best:
         assert ppl == pytest.approx(math.exp(sum(truth[v].nll) / tokens), rel=EXACT_RTOL)
     assert [v for v, _ in found.best] == sorted(pairs, key=lambda v: (sum(truth[v].nll), v.drop))[:2]
+
+
+@pytest.mark.parametrize("space", ["attn", "all"])
+def test_race_over_unit_pairs_returns_the_exhaustive_top(setup, engine_options, space):
+    from pruning.search.oracle import race_subsets
+
+    lm, windows = setup
+    import itertools
+
+    from pruning.models.variant import from_units, space_names
+
+    pairs = [from_units(c) for c in itertools.combinations(space_names(space, 4), 2)]
+    truth, _ = evaluate_variants(lm.model, windows, pairs, engine_options)
+    want = sorted(pairs, key=lambda v: (sum(truth[v].nll), v.sort_key))[:2]
+    found = race_subsets(lm.model, windows, 2, 2, engine_options, space)
+    assert [v for v, _ in found.best] == want and found.exhaustive_evaluations == len(pairs) * len(windows)
+    assert found.cost < found.exhaustive_naive_cost
+
+
+def test_beam_over_units_grows_one_branch_at_a_time(setup, engine_options):
+    from pruning.models.variant import from_units, space_names
+
+    lm, windows = setup
+    singles = [from_units([n]) for n in space_names("all", 4)]
+    truth, _ = evaluate_variants(lm.model, windows, singles, engine_options)
+    best = min(singles, key=lambda v: (sum(truth[v].nll), v.sort_key))
+    out = beam(lm.model, windows, 3, 1, engine_options, space="all")
+    assert out[1].best[0][0] == best
+    for k in (2, 3):
+        grown = out[k].best[0][0]
+        assert grown.size("all") == k and space_units_of(out[k - 1].best[0][0]) <= space_units_of(grown)
+    with pytest.raises(ValueError, match=r"beam search K 8 is out of range; expected 1\.\.7"):
+        beam(lm.model, windows, 8, 1, engine_options, space="all")
+
+
+def space_units_of(variant):
+    from pruning.models.variant import space_units
+
+    return space_units(variant, "all")
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [("best:K=4,search=beam:1,units=all", "all"), ("best:K=2,units=attn", "attn"), ("best:K=2", "blocks")],
+)
+def test_best_plans_take_a_unit_space(text, units):
+    assert parse_best(text.removeprefix("best:")).units == units
+
+
+def test_criterion_plans_take_a_unit_space_and_refuse_others():
+    from pruning.study.plan import parse_criterion_plan, plan_size
+
+    assert parse_criterion_plan("all:K=1..6,units=all").units == "all"
+    assert parse_criterion_plan("sleb:K=1..3").units == "blocks"
+    assert plan_size(parse_plan("criterion:all:K=1..6,units=all"), 30) == 1 + 60 + 8 * 6
+    with pytest.raises(ValueError, match=r"invalid criterion plan 'criterion:all:K=1\.\.2,units=heads'"):
+        parse_criterion_plan("all:K=1..2,units=heads")
+    with pytest.raises(
+        ValueError, match=r"invalid best plan 'best:K=2,units=heads'; .*units=blocks\|attn\|mlp\|all"
+    ):
+        parse_best("K=2,units=heads")

@@ -23,7 +23,10 @@ def test_unit_ids_read_in_block_order():
 def test_unit_spaces_count_branches_and_a_block_losing_both_is_removed_whole():
     from pruning.models.variant import decode_kept, from_units, kept_code, space_names, space_units
 
-    assert space_names("all", 2) == ("attn0", "mlp0", "attn1", "mlp1") and space_names("blocks", 2) == ("0", "1")
+    assert space_names("all", 2) == ("attn0", "mlp0", "attn1", "mlp1") and space_names("blocks", 2) == (
+        "0",
+        "1",
+    )
     whole = from_units(["attn3", "mlp3", "attn5"])
     assert whole == Variant((3,), "", (5,)) and whole.id == "drop[3,attn5]"
     assert whole.size("all") == 3 and whole.size("attn") == 2 and whole.size("blocks") == 1

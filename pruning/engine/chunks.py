@@ -230,6 +230,10 @@ def _prefill(runner: Runner, step: Step, carry: Carry | None) -> DynamicCache:
     slots = ([step.resume] if runner.resume is not None else []) + _nodes(step)
     for k, node in enumerate(slots):
         cache.layers[k] = copy.copy(carry.layers[node])  # update() rebinds tensors, never writes them
+    if slots and not any(_layer_bytes(layer) for layer in cache.layers[: len(slots)]):
+        # No block left attends (each lost its attention): none reads positions or masks, but the
+        # model still asks the cache for its length; any node's layer holds the same length.
+        cache.layers[0] = copy.copy(next(la for la in carry.layers.values() if _layer_bytes(la)))
     return cache
 
 

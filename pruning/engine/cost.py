@@ -66,6 +66,12 @@ def schedule_shares(model: nn.Module, schedule: Schedule, length: int) -> Branch
     return branch_shares(model, length) if partial else BranchShares()
 
 
+def variant_shares(model: nn.Module, variants: Sequence[Variant], length: int) -> BranchShares:
+    """``branch_shares`` at ``length`` when a variant removes a branch; the default otherwise."""
+    partial = any(v.attn or v.mlp for v in variants)
+    return branch_shares(model, length) if partial else BranchShares()
+
+
 def _pair_flops(model: nn.Module) -> float:
     config: Any = model.config
     heads = int(getattr(config, "num_attention_heads", 1))

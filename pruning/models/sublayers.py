@@ -84,6 +84,31 @@ def branches_of(model: nn.Module, unit: str) -> Branches:
     return found
 
 
+@dataclass(frozen=True)
+class Residual:
+    """How a family's block adds its branches: the module (path in the block) whose output is
+    each branch's residual update, and whether both branches read the block's input (parallel
+    residual: GPT-NeoX, Falcon) or the MLP reads the input plus attention's update (sequential)."""
+
+    attn_out: str
+    mlp_out: str
+    parallel: bool
+
+
+def residual_of(model: nn.Module) -> Residual:
+    """The family's ``Residual``; ``SublayerError`` as ``branches_of`` for an unknown family."""
+    found = branches_of(model, ATTN)
+    config = getattr(model, "config", None)
+    family = str(getattr(config, "model_type", ""))
+    if family == "gemma3_text":  # a norm after each branch, before the residual add
+        return Residual(found.attn_norms[-1], found.mlp_norms[-1], False)
+    parallel = (family == "gpt_neox" and bool(getattr(config, "use_parallel_residual", True))) or (
+        family == "falcon"
+        and (getattr(config, "new_decoder_architecture", False) or getattr(config, "parallel_attn", True))
+    )
+    return Residual(found.attn, found.mlp, parallel)
+
+
 def _falcon(config: Any) -> Branches:
     if getattr(config, "new_decoder_architecture", False):
         return Branches("self_attention", ("ln_attn",), "mlp", ("ln_mlp",))

@@ -75,6 +75,16 @@ class Variant:
             if i not in self.drop
         )
 
+    def within(self, space: str) -> bool:
+        """Whether this removal consists of units of ``space`` (``all``: any unhealed removal)."""
+        if self.heal:
+            return False
+        return {
+            "blocks": not self.attn and not self.mlp,
+            ATTN: not self.drop and not self.mlp,
+            MLP: not self.drop and not self.attn,
+        }.get(space, True)
+
     def size(self, space: str) -> int:
         """How many units of ``space`` (``UNIT_SPACES``) this variant removes: blocks for
         ``blocks``; branches otherwise, a whole block counting as its two branches."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pruning.metrics.change import pct_change
+from pruning.models.variant import BASE, Variant, from_units, space_names
 from pruning.reporting.plots import (
     FitPanel,
     SpeedPoint,
@@ -37,15 +38,25 @@ class CriteriaReport:
 def build_criteria_report(
     rows: Sequence[Row], criteria: Sequence[CriterionResult], k_max: int
 ) -> CriteriaReport:
-    """Assess every criterion against the measured single removals and the oracle."""
-    measured = {r.removed: r.ppl for r in rows}
-    base = measured[()]
-    n_layers = max(len(r.removed) + r.layers for r in rows)
-    truth = [pct_change(measured[(i,)], base) for i in range(n_layers)]
-    oracle = {k: v for k, v in oracle_by_k(measured).items() if k <= k_max}
-    assessments = tuple(assess(c, truth, measured, oracle) for c in criteria)
+    """Assess every criterion against the measured single removals and the oracle of its space."""
+    measured = _measured(rows)
+    base = measured[BASE]
+    assessments = []
+    for c in criteria:
+        names = space_names(c.space, _n_layers(rows))
+        truth = [pct_change(measured[from_units([name])], base) for name in names]
+        oracle = {k: v for k, v in oracle_by_k(measured, c.space).items() if k <= k_max}
+        assessments.append(assess(c, truth, measured, oracle))
     header, cells = criteria_table(assessments, k_max)
-    return CriteriaReport(assessments, header, cells)
+    return CriteriaReport(tuple(assessments), header, cells)
+
+
+def _measured(rows: Sequence[Row]) -> dict[Variant, float]:
+    return {r.variant: r.ppl for r in rows if not r.heal}
+
+
+def _n_layers(rows: Sequence[Row]) -> int:
+    return max(len(r.removed) + r.layers for r in rows)
 
 
 def write_plots(
@@ -57,30 +68,29 @@ def write_plots(
     fits: SpeedFits | None = None,
 ) -> list[Path]:
     """The PNG plots the rows (with changes, see ``pruning.reporting.rows``) support."""
-    by_drop = {r.removed: r for r in rows}
-    base = by_drop.get(())
+    by_variant = {r.variant: r for r in rows if not r.heal}
+    base = by_variant.get(BASE)
     written = _speed_plots(directory, rows, fits, title)
-    n_layers = max(len(r.removed) + r.layers for r in rows)
-    pairs = {(r.removed[0], r.removed[1]): r.ppl for r in rows if len(r.removed) == 2}
+    n_layers = _n_layers(rows)
+    pairs = {(r.removed[0], r.removed[1]): r.ppl for r in rows if len(r.removed) == 2 and not r.units}
     if base is not None and len(pairs) == n_layers * (n_layers - 1) // 2:
         path = directory / "pairs_heatmap.png"
         written.append(plot_pair_heatmap(path, n_layers, pairs, base.ppl, f"Pair removal — {title}"))
-    if criteria and base is not None and all((i,) in by_drop for i in range(n_layers)):
-        series = {c.name: _series(by_drop, c.chosen, base) for c in criteria}
-        found = best_by_k({r.removed: r.ppl for r in rows})
-        oracle = {k: drop for k, (drop, _) in found.items() if k <= k_max}
-        series["oracle"] = _series(by_drop, oracle, base)
+    space = criteria[0].space if criteria else "blocks"
+    names = space_names(space, n_layers)
+    if criteria and base is not None and all(from_units([n]) in by_variant for n in names):
+        unit = "blocks" if space == "blocks" else f"{'branches' if space == 'all' else space + ' branches'}"
+        series = {c.name: _series(by_variant, c.chosen, base) for c in criteria}
+        found = best_by_k(_measured(rows), space)
+        series["oracle"] = _series(by_variant, {k: v for k, (v, _) in found.items() if k <= k_max}, base)
         path = directory / "criteria_vs_blocks.png"
-        written.append(plot_vs_blocks(path, series, f"Criteria — {title}", SPEED_LABEL))
-        truth = [pct_change(by_drop[(i,)].ppl, base.ppl) for i in range(n_layers)]
+        written.append(plot_vs_blocks(path, series, f"Criteria — {title}", SPEED_LABEL, unit))
+        truth = [pct_change(by_variant[from_units([n])].ppl, base.ppl) for n in names]
         scores = {c.name: c.scores for c in criteria if c.scores is not None}
+        what = "Single-block" if space == "blocks" else "Single-unit"
+        path = directory / "criteria_scores.png"
         written.append(
-            plot_scores(
-                directory / "criteria_scores.png",
-                truth,
-                scores,
-                f"Single-block damage and criterion scores — {title}",
-            )
+            plot_scores(path, truth, scores, f"{what} damage and criterion scores — {title}", names)
         )
     return written
 
@@ -101,10 +111,12 @@ def _speed_plots(directory: Path, rows: Sequence[Row], fits: SpeedFits | None, t
 
 
 def _series(
-    by_drop: dict[tuple[int, ...], Row], chosen: dict[int, tuple[int, ...]], base: Row
+    by_variant: dict[Variant, Row], chosen: dict[int, Variant], base: Row
 ) -> list[tuple[int, float, float | None]]:
     points = [(0, base.ppl, _speed(base))]
-    points += [(k, by_drop[d].ppl, _speed(by_drop[d])) for k, d in sorted(chosen.items()) if d in by_drop]
+    points += [
+        (k, by_variant[v].ppl, _speed(by_variant[v])) for k, v in sorted(chosen.items()) if v in by_variant
+    ]
     return points
 
 

@@ -20,7 +20,7 @@ Series = Mapping[str, Sequence[tuple[int, float, float | None]]]  # label -> (K,
 OFF_SCALE = 10.0  # perplexity axes stop at this multiple of the oracle's worst point
 
 
-def plot_vs_blocks(path: Path, series: Series, title: str, speed_label: str) -> Path:
+def plot_vs_blocks(path: Path, series: Series, title: str, speed_label: str, unit: str = "blocks") -> Path:
     """Perplexity (log) and prefill speed against blocks removed, one line per criterion.
 
     The perplexity axis stops at ``OFF_SCALE`` x the oracle's largest perplexity, so the
@@ -39,11 +39,11 @@ def plot_vs_blocks(path: Path, series: Series, title: str, speed_label: str) -> 
         timed = [(k, s) for k, _, s in points if s is not None]
         if timed:
             ax_speed.plot(*zip(*timed, strict=True), marker="o", label=label, **style)
-    ax_ppl.set(yscale="log", xlabel="blocks removed (K)", ylabel="perplexity (log scale)")
+    ax_ppl.set(yscale="log", xlabel=f"{unit} removed (K)", ylabel="perplexity (log scale)")
     if top is not None:
         ax_ppl.set_ylim(top=top)
         ax_ppl.set_title(f"▲ = off scale (perplexity > {top:,.0f})", fontsize=9)
-    ax_speed.set(xlabel="blocks removed (K)", ylabel=speed_label)
+    ax_speed.set(xlabel=f"{unit} removed (K)", ylabel=speed_label)
     for ax in (ax_ppl, ax_speed):
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -193,9 +193,14 @@ class FitPanel:
 
 
 def plot_scores(
-    path: Path, truth: Sequence[float], scores: Mapping[str, Sequence[float]], title: str
+    path: Path,
+    truth: Sequence[float],
+    scores: Mapping[str, Sequence[float]],
+    title: str,
+    names: Sequence[str] = (),
 ) -> Path:
-    """Per-block criterion scores (rank-normalised) next to the true single-removal damage."""
+    """Per-unit criterion scores (rank-normalised) next to the true single-removal damage; the
+    x axis is the block index, or the unit ``names`` (``attn0``, ``mlp0``, ...) when given."""
     blocks = np.arange(len(truth))
     fig, (ax_truth, ax_scores) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, constrained_layout=True)
     ax_truth.bar(blocks, truth, color="black")
@@ -203,7 +208,11 @@ def plot_scores(
     ax_scores.plot(blocks, _ranks(truth), color="black", linewidth=2.5, linestyle="--", label="true damage")
     for name, values in scores.items():
         ax_scores.plot(blocks, _ranks(values), marker="o", markersize=4, linewidth=1, label=name)
-    ax_scores.set(xlabel="block index", ylabel="criterion score (rank, 0 = least important)")
+    ax_scores.set(
+        xlabel="unit" if names else "block index", ylabel="criterion score (rank, 0 = least important)"
+    )
+    if names and not all(n.isdigit() for n in names):
+        ax_scores.set_xticks(blocks, list(names), rotation=90, fontsize=6)
     ax_scores.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     for ax in (ax_truth, ax_scores):
         ax.grid(True, alpha=0.3)

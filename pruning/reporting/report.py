@@ -113,7 +113,7 @@ def _criteria_json(report: CriteriaReport | None) -> list[dict[str, Any]]:
             "spearman": a.spearman,
             "kendall": a.kendall,
             "regret_pct": {str(k): v for k, v in a.regret.items()},
-            "chosen": {str(k): list(v) for k, v in a.chosen.items()},
+            "chosen": {str(k): [int(u) if u.isdigit() else u for u in v.units] for k, v in a.chosen.items()},
             "scores": list(a.scores or ()),
             "seconds": a.seconds,
         }

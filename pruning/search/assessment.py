@@ -1,7 +1,8 @@
 """How good is a criterion? Its scores and choices checked against measured truth.
 
-- truth: the single-removal perplexity increase on the *evaluation* text, per block;
-- spearman / kendall: rank correlation between a criterion's per-block scores and that truth
+- truth: the single-removal perplexity increase on the *evaluation* text, per unit of the
+  criterion's space (blocks, or branches: ``pruning.models.variant.UNIT_SPACES``);
+- spearman / kendall: rank correlation between a criterion's per-unit scores and that truth
   (None for criteria without per-block scores: ``last``, ``sleb``);
 - regret@K = 100 * (ppl of the criterion's K-set / ppl of the oracle's K-set - 1), both
   measured on the evaluation text; the oracle is the best measured K-set: exhaustive for K=1
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from scipy.stats import kendalltau, spearmanr
 
 from pruning.metrics.change import pct_change
+from pruning.models.variant import Variant
 from pruning.search.criteria import CriterionResult
 
 
@@ -29,18 +31,18 @@ class Assessment:
     spearman: float | None
     kendall: float | None
     regret: dict[int, float]  # K -> percent
-    chosen: dict[int, tuple[int, ...]]
+    chosen: dict[int, Variant]
     seconds: float
-    scores: tuple[float, ...] | None = None  # the criterion's per-block scores
+    scores: tuple[float, ...] | None = None  # the criterion's per-unit scores
 
 
 def assess(
     result: CriterionResult,
     truth: Sequence[float],
-    measured: Mapping[tuple[int, ...], float],
+    measured: Mapping[Variant, float],
     oracle: Mapping[int, float],
 ) -> Assessment:
-    """Assess ``result`` against per-block ``truth`` and measured perplexities of removal sets."""
+    """Assess ``result`` against per-unit ``truth`` and measured perplexities of removal sets."""
     rho = tau = None
     if result.scores is not None:
         rho = float(spearmanr(result.scores, truth).statistic)

@@ -1,24 +1,28 @@
 """Beam search over removal sets (greedy when the width is 1), iterative like SLEB.
 
-From each kept set of removed blocks, try removing each further block, keep the ``width`` best
-by NLL, repeat up to K. Every step is one prefix-shared engine pass over its candidates; costs
-are counted in block-forward equivalents (``pruning.engine.cost``).
+From each kept removal set, try removing each further unit of the search's space (blocks,
+attention branches, MLP branches or both: ``pruning.models.variant.UNIT_SPACES``), keep the
+``width`` best by NLL, repeat up to K. Each step races its candidates (``pruning.search.racing``:
+the prefix-shared, chunked engine; a candidate stops being scored once it is significantly worse,
+at z = 3, than the ``width``-th best), so the sets it keeps are scored on every window and
+their perplexities are exact, while most candidates are dropped after a window's first tokens.
+Costs are counted in block-forward equivalents (``pruning.engine.cost``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from torch import nn
 
 from pruning.data.windows import Window
-from pruning.engine.cost import all_subsets_cost
+from pruning.engine.cost import all_subsets_cost, head_weight, variant_shares
 from pruning.engine.options import EngineOptions
-from pruning.engine.prefix import evaluate_variants
 from pruning.models.surgery import num_layers
-from pruning.models.variant import BASE, Variant
-from pruning.search.racing import SearchResult
+from pruning.models.variant import BASE, Variant, check_space, from_units, space_names, space_units
+from pruning.search.racing import SearchResult, race
 
 
 def beam(
@@ -28,31 +32,34 @@ def beam(
     width: int,
     options: EngineOptions,
     start: Variant = BASE,
+    space: str = "blocks",
 ) -> dict[int, SearchResult]:
-    """For K = |start|+1..``k_max``: the ``width`` best removal sets reachable by beam search.
-
-    The search grows ``start`` (by default the unpruned model) one block at a time.
-    """
-    n_layers = num_layers(model)
-    if not len(start.drop) < k_max < n_layers:
-        raise ValueError(
-            f"beam search K {k_max!r} is out of range; expected {len(start.drop) + 1}..{n_layers - 1}"
-        )
+    """For K = |start|+1..``k_max`` units of ``space``: the ``width`` best sets reachable by beam
+    search, growing ``start`` (by default the unpruned model) one unit at a time."""
+    names = space_names(check_space(space), num_layers(model))
+    first = start.size(space) + 1
+    if not first <= k_max < len(names):
+        raise ValueError(f"beam search K {k_max!r} is out of range; expected {first}..{len(names) - 1}")
     beams: list[Variant] = [start]
     out: dict[int, SearchResult] = {}
-    for k in range(len(start.drop) + 1, k_max + 1):
+    for k in range(first, k_max + 1):
         candidates = sorted(
-            {Variant(tuple(sorted({*b.drop, i}))) for b in beams for i in range(n_layers) if i not in b.drop}
+            {
+                from_units([*b.units, name])
+                for b in beams
+                for name in names
+                if name not in space_units(b, space)
+            },
+            key=lambda v: v.sort_key,
         )
-        scores, stats = evaluate_variants(model, windows, candidates, options)
-        ranked = sorted(candidates, key=lambda v: (scores[v].ppl, v.drop))[:width]  # the ppl it reports
-        beams = ranked
-        out[k] = SearchResult(
-            tuple((v, scores[v].ppl) for v in ranked),
-            len(candidates) * len(windows),
-            math.comb(n_layers, k) * len(windows),
-            stats.cost * len(windows),
-            all_subsets_cost(n_layers, k, stats.head_weight) * len(windows),
-            (len(candidates),),
+        found = race(model, windows, candidates, width, options)
+        beams = [v for v, _ in found.best]
+        length = max(int(w.ids.shape[0]) for w in windows)
+        shares = variant_shares(model, candidates, length)
+        exhaustive = all_subsets_cost(num_layers(model), k, head_weight(model), space, shares)
+        out[k] = replace(
+            found,
+            exhaustive_evaluations=math.comb(len(names), k) * len(windows),
+            exhaustive_naive_cost=exhaustive * len(windows),
         )
     return out

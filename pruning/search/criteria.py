@@ -1,18 +1,24 @@
-"""Block-importance criteria, computed on calibration text only.
+"""Importance criteria for blocks and sub-layer units, computed on calibration text only.
 
-A criterion maps the model and calibration windows to per-block scores (higher: removing the
-block does more damage) and, for each K, the K blocks it would remove. Definitions:
-- ``block_influence`` (ShortGPT): 1 - mean over calibration tokens of cos(h_in, h_out), where
-  h_in / h_out are a block's input and output hidden states (pre-final-norm); remove lowest.
-- ``angular`` (Gromov et al.): d(l, n) = arccos(cos(h_l, h_{l+n})) / pi at the last token of
-  each window, averaged over windows, with h_l the input of block l; for K, remove the K
-  consecutive blocks l..l+K-1 with the smallest d(l, K); per-block scores are d(l, 1).
-- ``taylor`` (Shortened LLaMA's Taylor+): sum over a block's weights of |w * dL/dw|, L the
-  mean calibration NLL; remove lowest.
-- ``calib_ppl``: perplexity on calibration text with the block removed; remove lowest, one shot.
-- ``sleb``: SLEB's iterative greedy: remove the block whose removal gives the lowest
-  calibration NLL, then repeat on the pruned model.
-- ``last``: remove the last K blocks but the final one (no per-block scores).
+A criterion maps the model and calibration windows to per-unit scores (higher: removing the
+unit does more damage) and, for each K, the K units it would remove. The units are those of a
+space (``pruning.models.variant.UNIT_SPACES``: blocks, attention branches, MLP branches, or
+both kinds of branch). For a unit with residual input x and residual update c (a block: x its
+input, x + c its output; a branch: ``pruning.models.sublayers.Residual``), definitions:
+- ``block_influence`` (ShortGPT): 1 - mean over calibration tokens of cos(x, x + c); remove
+  lowest (pre-final-norm states).
+- ``angular`` (Gromov et al.): for blocks, d(l, n) = arccos(cos(h_l, h_{l+n})) / pi at the last
+  token of each window, averaged over windows, with h_l the input of block l; for K, remove the K
+  consecutive blocks l..l+K-1 with the smallest d(l, K); per-block scores are d(l, 1). Branches
+  are not consecutive in one residual stream, so for them the scores are arccos(cos(x, x + c))
+  / pi at the last token and the K lowest are removed.
+- ``taylor`` (Shortened LLaMA's Taylor+): sum over a unit's weights (a branch: its module and the
+  norms only it reads) of |w * dL/dw|, L the mean calibration NLL; remove lowest.
+- ``calib_ppl``: perplexity on calibration text with the unit removed; remove lowest, one shot.
+- ``sleb``: SLEB's iterative greedy (BlockPruner's, over branches): remove the unit whose removal
+  gives the lowest calibration NLL, then repeat on the pruned model; each step races its
+  candidates (``pruning.search.beam``).
+- ``last``: remove the last K units but the final block's (no per-unit scores).
 - ``random``: a seeded random order (seed 0).
 """
 
@@ -23,7 +29,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +38,13 @@ from pruning.common.registry import Registry
 from pruning.data.windows import Window
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
+from pruning.models.sublayers import branches_of
 from pruning.models.surgery import get_blocks
-from pruning.models.variant import Variant, last_blocks
+from pruning.models.variant import ATTN, MLP, Variant, from_units, space_names
 from pruning.search.beam import beam
+from pruning.search.states import block_states, unit_states
+
+Chosen = dict[int, Variant]  # K -> the removal set
 
 
 @dataclass(frozen=True)
@@ -46,19 +55,26 @@ class CriterionInput:
     windows: tuple[Window, ...]
     k_max: int
     engine: EngineOptions
+    space: str = "blocks"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The units of the space, in block order (what per-unit scores are indexed by)."""
+        return space_names(self.space, len(get_blocks(self.model)))
 
 
 @dataclass(frozen=True)
 class CriterionResult:
-    """Per-block scores (None when the criterion has none), chosen sets per K, and the cost."""
+    """Per-unit scores (None when the criterion has none), chosen sets per K, and the cost."""
 
     name: str
     scores: tuple[float, ...] | None
-    chosen: dict[int, tuple[int, ...]]
+    chosen: Chosen
     seconds: float
+    space: str = "blocks"
 
 
-CriterionFn = Callable[[CriterionInput], tuple[tuple[float, ...] | None, dict[int, tuple[int, ...]]]]
+CriterionFn = Callable[[CriterionInput], tuple[tuple[float, ...] | None, Chosen]]
 CRITERIA: Registry[CriterionFn] = Registry("criterion")
 
 
@@ -67,47 +83,49 @@ def run_criterion(name: str, data: CriterionInput) -> CriterionResult:
     fn = CRITERIA.get(name)
     start = time.perf_counter()
     scores, chosen = fn(data)
-    return CriterionResult(name, scores, chosen, time.perf_counter() - start)
+    return CriterionResult(name, scores, chosen, time.perf_counter() - start, data.space)
 
 
-def lowest(scores: Sequence[float], k_max: int) -> dict[int, tuple[int, ...]]:
-    """For each K, the K blocks with the lowest scores (ties by index)."""
+def lowest(scores: Sequence[float], k_max: int, names: Sequence[str]) -> Chosen:
+    """For each K, the units ``names`` with the K lowest scores (ties by position)."""
     order = sorted(range(len(scores)), key=lambda i: (scores[i], i))
-    return {k: tuple(sorted(order[:k])) for k in range(1, k_max + 1)}
+    return {k: from_units([names[i] for i in order[:k]]) for k in range(1, k_max + 1)}
 
 
 @CRITERIA.register("block_influence")
-def block_influence(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int, ...]]]:
-    ins, outs = _block_states(data.model, data.windows)
-    scores = []
-    for h_in, h_out in zip(ins, outs, strict=True):  # each (N, C): all calibration tokens
-        scores.append(1.0 - F.cosine_similarity(h_in.double(), h_out.double(), dim=-1).mean().item())
-    return tuple(scores), lowest(scores, data.k_max)
+def block_influence(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
+    pairs = _pairs(data, last_token_only=False)
+    scores = [1.0 - F.cosine_similarity(x.double(), y.double(), dim=-1).mean().item() for x, y in pairs]
+    return tuple(scores), lowest(scores, data.k_max, data.names)
 
 
 @CRITERIA.register("angular")
-def angular(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int, ...]]]:
-    ins, outs = _block_states(data.model, data.windows, last_token_only=True)
+def angular(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
+    if data.space != "blocks":
+        distances = [_distance(x, y) for x, y in _pairs(data, last_token_only=True)]
+        return tuple(distances), lowest(distances, data.k_max, data.names)
+    ins, outs = block_states(data.model, data.windows, last_token_only=True)
     states = [*ins, outs[-1]]  # h_0 .. h_L at the last token of each window: L+1 x (W, C)
     n_layers = len(ins)
-
-    def distance(start: int, n: int) -> float:
-        cos = F.cosine_similarity(states[start].double(), states[start + n].double(), dim=-1)
-        return float((torch.arccos(cos.clamp(-1, 1)) / math.pi).mean())
-
-    scores = tuple(distance(i, 1) for i in range(n_layers))
+    scores = tuple(_distance(states[i], states[i + 1]) for i in range(n_layers))
     chosen = {}
     for k in range(1, data.k_max + 1):
-        best = min(range(n_layers - k + 1), key=lambda s: (distance(s, k), s))
-        chosen[k] = tuple(range(best, best + k))
+        best = min(range(n_layers - k + 1), key=lambda s: (_distance(states[s], states[s + k]), s))
+        chosen[k] = Variant(tuple(range(best, best + k)))
     return scores, chosen
 
 
+def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean angular distance arccos(cos(a, b)) / pi over the rows of (N, C) states."""
+    cos = F.cosine_similarity(a.double(), b.double(), dim=-1)
+    return float((torch.arccos(cos.clamp(-1, 1)) / math.pi).mean())
+
+
 @CRITERIA.register("taylor")
-def taylor(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int, ...]]]:
-    model, blocks = data.model, get_blocks(data.model)
-    params = [list(b.parameters()) for b in blocks]
-    sums = [0.0] * len(blocks)
+def taylor(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
+    model = data.model
+    params = _unit_parameters(model, data.space)
+    sums = [0.0] * len(params)
     with torch.enable_grad():
         for window in data.windows:
             ids = window.ids.unsqueeze(0).to(next(model.parameters()).device)  # (1, T)
@@ -117,69 +135,55 @@ def taylor(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int
             it = iter(grads)
             for i, group in enumerate(params):
                 sums[i] += sum(float((p.detach() * next(it)).abs().sum()) for p in group)
-    return tuple(sums), lowest(sums, data.k_max)
+    return tuple(sums), lowest(sums, data.k_max, data.names)
+
+
+def _unit_parameters(model: nn.Module, space: str) -> list[list[nn.Parameter]]:
+    """Each unit's own parameters, in ``space_names`` order."""
+    blocks = get_blocks(model)
+    if space == "blocks":
+        return [list(b.parameters()) for b in blocks]
+    kinds = (ATTN, MLP) if space == "all" else (space,)
+    out = []
+    for block in blocks:
+        for kind in kinds:
+            path, feeders = branches_of(model, kind).of(kind)
+            out.append([p for m in (path, *feeders) for p in block.get_submodule(m).parameters()])
+    return out
 
 
 @CRITERIA.register("calib_ppl")
-def calib_ppl(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int, ...]]]:
-    n_layers = len(get_blocks(data.model))
-    singles = [Variant((i,)) for i in range(n_layers)]
+def calib_ppl(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
+    singles = [from_units([name]) for name in data.names]
     scores_by, _ = evaluate_variants(data.model, data.windows, singles, data.engine)
     scores = [scores_by[v].ppl for v in singles]
-    return tuple(scores), lowest(scores, data.k_max)
+    return tuple(scores), lowest(scores, data.k_max, data.names)
 
 
 @CRITERIA.register("sleb")
-def sleb(data: CriterionInput) -> tuple[tuple[float, ...] | None, dict[int, tuple[int, ...]]]:
-    found = beam(data.model, data.windows, data.k_max, 1, data.engine)
-    return None, {k: found[k].best[0][0].drop for k in found}
+def sleb(data: CriterionInput) -> tuple[tuple[float, ...] | None, Chosen]:
+    found = beam(data.model, data.windows, data.k_max, 1, data.engine, space=data.space)
+    return None, {k: found[k].best[0][0] for k in found}
 
 
 @CRITERIA.register("last")
-def last(data: CriterionInput) -> tuple[tuple[float, ...] | None, dict[int, tuple[int, ...]]]:
-    n_layers = len(get_blocks(data.model))
-    return None, {k: last_blocks(k, n_layers) for k in range(1, data.k_max + 1)}
+def last(data: CriterionInput) -> tuple[tuple[float, ...] | None, Chosen]:
+    kept_final = len(data.names) // len(get_blocks(data.model))  # the final block's units stay
+    order = data.names[: len(data.names) - kept_final][::-1]
+    return None, {k: from_units(order[:k]) for k in range(1, data.k_max + 1)}
 
 
 @CRITERIA.register("random")
-def random_order(data: CriterionInput) -> tuple[tuple[float, ...], dict[int, tuple[int, ...]]]:
-    n_layers = len(get_blocks(data.model))
+def random_order(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
     rng = random.Random(0)
-    scores = [rng.random() for _ in range(n_layers)]
-    return tuple(scores), lowest(scores, data.k_max)
+    scores = [rng.random() for _ in data.names]
+    return tuple(scores), lowest(scores, data.k_max, data.names)
 
 
-def _block_states(
-    model: nn.Module, windows: Sequence[Window], last_token_only: bool = False
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Inputs and outputs of every block over ``windows``: L x (N, C) each (N tokens or windows)."""
-    blocks = get_blocks(model)
-    ins: list[list[torch.Tensor]] = [[] for _ in blocks]
-    outs: list[list[torch.Tensor]] = [[] for _ in blocks]
-
-    def pick(h: torch.Tensor) -> torch.Tensor:  # (1, T, C) -> (T, C) or (1, C)
-        return h[0, -1:] if last_token_only else h[0]
-
-    def pre(i: int) -> Callable[..., None]:
-        def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            ins[i].append(pick(args[0] if args else kwargs["hidden_states"]).float())
-
-        return hook
-
-    def post(i: int) -> Callable[..., None]:
-        def hook(_m: nn.Module, _a: Any, output: Any) -> None:
-            outs[i].append(pick(output[0] if isinstance(output, tuple) else output).float())
-
-        return hook
-
-    handles = [b.register_forward_pre_hook(pre(i), with_kwargs=True) for i, b in enumerate(blocks)]
-    handles += [b.register_forward_hook(post(i)) for i, b in enumerate(blocks)]
-    try:
-        with torch.inference_mode():
-            for window in windows:
-                ids = window.ids.unsqueeze(0).to(next(model.parameters()).device)  # (1, T)
-                model(input_ids=ids, use_cache=False, logits_to_keep=1)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [torch.cat(x) for x in ins], [torch.cat(x) for x in outs]
+def _pairs(data: CriterionInput, last_token_only: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each unit's (residual input, residual input + its update): (N, C) each, in names order."""
+    if data.space == "blocks":
+        ins, outs = block_states(data.model, data.windows, last_token_only)
+        return list(zip(ins, outs, strict=True))
+    found = unit_states(data.model, data.windows, last_token_only)
+    return [found[name] for name in data.names]

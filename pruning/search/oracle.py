@@ -1,8 +1,10 @@
 """The oracle: the best removal set known for each K, searched and measured on the evaluation text.
 
+K counts units of a space (``pruning.models.variant.UNIT_SPACES``: blocks by default).
 K=1 needs no search: every single removal is measured. K=2 races all pairs (racing returns the
 exhaustive top set; see the engine benchmark). K >= 3 grows the K=2 winner greedily on the
-evaluation text: the best set *known*, so regrets against it at K >= 3 are lower bounds.
+evaluation text, each step raced: the best set *known*, so regrets against it at K >= 3 are
+lower bounds.
 ``best_by_k`` then takes, among all measured sets, the lowest perplexity per K.
 """
 
@@ -16,44 +18,53 @@ from torch import nn
 from pruning.data.windows import Window
 from pruning.engine.options import EngineOptions
 from pruning.models.surgery import num_layers
-from pruning.models.variant import Variant
+from pruning.models.variant import Variant, check_space, from_units, space_names
 from pruning.search.beam import beam
 from pruning.search.racing import SearchResult, race
 
-Measured = Mapping[tuple[int, ...], float]  # removed blocks -> measured perplexity
+Measured = Mapping[Variant, float]  # an unhealed removal -> its measured perplexity
 
 
 def race_subsets(
-    model: nn.Module, windows: Sequence[Window], k: int, top: int, options: EngineOptions
+    model: nn.Module,
+    windows: Sequence[Window],
+    k: int,
+    top: int,
+    options: EngineOptions,
+    space: str = "blocks",
 ) -> SearchResult:
-    """Race every K-subset of blocks on ``windows`` for the ``top`` best."""
-    candidates = [Variant(c) for c in itertools.combinations(range(num_layers(model)), k)]
+    """Race every K-subset of the units of ``space`` on ``windows`` for the ``top`` best."""
+    names = space_names(check_space(space), num_layers(model))
+    candidates = [from_units(c) for c in itertools.combinations(names, k)]
     return race(model, windows, candidates, top, options)
 
 
 def search_oracle(
-    model: nn.Module, windows: Sequence[Window], k_max: int, options: EngineOptions
+    model: nn.Module, windows: Sequence[Window], k_max: int, options: EngineOptions, space: str = "blocks"
 ) -> tuple[list[Variant], list[SearchResult]]:
-    """The oracle's sets for K = 2..``k_max`` on the evaluation ``windows``, and the searches run."""
+    """The oracle's sets of K = 2..``k_max`` units of ``space`` on the evaluation ``windows``, and
+    the searches run (the pair race, and the greedy growth's raced steps)."""
     if k_max < 2:
         return [], []
-    pairs = race_subsets(model, windows, 2, 1, options)
+    pairs = race_subsets(model, windows, 2, 1, options, space)
     best = pairs.best[0][0]
     if k_max == 2:
         return [best], [pairs]
-    grown = beam(model, windows, k_max, 1, options, start=best)
-    return [best, *(grown[k].best[0][0] for k in range(3, k_max + 1))], [pairs]
+    grown = beam(model, windows, k_max, 1, options, start=best, space=space)
+    return [best, *(grown[k].best[0][0] for k in range(3, k_max + 1))], [pairs, *grown.values()]
 
 
-def best_by_k(measured: Measured) -> dict[int, tuple[tuple[int, ...], float]]:
-    """For each number of removed blocks, the measured set with the lowest perplexity (first on ties)."""
-    best: dict[int, tuple[tuple[int, ...], float]] = {}
-    for drop, ppl in measured.items():
-        if drop and ppl < best.get(len(drop), ((), float("inf")))[1]:
-            best[len(drop)] = (drop, ppl)
+def best_by_k(measured: Measured, space: str = "blocks") -> dict[int, tuple[Variant, float]]:
+    """For each number of removed units of ``space``, the measured set of that space
+    (``Variant.within``) with the lowest perplexity (first on ties)."""
+    best: dict[int, tuple[Variant, float]] = {}
+    for variant, ppl in measured.items():
+        k = variant.size(space)
+        if k and variant.within(space) and ppl < best.get(k, (variant, float("inf")))[1]:
+            best[k] = (variant, ppl)
     return best
 
 
-def oracle_by_k(measured: Measured) -> dict[int, float]:
-    """The lowest measured perplexity for each number of removed blocks."""
-    return {k: ppl for k, (_, ppl) in best_by_k(measured).items()}
+def oracle_by_k(measured: Measured, space: str = "blocks") -> dict[int, float]:
+    """The lowest measured perplexity for each number of removed units of ``space``."""
+    return {k: ppl for k, (_, ppl) in best_by_k(measured, space).items()}

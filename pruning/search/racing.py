@@ -1,4 +1,4 @@
-"""Racing: the best K-block removal sets without scoring every subset on every window.
+"""Racing: the best K-unit removal sets without scoring every subset on every window.
 
 - **Racing** (successive halving with a statistical margin): windows are taken in order, each
   in growing chunks of scored positions (``chunk_spans``: 64, 96, 144, 224, 336, ... tokens).
@@ -28,7 +28,7 @@ from torch import nn
 from pruning.common.progress import open_bar
 from pruning.data.windows import Window
 from pruning.engine.chunks import Carry, ChunkResult, RunnerCache, check_continuation, evaluate_chunk
-from pruning.engine.cost import head_weight, naive_cost
+from pruning.engine.cost import head_weight, naive_cost, variant_shares
 from pruning.engine.options import EngineOptions
 from pruning.metrics.sums import ppl
 from pruning.models.surgery import num_layers
@@ -84,7 +84,8 @@ def race(
     tokens = sum(w.scored for w in windows)
     ranked = sorted(state.alive, key=lambda v: (state.nll[v], v.sort_key))[:top]
     best = tuple((v, ppl(state.nll[v], tokens)) for v in ranked)
-    naive = naive_cost(candidates, num_layers(model), head_weight(model)) * len(windows)
+    shares = variant_shares(model, candidates, max(int(w.ids.shape[0]) for w in windows))
+    naive = naive_cost(candidates, num_layers(model), head_weight(model), shares) * len(windows)
     exhaustive = len(candidates) * len(windows)
     return SearchResult(
         best, state.evaluations, exhaustive, sum(costs), naive, tuple(state.survivors),

@@ -13,12 +13,19 @@ from typing import Protocol
 from pruning.data.windows import Window
 from pruning.healing.methods import HEALERS
 from pruning.models.loading import LoadedModel
-from pruning.models.variant import BASE, Variant
+from pruning.models.variant import BASE, Variant, from_units, space_names
 from pruning.reporting.runlog import RunLog
 from pruning.search.beam import beam
 from pruning.search.criteria import CRITERIA, CriterionResult
 from pruning.search.oracle import race_subsets, search_oracle
-from pruning.study.plan import BestSpec, expand_plan, parse_best, parse_criterion_plan, plan_size
+from pruning.study.plan import (
+    BestSpec,
+    CriterionSpec,
+    expand_plan,
+    parse_best,
+    parse_criterion_plan,
+    plan_size,
+)
 from pruning.study.settings import Settings
 
 
@@ -37,7 +44,9 @@ class Study(Protocol):
     @property
     def calib_windows(self) -> list[Window]: ...
 
-    def run_criteria(self, names: Sequence[str], k_max: int) -> list[CriterionResult]: ...
+    def run_criteria(
+        self, names: Sequence[str], k_max: int, space: str = "blocks"
+    ) -> list[CriterionResult]: ...
 
 
 class TooManyVariants(ValueError):
@@ -60,7 +69,7 @@ def expand(study: Study) -> list[Variant]:
     if plan.kind == "best":
         return [BASE, *_search(study, parse_best(plan.arg))]
     if plan.kind == "criterion":
-        return _criterion_variants(study, *parse_criterion_plan(plan.arg))
+        return _criterion_variants(study, parse_criterion_plan(plan.arg))
     return expand_plan(plan, n_layers)
 
 
@@ -90,25 +99,31 @@ def _search(study: Study, spec: BestSpec) -> list[Variant]:
     """Racing on the evaluation text (the oracle's cheap form) or beam search on calibration text."""
     engine = study.settings.engine
     if spec.search == "race":
-        found = race_subsets(study.lm.model, study.windows, spec.k, spec.top, engine)
+        found = race_subsets(study.lm.model, study.windows, spec.k, spec.top, engine, spec.units)
     else:
-        found = beam(study.lm.model, study.calib_windows, spec.k, max(spec.width, 1), engine)[spec.k]
+        calib = study.calib_windows
+        found = beam(study.lm.model, calib, spec.k, max(spec.width, 1), engine, space=spec.units)[spec.k]
     study.log.searches.append(found)
     return [v for v, _ in found.best[: spec.top]]
 
 
-def _criterion_variants(study: Study, name: str, k_max: int) -> list[Variant]:
-    """Base, every single removal (the truth), each criterion's K-sets, and the oracle's."""
-    if name != "all" and name not in CRITERIA:
-        raise ValueError(CRITERIA.unknown_message(name) + " (or all)")
-    n_layers = study.lm.num_layers
-    if not 1 <= k_max <= n_layers // 2:
+def _criterion_variants(study: Study, spec: CriterionSpec) -> list[Variant]:
+    """Base, every single removal of the space (the truth), each criterion's K-sets, and the oracle's."""
+    if spec.name != "all" and spec.name not in CRITERIA:
+        raise ValueError(CRITERIA.unknown_message(spec.name) + " (or all)")
+    names = space_names(spec.units, study.lm.num_layers)
+    if not 1 <= spec.k_max <= len(names) // 2:
         raise ValueError(
-            f"criterion plan K=1..{k_max} is out of range; expected K=1..N with N in [1, {n_layers // 2}]"
+            f"criterion plan K=1..{spec.k_max} is out of range for {len(names)} units ({spec.units}); "
+            f"expected K=1..N with N in [1, {len(names) // 2}]"
         )
-    criteria = study.run_criteria(CRITERIA.names() if name == "all" else [name], k_max)
-    sets = [Variant((i,)) for i in range(n_layers)]  # K=1: the oracle is exhaustive
-    sets += [Variant(c) for r in criteria for c in r.chosen.values()]
-    oracle, searches = search_oracle(study.lm.model, study.windows, k_max, study.settings.engine)
+    criteria = study.run_criteria(
+        CRITERIA.names() if spec.name == "all" else [spec.name], spec.k_max, spec.units
+    )
+    sets = [from_units([name]) for name in names]  # K=1: the oracle is exhaustive
+    sets += [v for r in criteria for v in r.chosen.values()]
+    oracle, searches = search_oracle(
+        study.lm.model, study.windows, spec.k_max, study.settings.engine, spec.units
+    )
     study.log.searches += searches
-    return [BASE, *sorted({*sets, *oracle}, key=lambda v: (len(v.drop), v.drop))]
+    return [BASE, *sorted({*sets, *oracle}, key=lambda v: (v.size(spec.units), v.sort_key))]

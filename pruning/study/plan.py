@@ -8,7 +8,10 @@ Plans:
 - ``drop:1,3;2,3;attn5,mlp7;12``: the unpruned model and an explicit list (units ``12``: a
   whole block, ``attn5`` / ``mlp7``: a branch of block 5 / 7);
 - ``last:N``: the unpruned model and the last N blocks removed except the final one
-  (for 30 blocks and N=2: blocks 27 and 28).
+  (for 30 blocks and N=2: blocks 27 and 28);
+- ``best:K=2,...`` and ``criterion:NAME:K=1..N`` search (``pruning.study.expansion``); both take
+  ``units=blocks|attn|mlp|all`` (default ``blocks``): K then counts units of that space, a whole
+  block counting as its two branches in ``all``.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ import math
 from dataclasses import dataclass
 
 from pruning.models.surgery import check_units, normalize_drop
-from pruning.models.variant import BASE, Variant, last_blocks
+from pruning.models.variant import BASE, UNIT_SPACES, Variant, last_blocks
 
 PLAN_KINDS = (
     "sequential[:attn|mlp|units]",
     "combos:K",
     "drop:I,J;attnK,mlpL",
     "last:N",
-    "best:K=2,top=10,search=race|beam:W",
-    "criterion:NAME|all:K=1..6",
+    "best:K=2,top=10,search=race|beam:W,units=blocks|attn|mlp|all",
+    "criterion:NAME|all:K=1..6[,units=blocks|attn|mlp|all]",
 )
 
 
@@ -66,38 +69,73 @@ def parse_plan(text: str) -> Plan:
 
 @dataclass(frozen=True)
 class BestSpec:
-    """``best:K=2,top=10,search=race`` or ``search=beam:4``: search the best K-block removals."""
+    """``best:K=2,top=10,search=race`` or ``search=beam:4``, ``units=all``: search the best
+    removals of K units of a space (``pruning.models.variant.UNIT_SPACES``)."""
 
     k: int
     top: int = 10
     search: str = "race"  # race | beam
     width: int = 1  # beam width (beam:1 is greedy)
+    units: str = "blocks"
 
 
 def parse_best(arg: str) -> BestSpec:
     """Parse the argument of a ``best:`` plan; ``ValueError`` quoting it otherwise."""
     fields = dict(part.partition("=")[::2] for part in arg.split(","))
     search, _, width = fields.pop("search", "race").partition(":")
+    units = fields.pop("units", "blocks")
     try:
-        spec = BestSpec(int(fields.pop("K")), int(fields.pop("top", "10")), search, int(width or 1))
+        spec = BestSpec(int(fields.pop("K")), int(fields.pop("top", "10")), search, int(width or 1), units)
     except (KeyError, ValueError):
         spec = None
-    if spec is None or fields or search not in ("race", "beam") or min(spec.k, spec.top, spec.width) < 1:
+    if (
+        spec is None
+        or fields
+        or search not in ("race", "beam")
+        or units not in UNIT_SPACES
+        or min(spec.k, spec.top, spec.width) < 1
+    ):
         raise ValueError(
             f"invalid best plan 'best:{arg}'; expected best:K=<int>[,top=<int>][,search=race|beam:<width>]"
+            f"[,units={'|'.join(UNIT_SPACES)}]"
         )
     return spec
 
 
-def parse_criterion_plan(arg: str) -> tuple[str, int]:
-    """``NAME:K=1..6`` -> (NAME, 6); NAME is a criterion or ``all`` (checked against the registry later)."""
-    name, _, ks = arg.partition(":")
+@dataclass(frozen=True)
+class CriterionSpec:
+    """``criterion:NAME:K=1..6,units=attn``: criterion NAME (or ``all``) for K = 1..k_max units."""
+
+    name: str
+    k_max: int
+    units: str = "blocks"
+
+
+def parse_criterion_plan(arg: str) -> CriterionSpec:
+    """``NAME:K=1..6[,units=all]``; NAME is a criterion or ``all`` (checked against the registry
+    later); ``ValueError`` quoting the plan otherwise."""
+    name, _, rest = arg.partition(":")
+    ks, _, units = rest.partition(",units=")
     low, _, high = ks.removeprefix("K=").partition("..")
-    if name and ks.startswith("K=") and low == "1" and high.isdigit() and int(high) >= 1:
-        return name, int(high)
+    units = units or "blocks"
+    if (
+        name
+        and ks.startswith("K=")
+        and low == "1"
+        and high.isdigit()
+        and int(high) >= 1
+        and units in UNIT_SPACES
+    ):
+        return CriterionSpec(name, int(high), units)
     raise ValueError(
-        f"invalid criterion plan 'criterion:{arg}'; expected criterion:NAME:K=1..N (NAME or all)"
+        f"invalid criterion plan 'criterion:{arg}'; expected criterion:NAME:K=1..N[,units="
+        f"{'|'.join(UNIT_SPACES)}] (NAME or all)"
     )
+
+
+def space_size(units: str, n_layers: int) -> int:
+    """How many units a space has on a model with ``n_layers`` blocks."""
+    return n_layers * (2 if units == "all" else 1)
 
 
 def plan_size(plan: Plan, n_layers: int) -> int:
@@ -107,7 +145,8 @@ def plan_size(plan: Plan, n_layers: int) -> int:
     if plan.kind == "best":
         return 1 + parse_best(plan.arg).top
     if plan.kind == "criterion":  # base, singles, and at most one set per criterion and K (and the oracle)
-        return 1 + n_layers + 8 * parse_criterion_plan(plan.arg)[1]
+        spec = parse_criterion_plan(plan.arg)
+        return 1 + space_size(spec.units, n_layers) + 8 * spec.k_max
     return len(expand_plan(plan, n_layers))
 
 

@@ -107,9 +107,10 @@ class Study:
             self._variants = with_healed(self, expand(self))
         return list(self._variants)
 
-    def run_criteria(self, names: Sequence[str], k_max: int) -> list[CriterionResult]:
-        """Run criteria on the calibration windows only (never the evaluation text); logged."""
-        data = CriterionInput(self.lm.model, tuple(self.calib_windows), k_max, self.settings.engine)
+    def run_criteria(self, names: Sequence[str], k_max: int, space: str = "blocks") -> list[CriterionResult]:
+        """Run criteria over the units of ``space`` on the calibration windows only (never the
+        evaluation text); logged."""
+        data = CriterionInput(self.lm.model, tuple(self.calib_windows), k_max, self.settings.engine, space)
         bar = open_bar(f"criteria ({', '.join(names)})", len(names), self.settings.engine.progress)
         results = []
         for name in names:
