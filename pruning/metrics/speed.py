@@ -38,6 +38,7 @@ class SpeedSettings:
     burst: int = 2  # prefill passes per slot (the fastest is kept)
     campaign: CampaignSettings = field(default_factory=CampaignSettings)
     threads: int | None = None
+    long_seq: tuple[int, ...] = ()  # () or (M,): a second prefill campaign at M tokens (``prefill_long``)
 
 
 def speed_tokens(tokenizer: Any, text: str, seq: int) -> torch.Tensor:
@@ -121,14 +122,15 @@ def time_variants(
     settings: SpeedSettings,
     on_progress: OnProgress | None = None,
 ) -> Campaign:
-    """The interleaved ``kind`` campaign (``prefill`` or ``decode``) over ``models`` (variant
-    id -> model), against the unpruned model (id ``base``, which ``models`` must hold)."""
-    if kind == "prefill":
+    """The interleaved ``kind`` campaign (``prefill``, ``prefill_long`` or ``decode``) over
+    ``models`` (variant id -> model), against the unpruned model (id ``base``, which ``models``
+    must hold); ``ids`` is the input at the kind's length."""
+    if kind in ("prefill", "prefill_long"):
         measures = {name: prefill_slot(m, ids, settings.burst) for name, m in models.items()}
     elif kind == "decode":
         measures = {name: decode_slot(m, ids, settings.new_tokens) for name, m in models.items()}
     else:
-        raise ValueError(f"unknown timing kind {kind!r}; expected prefill or decode")
+        raise ValueError(f"unknown timing kind {kind!r}; expected prefill, prefill_long or decode")
     return run_campaign(kind, measures, BASE.id, settings.campaign, on_progress)
 
 

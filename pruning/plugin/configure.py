@@ -38,6 +38,7 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
     except ValueError as exc:
         raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
     report, export = get("report"), get("export")
+    lengths = get("speed-seq")
     threads = get("threads") or max(1, (os.cpu_count() or 1) // workers(config))
     campaign = CampaignSettings(
         min_rounds=get("speed-rounds"), budget_s=get("speed-budget"), target_pp=get("speed-target")
@@ -51,7 +52,9 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         plan=get("plan"),
         max_variants=get("max-variants"),
         engine=EngineOptions(get("engine") == "prefix", get("max-state-mb"), get("batch-size"), progress),
-        speed=SpeedSettings(get("speed-seq"), get("decode-tokens"), get("speed-burst"), campaign, threads),
+        speed=SpeedSettings(
+            lengths[0], get("decode-tokens"), get("speed-burst"), campaign, threads, lengths[1:]
+        ),
         thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
         report_dir=Path(report) if report else None,
         export_dir=Path(export).expanduser() if export else None,

@@ -70,7 +70,8 @@ def prune_prefill(
 ) -> Callable[[Any, Variant], float]:
     """``prefill(benchmark, variant) -> ms``: the variant's prefill latency and its speed change.
 
-    The first call runs the interleaved prefill campaign over every selected variant
+    The first call runs the interleaved prefill campaign over every selected variant (and, with
+    ``--prune-speed-seq N,M``, a second one at M tokens whose fields are the row's ``long_*``)
     (``pruning.metrics.timing``); the latency, the change and its interval come from it.
     pytest-benchmark times one more pass of the variant for its own table and saved JSON (one
     round: the campaign already holds the careful measurement), and the variant's row and the
@@ -92,6 +93,7 @@ def prune_prefill(
             speed_ratio=change.ratio,
             speed_ratio_ci95=(change.low, change.high),
         )
+        row = _with_long_prefill(session, variant, row)
         benchmark.extra_info[PROPERTY] = {"row": row.as_dict(), "fingerprint": study.fingerprint.as_dict()}
         prune_record(variant, row.as_dict())
         return float(row.speed_ms or 0.0)
@@ -132,6 +134,22 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
         return ms
 
     return run
+
+
+def _with_long_prefill(session: PruneSession, variant: Variant, row: Row) -> Row:
+    """``row`` with its prefill at the second length (``--prune-speed-seq N,M``), from the campaign
+    that times the same variants interleaved again at M tokens; unchanged without one."""
+    if not session.settings.speed.long_seq:
+        return row
+    long = session.campaign("prefill_long")
+    change = long.changes[variant.id]
+    return replace(
+        row,
+        long_seq=session.settings.speed.long_seq[0],
+        long_ms=long.latency_ms(variant.id),
+        long_ratio=change.ratio,
+        long_ratio_ci95=(change.low, change.high),
+    )
 
 
 def _require_timing(benchmark: Any) -> None:

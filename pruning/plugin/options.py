@@ -40,6 +40,21 @@ def positive_int(value: str) -> int:
     return number
 
 
+def speed_lengths(value: str) -> tuple[int, ...]:
+    """``128`` or ``128,1024``: the prefill length, and optionally a longer second one."""
+    parts = [_number(p.strip(), int) for p in value.split(",")]
+    lengths = tuple(p for p in parts if p is not None and p >= 1)
+    if (
+        not 1 <= len(parts) <= 2
+        or len(lengths) != len(parts)
+        or (len(lengths) == 2 and lengths[1] <= lengths[0])
+    ):
+        raise argparse.ArgumentTypeError(
+            f"invalid value {value!r}; expected a length N >= 1 or two increasing lengths N,M (128,1024)"
+        )
+    return lengths
+
+
 def max_memory(value: str) -> dict[int | str, str]:
     """``cpu=2GiB,0=20GiB``: accelerate's per-device budget (an int key is a GPU index)."""
     out: dict[int | str, str] = {}
@@ -218,7 +233,14 @@ OPTIONS = (
         "NAME",
         "quality evaluation: prefix (shared prefixes) or naive",
     ),
-    Option("speed-seq", positive_int, "128", "N", "prefill benchmark length in tokens (batch 1)"),
+    Option(
+        "speed-seq",
+        speed_lengths,
+        "128",
+        "N[,M]",
+        "prefill benchmark length in tokens (batch 1); with N,M also an interleaved prefill campaign at M "
+        "(attention's share of the work grows with the length)",
+    ),
     Option("decode-tokens", positive_int, "8", "N", "greedy cached steps per decode slot"),
     Option(
         "speed-rounds",

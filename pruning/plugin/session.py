@@ -88,10 +88,12 @@ class PruneSession:
     def campaign(self, kind: str) -> Campaign:
         """The interleaved ``kind`` timing campaign over the selected variants, run once."""
         if kind not in self.campaigns:
-            variants = sorted({BASE, *self.timed.get(kind, [])})
+            timed = self.timed.get("prefill" if kind == "prefill_long" else kind, [])
+            variants = sorted({BASE, *timed})
             models = {v.id: self.study.model_for(v) for v in variants}
+            ids = self.study.speed_ids_long if kind == "prefill_long" else self.study.speed_ids
             self.campaigns[kind] = time_variants(
-                kind, models, self.study.speed_ids, self.settings.speed, self.progress.campaign
+                kind, models, ids, self.settings.speed, self.progress.campaign
             )
         return self.campaigns[kind]
 

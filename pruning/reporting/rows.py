@@ -9,6 +9,8 @@ Definitions:
 - ``speed_ms``: the variant's prefill latency (ms) = ratio x the unpruned model's median slot
   time in the same campaign; pytest-benchmark's own timing of the variant is in its saved JSON;
 - ``decode_*``: the same for one greedy decode step through the KV cache (ms per token);
+- ``long_*``: the same for prefill at the second length ``long_seq`` (``--prune-speed-seq N,M``),
+  from its own interleaved campaign;
 - ``speedup`` = 1 / ratio with ``speedup_ci95``: what the speed gate compares across runs;
 - ``speed_off_fit`` / ``decode_off_fit``: the variant's interval excludes the latency the
   run's depth fit predicts for its kept blocks (something other than depth changed its speed);
@@ -68,6 +70,13 @@ class Row:
     heal_s: float | None = None
     unhealed_change_pct: float | None = None
     recovered_pct: float | None = None
+    long_seq: int | None = None
+    long_ms: float | None = None
+    long_ratio: float | None = None
+    long_ratio_ci95: tuple[float, float] | None = None
+    long_change_pct: float | None = None
+    long_change_ci95: tuple[float, float] | None = None
+    long_off_fit: bool | None = None
 
     @property
     def variant(self) -> Variant:
@@ -128,6 +137,8 @@ _PAIRS = (
     "speedup_ci95",
     "decode_ratio_ci95",
     "decode_change_ci95",
+    "long_ratio_ci95",
+    "long_change_ci95",
 )
 
 
@@ -155,6 +166,8 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
                 decode_change_ci95=None
                 if row.decode_ratio_ci95 is None
                 else _pct_pair(row.decode_ratio_ci95),
+                long_change_pct=None if row.long_ratio is None else pct_change(row.long_ratio, 1.0),
+                long_change_ci95=None if row.long_ratio_ci95 is None else _pct_pair(row.long_ratio_ci95),
                 unhealed_change_pct=None if plain is None else pct_change(row.ppl, plain.ppl),
                 recovered_pct=None if plain is None else _recovered(row.ppl, plain.ppl, base.ppl),
             )
@@ -192,25 +205,28 @@ TIMED = {
     "decode": TimedFields(
         "decode_ms_per_token", "decode_ratio", "decode_ratio_ci95", "decode_off_fit", "ms/token"
     ),
+    "prefill_long": TimedFields("long_ms", "long_ratio", "long_ratio_ci95", "long_off_fit", "ms"),
 }
 
 
 @dataclass(frozen=True)
 class SpeedFits:
-    """The run's depth fits (``pruning.metrics.latency.fit_depth``): prefill ms, decode ms per token."""
+    """The run's depth fits (``pruning.metrics.latency.fit_depth``): prefill ms, decode ms per
+    token, prefill ms at the second length."""
 
     prefill: DepthFit | None
     decode: DepthFit | None
+    prefill_long: DepthFit | None = None
 
     def of(self, kind: str) -> DepthFit | None:
         """The fit of timing kind ``kind`` (a key of ``TIMED``)."""
-        return self.prefill if kind == "prefill" else self.decode
+        return {"prefill": self.prefill, "decode": self.decode, "prefill_long": self.prefill_long}.get(kind)
 
 
 def with_fits(rows: Sequence[Row]) -> tuple[list[Row], SpeedFits]:
     """Fit latency against kept blocks and mark the rows whose interval excludes the fit."""
     base = next((r for r in rows if r.id == "base"), None)
-    fits = SpeedFits(_fit(rows, TIMED["prefill"]), _fit(rows, TIMED["decode"]))
+    fits = SpeedFits(*(_fit(rows, TIMED[kind]) for kind in ("prefill", "decode", "prefill_long")))
     if base is None:
         return list(rows), fits
     marks = {
@@ -221,7 +237,13 @@ def with_fits(rows: Sequence[Row]) -> tuple[list[Row], SpeedFits]:
         for kind, f in TIMED.items()
     }
     out = [
-        replace(r, speed_off_fit=marks["prefill"][r.id], decode_off_fit=marks["decode"][r.id]) for r in rows
+        replace(
+            r,
+            speed_off_fit=marks["prefill"][r.id],
+            decode_off_fit=marks["decode"][r.id],
+            long_off_fit=marks["prefill_long"][r.id],
+        )
+        for r in rows
     ]
     return out, fits
 

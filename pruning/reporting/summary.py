@@ -66,10 +66,11 @@ def cost_lines(outcome: Outcome) -> list[str]:
     lines += healing_lines(outcome.log.healings)
     for found in outcome.log.searches:
         lines.append(
-            f"search: {found.evaluations:.0f} (variant, window) evaluations (partial windows by their "
-            f"share) of {found.exhaustive_evaluations} exhaustive; cost {found.cost:.0f} vs "
+            f"search {found.what or ''}: {found.evaluations:.0f} (variant, window) evaluations (partial "
+            f"windows by their share) of {found.exhaustive_evaluations} exhaustive; cost {found.cost:.0f} vs "
             f"{found.exhaustive_naive_cost:.0f} block-forward "
-            f"equivalents for exhaustive naive evaluation ({found.cost / found.exhaustive_naive_cost:.3f}x)"
+            f"equivalents for exhaustive naive evaluation ({found.cost / found.exhaustive_naive_cost:.3f}x), "
+            f"{found.seconds:.0f} s; best {', '.join(f'{v.id} {p:.3f}' for v, p in found.best[:3])}"
         )
     return lines
 

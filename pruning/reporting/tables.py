@@ -38,6 +38,10 @@ CSV_FIELDS = (
     "speed_change_ci95",
     "decode_change_pct",
     "decode_change_ci95",
+    "long_seq",
+    "long_ms",
+    "long_change_pct",
+    "long_change_ci95",
     "kl",
     "top1_agree",
     "tokens_scored",
@@ -82,10 +86,24 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
         "decode 95% CI",
     ]
     ordered = order_rows(rows, sequential)
-    if not any(r.heal for r in rows):
-        return header, [_cells(r) for r in ordered]
-    header += ["ppl vs unhealed (%)", "recovered (%)", "healing (s)"]
-    return header, [[*_cells(r), *_heal_cells(r)] for r in ordered]
+    cells = [_cells(r) for r in ordered]
+    long = next((r.long_seq for r in rows if r.long_seq), None)
+    if long is not None:
+        header += [f"speed@{long} (ms)", f"speed@{long} change (%)", f"speed@{long} 95% CI"]
+        cells = [[*c, *_long_cells(r)] for c, r in zip(cells, ordered, strict=True)]
+    if any(r.heal for r in rows):
+        header += ["ppl vs unhealed (%)", "recovered (%)", "healing (s)"]
+        cells = [[*c, *_heal_cells(r)] for c, r in zip(cells, ordered, strict=True)]
+    return header, cells
+
+
+def _long_cells(r: Row) -> list[str]:
+    reference = r.id == "base"
+    return [
+        num_cell(r.long_ms, 2),
+        change_cell(r.long_change_pct, r.long_change_ci95, reference),
+        interval_cell(r.long_change_ci95, r.long_off_fit, reference),
+    ]
 
 
 def _heal_cells(r: Row) -> list[str]:
@@ -158,8 +176,10 @@ def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows:
     for kind, campaign in campaigns.items():
         fit = None if fits is None else fits.of(kind)
         unit = TIMED[kind].unit
+        seq = next((r.long_seq for r in rows if r.long_seq), None)
+        label = f"prefill@{seq}" if kind == "prefill_long" and seq else kind
         text = (
-            f"{kind} timing: {len(campaign.changes)} variants interleaved over {campaign.rounds} rounds "
+            f"{label} timing: {len(campaign.changes)} variants interleaved over {campaign.rounds} rounds "
             f"({len(campaign.slots)} slots, {campaign.elapsed_s:.0f} s, stopped at the {campaign.stopped}); "
             f"median 95% half-width ±{campaign.half_width_pp:.2f} pp"
         )

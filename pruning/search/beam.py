@@ -59,6 +59,7 @@ def beam(
         exhaustive = all_subsets_cost(num_layers(model), k, head_weight(model), space, shares)
         out[k] = replace(
             found,
+            what=f"beam K={k} (width {width}, units {space}): {found.what}",
             exhaustive_evaluations=math.comb(len(names), k) * len(windows),
             exhaustive_naive_cost=exhaustive * len(windows),
         )

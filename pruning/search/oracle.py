@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from torch import nn
 
@@ -36,7 +37,8 @@ def race_subsets(
     """Race every K-subset of the units of ``space`` on ``windows`` for the ``top`` best."""
     names = space_names(check_space(space), num_layers(model))
     candidates = [from_units(c) for c in itertools.combinations(names, k)]
-    return race(model, windows, candidates, top, options)
+    found = race(model, windows, candidates, top, options)
+    return replace(found, what=f"all {k}-sets of units {space}: {found.what}")
 
 
 def search_oracle(

@@ -50,6 +50,8 @@ class SearchResult:
     stage_costs: tuple[float, ...] = ()  # block-forward equivalents spent per window (racing)
     stage_seconds: tuple[float, ...] = ()  # wall-clock seconds per window: does the count track time?
     peak_cache_bytes: int = 0  # most KV-cache bytes kept between chunks (racing)
+    what: str = ""  # which search: "race over 1770 candidates", "beam K=3 (width 1, units all)"
+    seconds: float = 0.0  # wall-clock seconds the search took on this machine
 
 
 def race(
@@ -89,7 +91,8 @@ def race(
     exhaustive = len(candidates) * len(windows)
     return SearchResult(
         best, state.evaluations, exhaustive, sum(costs), naive, tuple(state.survivors),
-        tuple(costs), tuple(seconds), state.peak_bytes,
+        tuple(costs), tuple(seconds), state.peak_bytes, f"race over {len(candidates)} candidates",
+        sum(seconds),
     )  # fmt: skip
 
 

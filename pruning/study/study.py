@@ -141,6 +141,12 @@ class Study:
         ids = speed_tokens(self.lm.tokenizer, self.corpus.text, self.settings.speed.seq)
         return ids.to(self.settings.model.device)
 
+    @functools.cached_property
+    def speed_ids_long(self) -> torch.Tensor:
+        """The second prefill input (``--prune-speed-seq N,M``): the first M corpus tokens (1, M)."""
+        (seq,) = self.settings.speed.long_seq
+        return speed_tokens(self.lm.tokenizer, self.corpus.text, seq).to(self.settings.model.device)
+
     def healed(self, variant: Variant) -> Healed:
         """``variant`` healed (once) on the healing calibration windows, or reused from the cache."""
         if variant not in self._healed:

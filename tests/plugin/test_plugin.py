@@ -524,3 +524,38 @@ def test_sub_layer_variants_are_measured_beside_block_variants(suite, tmp_path):
         assert row["speed_change_ci95"] is not None and row["speed_off_fit"] is None  # not a depth
     assert rows["drop[1]"]["speed_off_fit"] is not None
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["base", "drop[1]"]
+
+
+def test_a_second_prefill_length_is_timed_in_its_own_interleaved_campaign(suite, tmp_path):
+    pytester, args, _ = suite
+    bad = pytester.runpytest(*args, "--prune-speed-seq", "32,16")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(
+        ["*--prune-speed-seq: invalid value '32,16'; expected a length N >= 1 or two increasing*"]
+    )
+    plan = ["--prune-plan", "drop:attn1;1", "--prune-report", str(tmp_path), "--prune-speed-seq", "16,48"]
+    result = pytester.runpytest(*args, *plan)
+    result.assert_outcomes(passed=9)  # 3 variants x (quality, prefill, decode)
+    result.stdout.fnmatch_lines(["*prefill@48 timing: 3 variants interleaved over * rounds*"])
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data["speed"]) == {"prefill", "prefill_long", "decode"}
+    for row in data["rows"]:
+        assert row["long_seq"] == 48 and row["long_ms"] > 0 and row["long_ratio_ci95"] is not None
+        assert (row["long_change_pct"] == 0.0) == (row["id"] == "base")
+    assert "speed@48 change (%)" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "pareto_long.png").is_file()
+
+
+def test_a_units_search_plan_measures_unit_sets(suite, tmp_path):
+    pytester, args, _ = suite
+    plan = ["--prune-plan", "best:K=3,top=2,search=beam:2,units=all", "--prune-report", str(tmp_path)]
+    result = pytester.runpytest(*args, *plan, "-k", "quality")
+    result.assert_outcomes(passed=3)  # base and the 2 best 3-unit sets
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    for row in rows[1:]:
+        units = row["units"] + [f"{kind}{i}" for i in row["removed"] for kind in ("attn", "mlp")]
+        assert len(units) == 3, row["id"]
+    criterion = pytester.runpytest(*args, "--prune-plan", "criterion:sleb:K=1..2,units=attn", "-k", "quality")
+    passed = criterion.parseoutcomes()["passed"]
+    assert passed in (6, 7)  # base, the 4 single attention branches, sleb's pair and the oracle's (or one)
+    criterion.stdout.fnmatch_lines(["*criterion*spearman*", "*sleb*"])
