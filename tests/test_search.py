@@ -161,3 +161,19 @@ def test_criterion_plans_take_a_unit_space_and_refuse_others():
         ValueError, match=r"invalid best plan 'best:K=2,units=heads'; .*units=blocks\|attn\|mlp\|all"
     ):
         parse_best("K=2,units=heads")
+
+
+def test_the_oracle_races_pairs_of_a_small_space_and_grows_greedily_in_a_large_one(setup, engine_options):
+    from pruning.search.oracle import search_oracle
+    from pruning.study.plan import parse_criterion_plan
+
+    assert parse_criterion_plan("all:K=1..3").races_pairs(30)  # 435 pairs
+    assert not parse_criterion_plan("all:K=1..6,units=all").races_pairs(30)  # 1770 pairs
+    assert parse_criterion_plan("all:K=1..6,units=all,oracle=pairs").races_pairs(30)
+    lm, windows = setup
+    single = Variant(mlp=(2,))
+    sets, searches = search_oracle(lm.model, windows, 3, engine_options, "all", best_single=single)
+    assert [v.size("all") for v in sets] == [2, 3] and len(searches) == 2  # the K=2 and K=3 steps
+    assert all(space_units_of(single) < space_units_of(v) for v in sets)
+    raced, found = search_oracle(lm.model, windows, 3, engine_options, "all")
+    assert found[0].exhaustive_evaluations == 28 * len(windows) and raced[0].size("all") == 2

@@ -2,9 +2,9 @@
 
 K counts units of a space (``pruning.models.variant.UNIT_SPACES``: blocks by default).
 K=1 needs no search: every single removal is measured. K=2 races all pairs (racing returns the
-exhaustive top set; see the engine benchmark). K >= 3 grows the K=2 winner greedily on the
-evaluation text, each step raced: the best set *known*, so regrets against it at K >= 3 are
-lower bounds.
+exhaustive top set; see the engine benchmark), or, where that is too many pairs, grows the best
+single greedily. K >= 3 grows the K=2 winner greedily on the evaluation text, each step raced:
+the best set *known*, so regrets against it beyond the exhaustive K are lower bounds.
 ``best_by_k`` then takes, among all measured sets, the lowest perplexity per K.
 """
 
@@ -42,18 +42,28 @@ def race_subsets(
 
 
 def search_oracle(
-    model: nn.Module, windows: Sequence[Window], k_max: int, options: EngineOptions, space: str = "blocks"
+    model: nn.Module,
+    windows: Sequence[Window],
+    k_max: int,
+    options: EngineOptions,
+    space: str = "blocks",
+    best_single: Variant | None = None,
 ) -> tuple[list[Variant], list[SearchResult]]:
     """The oracle's sets of K = 2..``k_max`` units of ``space`` on the evaluation ``windows``, and
-    the searches run (the pair race, and the greedy growth's raced steps)."""
+    the searches run: the pair race, or, given the measured ``best_single``, a greedy step from it;
+    then the greedy growth's raced steps."""
     if k_max < 2:
         return [], []
-    pairs = race_subsets(model, windows, 2, 1, options, space)
-    best = pairs.best[0][0]
-    if k_max == 2:
-        return [best], [pairs]
-    grown = beam(model, windows, k_max, 1, options, start=best, space=space)
-    return [best, *(grown[k].best[0][0] for k in range(3, k_max + 1))], [pairs, *grown.values()]
+    if best_single is None:
+        searches = [race_subsets(model, windows, 2, 1, options, space)]
+        start = searches[0].best[0][0]
+    else:
+        searches, start = [], best_single
+    grown = (
+        beam(model, windows, k_max, 1, options, start=start, space=space) if k_max > start.size(space) else {}
+    )
+    sets = [start] if best_single is None else []
+    return [*sets, *(found.best[0][0] for found in grown.values())], [*searches, *grown.values()]
 
 
 def best_by_k(measured: Measured, space: str = "blocks") -> dict[int, tuple[Variant, float]]:

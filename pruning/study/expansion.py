@@ -14,6 +14,7 @@ from pruning.data.windows import Window
 from pruning.healing.methods import HEALERS
 from pruning.models.loading import LoadedModel
 from pruning.models.variant import BASE, Variant, from_units, space_names
+from pruning.reporting.rows import Row
 from pruning.reporting.runlog import RunLog
 from pruning.search.beam import beam
 from pruning.search.criteria import CRITERIA, CriterionResult
@@ -43,6 +44,8 @@ class Study(Protocol):
 
     @property
     def calib_windows(self) -> list[Window]: ...
+
+    def quality(self, variants: Sequence[Variant]) -> dict[Variant, Row]: ...
 
     def run_criteria(
         self, names: Sequence[str], k_max: int, space: str = "blocks"
@@ -122,8 +125,13 @@ def _criterion_variants(study: Study, spec: CriterionSpec) -> list[Variant]:
     )
     sets = [from_units([name]) for name in names]  # K=1: the oracle is exhaustive
     sets += [v for r in criteria for v in r.chosen.values()]
+    best_single = None
+    if not spec.races_pairs(study.lm.num_layers):  # the singles are the truth: measure them now
+        measured = study.quality([BASE, *sets[: len(names)]])
+        best_single = min(sets[: len(names)], key=lambda v: (measured[v].ppl, v.sort_key))
+    engine = study.settings.engine
     oracle, searches = search_oracle(
-        study.lm.model, study.windows, spec.k_max, study.settings.engine, spec.units
+        study.lm.model, study.windows, spec.k_max, engine, spec.units, best_single
     )
     study.log.searches += searches
     return [BASE, *sorted({*sets, *oracle}, key=lambda v: (v.size(spec.units), v.sort_key))]

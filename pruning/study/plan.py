@@ -102,34 +102,43 @@ def parse_best(arg: str) -> BestSpec:
     return spec
 
 
+ORACLES = ("pairs", "greedy")
+PAIR_RACE_LIMIT = 500  # above this many pairs the default oracle grows greedily from the best single
+
+
 @dataclass(frozen=True)
 class CriterionSpec:
-    """``criterion:NAME:K=1..6,units=attn``: criterion NAME (or ``all``) for K = 1..k_max units."""
+    """``criterion:NAME:K=1..6,units=attn,oracle=greedy``: criterion NAME (or ``all``) for K =
+    1..k_max units; the oracle's K=2 set races all pairs (``pairs``) or grows the best single
+    (``greedy``; ``""``: pairs up to ``PAIR_RACE_LIMIT`` pairs, greedy above)."""
 
     name: str
     k_max: int
     units: str = "blocks"
+    oracle: str = ""
+
+    def races_pairs(self, n_layers: int) -> bool:
+        """Whether the oracle races every pair of units for K=2."""
+        if self.oracle:
+            return self.oracle == "pairs"
+        n = space_size(self.units, n_layers)
+        return n * (n - 1) // 2 <= PAIR_RACE_LIMIT
 
 
 def parse_criterion_plan(arg: str) -> CriterionSpec:
-    """``NAME:K=1..6[,units=all]``; NAME is a criterion or ``all`` (checked against the registry
-    later); ``ValueError`` quoting the plan otherwise."""
+    """``NAME:K=1..6[,units=all][,oracle=pairs|greedy]``; NAME is a criterion or ``all`` (checked
+    against the registry later); ``ValueError`` quoting the plan otherwise."""
     name, _, rest = arg.partition(":")
-    ks, _, units = rest.partition(",units=")
+    ks, *options = rest.split(",")
+    fields = dict(part.partition("=")[::2] for part in options)
+    units, oracle = fields.pop("units", "blocks"), fields.pop("oracle", "")
     low, _, high = ks.removeprefix("K=").partition("..")
-    units = units or "blocks"
-    if (
-        name
-        and ks.startswith("K=")
-        and low == "1"
-        and high.isdigit()
-        and int(high) >= 1
-        and units in UNIT_SPACES
-    ):
-        return CriterionSpec(name, int(high), units)
+    valid = name and ks.startswith("K=") and low == "1" and high.isdigit() and int(high) >= 1
+    if valid and not fields and units in UNIT_SPACES and oracle in ("", *ORACLES):
+        return CriterionSpec(name, int(high), units, oracle)
     raise ValueError(
         f"invalid criterion plan 'criterion:{arg}'; expected criterion:NAME:K=1..N[,units="
-        f"{'|'.join(UNIT_SPACES)}] (NAME or all)"
+        f"{'|'.join(UNIT_SPACES)}][,oracle={'|'.join(ORACLES)}] (NAME or all)"
     )
 
 
