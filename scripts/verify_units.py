@@ -1,17 +1,20 @@
-"""Independent check of the published sub-layer perplexities (docs/results/smollm2-units/).
+"""Independent check of published sub-layer perplexities (by default docs/results/smollm2-units/).
 
-The original SmolLM2 with the removed branch's output zeroed by a forward hook (no surgery, none
-of the suite's scoring), Hugging Face's shifted-label loss over the first 8 consecutive 512-token
-chunks of WikiText-2 test (the ``windows`` protocol: 511 scored tokens per window). Writes
-docs/results/smollm2-units/independent_check.json.
+The original SmolLM2 with each removed branch's output zeroed by a forward hook (a removed whole
+block: both its branches; no surgery, none of the suite's scoring), Hugging Face's shifted-label
+loss over the first 8 consecutive 512-token chunks of WikiText-2 test (the ``windows`` protocol:
+511 scored tokens per window). Writes ``<report>/independent_check.json``.
 
     PRUNING_DATA_DIR=../shared/data .venv/bin/python scripts/verify_units.py
+    PRUNING_DATA_DIR=../shared/data .venv/bin/python scripts/verify_units.py \
+        docs/results/smollm2-unit-criteria "drop[attn7,attn29]" "drop[14,17]"
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -30,30 +33,32 @@ def zero(_module: torch.nn.Module, _args: object, out: object) -> object:
 
 
 def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
+    variants = sys.argv[2:] or UNITS
     lm = load_model("smollm2-135m")
     text = load_corpus("wikitext2", split="test").text
     tokens = lm.tokenizer(text[:200_000], add_special_tokens=False)["input_ids"]
-    rows = {r["id"]: r for r in json.loads((OUT / "results.json").read_text())["rows"]}
+    rows = {r["id"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     blocks = lm.model.model.layers
     found = {}
-    for vid in UNITS:
-        handle = None
-        if vid != "base":
-            unit = vid[5:-1]
+    for vid in variants:
+        handles = []
+        for unit in vid[5:-1].split(",") if vid != "base" else []:
             i = int(unit.removeprefix("attn").removeprefix("mlp"))
-            branch = blocks[i].self_attn if unit.startswith("attn") else blocks[i].mlp
-            handle = branch.register_forward_hook(zero)
+            zeroed = [blocks[i].self_attn] if not unit.startswith("mlp") else []
+            zeroed += [blocks[i].mlp] if not unit.startswith("attn") else []
+            handles += [branch.register_forward_hook(zero) for branch in zeroed]
         nll = 0.0
         for k in range(8):
             ids = torch.tensor([tokens[k * 512 : (k + 1) * 512]])
             with torch.inference_mode():
                 nll += lm.model(ids, labels=ids).loss.item() * 511
-        if handle is not None:
+        for handle in handles:
             handle.remove()
         ppl, suite = math.exp(nll / 4088), rows[vid]["ppl"]
         found[vid] = {"independent_ppl": ppl, "suite_ppl": suite, "rel_diff": abs(ppl / suite - 1)}
         print(vid, found[vid], flush=True)
-    (OUT / "independent_check.json").write_text(json.dumps(found, indent=1))
+    (out / "independent_check.json").write_text(json.dumps(found, indent=1))
 
 
 if __name__ == "__main__":
