@@ -19,7 +19,7 @@ from torch import nn
 
 from pruning.engine.schedule import Schedule, plan_schedule
 from pruning.models.parameters import count_parameters
-from pruning.models.sublayers import branches_of
+from pruning.models.sublayers import branch_modules
 from pruning.models.surgery import get_blocks
 from pruning.models.variant import ATTN, MLP, Variant, decode_kept, space_names
 
@@ -47,8 +47,7 @@ def branch_shares(model: nn.Module, length: int) -> BranchShares:
     block = get_blocks(model)[0]
     flops: dict[str, float] = {}
     for unit in (ATTN, MLP):
-        path, feeders = branches_of(model, unit).of(unit)
-        flops[unit] = sum(count_parameters(block.get_submodule(p)) for p in (path, *feeders)) * length
+        flops[unit] = sum(count_parameters(m) for m in branch_modules(model, block, unit)) * length
     flops[ATTN] += _pair_flops(model) * length * (length + 1) / 2
     total = flops[ATTN] + flops[MLP]
     return BranchShares(flops[ATTN] / total, flops[MLP] / total)
@@ -62,8 +61,7 @@ def weighted_passes(schedule: Schedule, shares: BranchShares) -> float:
 def schedule_shares(model: nn.Module, schedule: Schedule, length: int) -> BranchShares:
     """``branch_shares`` at ``length`` when the schedule runs a block without a branch (only then
     does the family need a branch table); the default otherwise, which no whole block reads."""
-    partial = any(code < 0 for step in schedule.steps for code in step.run)
-    return branch_shares(model, length) if partial else BranchShares()
+    return variant_shares(model, [step.variant for step in schedule.steps], length)
 
 
 def variant_shares(model: nn.Module, variants: Sequence[Variant], length: int) -> BranchShares:

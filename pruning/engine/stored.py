@@ -88,7 +88,7 @@ def evaluate_models(
     reused = sum(e is not None for row in found.values() for e in row)
     todo = [(i, [v for v in models if found[v][i] is None]) for i in range(len(windows))]
     todo = [(i, missing) for i, missing in todo if missing]
-    bar = open_bar("quality: full-model variants x windows", sum(len(m) for _, m in todo), options.progress)
+    bar = open_bar("quality: healed variants x windows", sum(len(m) for _, m in todo), options.progress)
     device = next(reference.parameters()).device
     with torch.inference_mode():
         for i, missing in todo:

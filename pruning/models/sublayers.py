@@ -117,6 +117,12 @@ def _falcon(config: Any) -> Branches:
     return Branches("self_attention", ("input_layernorm",), "mlp", ("post_attention_layernorm",))
 
 
+def branch_modules(model: nn.Module, block: nn.Module, unit: str) -> list[nn.Module]:
+    """The modules of ``block`` that ``unit`` removes: its branch and the norms only it reads."""
+    path, feeders = branches_of(model, unit).of(unit)
+    return [block.get_submodule(p) for p in (path, *feeders)]
+
+
 class ZeroBranch(nn.Module):
     """A removed branch: returns zeros shaped like its input (``arity`` > 0: as the first item of
     a tuple of that length, the rest None, the way attention modules return (output, weights))."""

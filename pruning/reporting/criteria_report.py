@@ -103,7 +103,7 @@ def _speed_plots(directory: Path, rows: Sequence[Row], fits: SpeedFits | None, t
     if timed:
         name = f"Speed vs perplexity, all variants — {title}"
         written.append(plot_pareto(directory / "pareto.png", timed, name, SPEED_LABEL))
-    long = [p for r in rows if (p := _long_point(r, base, fits)) is not None]
+    long = [p for r in rows if (p := _point(r, base, fits, "prefill_long")) is not None]
     seq = next((r.long_seq for r in rows if r.long_seq), None)
     if long and seq:
         name = f"Speed at {seq} tokens vs perplexity — {title}"
@@ -138,31 +138,18 @@ def _speed(row: Row) -> float | None:
     return None if row.speed_change_pct is None else 100.0 + row.speed_change_pct
 
 
-def _point(row: Row, base: Row | None, fits: SpeedFits | None) -> SpeedPoint | None:
-    speed = _speed(row)
-    if speed is None:
+def _point(row: Row, base: Row | None, fits: SpeedFits | None, kind: str = "prefill") -> SpeedPoint | None:
+    """The Pareto point of ``row`` for prefill timing ``kind`` (``prefill`` or ``prefill_long``)."""
+    change = row.speed_change_pct if kind == "prefill" else row.long_change_pct
+    if change is None:
         return None
-    ci = row.speed_change_ci95
-    fit = None if fits is None else fits.of("prefill")
+    ci = row.speed_change_ci95 if kind == "prefill" else row.long_change_ci95
+    fit = None if fits is None else fits.of(kind)
     fitted = None if fit is None or base is None else 100.0 * fit.at(row.layers) / fit.at(base.layers)
     low, high = (None, None) if ci is None else (100.0 + ci[0], 100.0 + ci[1])
     if row.units:  # the depth fit knows blocks, not branches: no fitted time (see SpeedPoint.x)
-        return SpeedPoint(row.id, speed, row.ppl, low, high, None, "sub-layer")
-    return SpeedPoint(row.id, speed, row.ppl, low, high, fitted)
-
-
-def _long_point(row: Row, base: Row | None, fits: SpeedFits | None) -> SpeedPoint | None:
-    """``_point`` for the second prefill length (``Row.long_*``)."""
-    if row.long_change_pct is None:
-        return None
-    ci = row.long_change_ci95
-    fit = None if fits is None else fits.of("prefill_long")
-    fitted = None if fit is None or base is None else 100.0 * fit.at(row.layers) / fit.at(base.layers)
-    low, high = (None, None) if ci is None else (100.0 + ci[0], 100.0 + ci[1])
-    speed = 100.0 + row.long_change_pct
-    if row.units:
-        return SpeedPoint(row.id, speed, row.ppl, low, high, None, "sub-layer")
-    return SpeedPoint(row.id, speed, row.ppl, low, high, fitted)
+        return SpeedPoint(row.id, 100.0 + change, row.ppl, low, high, None, "sub-layer")
+    return SpeedPoint(row.id, 100.0 + change, row.ppl, low, high, fitted)
 
 
 def _fit_panels(rows: Sequence[Row], fits: SpeedFits | None) -> list[FitPanel]:

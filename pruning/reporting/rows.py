@@ -33,7 +33,7 @@ from pruning.metrics.change import pct_change
 from pruning.metrics.latency import DepthFit, disagrees, fit_depth
 from pruning.metrics.perplexity import bootstrap_ci
 from pruning.metrics.sums import VariantSums
-from pruning.models.variant import Variant
+from pruning.models.variant import Variant, from_units
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,7 @@ class Row:
     @property
     def variant(self) -> Variant:
         """The variant this row measured."""
-        attn = tuple(int(u[4:]) for u in self.units if u.startswith("attn"))
-        mlp = tuple(int(u[3:]) for u in self.units if u.startswith("mlp"))
-        return Variant(self.removed, self.heal, attn, mlp)
+        return replace(from_units([*map(str, self.removed), *self.units]), heal=self.heal)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""

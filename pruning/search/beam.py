@@ -21,7 +21,7 @@ from pruning.data.windows import Window
 from pruning.engine.cost import all_subsets_cost, head_weight, variant_shares
 from pruning.engine.options import EngineOptions
 from pruning.models.surgery import num_layers
-from pruning.models.variant import BASE, Variant, check_space, from_units, space_names, space_units
+from pruning.models.variant import BASE, Variant, from_units, space_names, space_units
 from pruning.search.racing import SearchResult, race
 
 
@@ -36,7 +36,7 @@ def beam(
 ) -> dict[int, SearchResult]:
     """For K = |start|+1..``k_max`` units of ``space``: the ``width`` best sets reachable by beam
     search, growing ``start`` (by default the unpruned model) one unit at a time."""
-    names = space_names(check_space(space), num_layers(model))
+    names = space_names(space, num_layers(model))
     first = start.size(space) + 1
     if not first <= k_max < len(names):
         raise ValueError(f"beam search K {k_max!r} is out of range; expected {first}..{len(names) - 1}")

@@ -38,7 +38,7 @@ from pruning.common.registry import Registry
 from pruning.data.windows import Window
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
-from pruning.models.sublayers import branches_of
+from pruning.models.sublayers import branch_modules
 from pruning.models.surgery import get_blocks
 from pruning.models.variant import ATTN, MLP, Variant, from_units, space_names
 from pruning.search.beam import beam
@@ -147,8 +147,7 @@ def _unit_parameters(model: nn.Module, space: str) -> list[list[nn.Parameter]]:
     out = []
     for block in blocks:
         for kind in kinds:
-            path, feeders = branches_of(model, kind).of(kind)
-            out.append([p for m in (path, *feeders) for p in block.get_submodule(m).parameters()])
+            out.append([p for m in branch_modules(model, block, kind) for p in m.parameters()])
     return out
 
 

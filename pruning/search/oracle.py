@@ -19,7 +19,7 @@ from torch import nn
 from pruning.data.windows import Window
 from pruning.engine.options import EngineOptions
 from pruning.models.surgery import num_layers
-from pruning.models.variant import Variant, check_space, from_units, space_names
+from pruning.models.variant import Variant, from_units, space_names
 from pruning.search.beam import beam
 from pruning.search.racing import SearchResult, race
 
@@ -35,7 +35,7 @@ def race_subsets(
     space: str = "blocks",
 ) -> SearchResult:
     """Race every K-subset of the units of ``space`` on ``windows`` for the ``top`` best."""
-    names = space_names(check_space(space), num_layers(model))
+    names = space_names(space, num_layers(model))
     candidates = [from_units(c) for c in itertools.combinations(names, k)]
     found = race(model, windows, candidates, top, options)
     return replace(found, what=f"all {k}-sets of units {space}: {found.what}")

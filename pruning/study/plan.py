@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 from pruning.models.surgery import check_units, normalize_drop
-from pruning.models.variant import BASE, UNIT_SPACES, Variant, last_blocks
+from pruning.models.variant import BASE, UNIT_SPACES, Variant, last_blocks, space_names
 
 PLAN_KINDS = (
     "sequential[:attn|mlp|units]",
@@ -121,7 +121,7 @@ class CriterionSpec:
         """Whether the oracle races every pair of units for K=2."""
         if self.oracle:
             return self.oracle == "pairs"
-        n = space_size(self.units, n_layers)
+        n = len(space_names(self.units, n_layers))
         return n * (n - 1) // 2 <= PAIR_RACE_LIMIT
 
 
@@ -142,11 +142,6 @@ def parse_criterion_plan(arg: str) -> CriterionSpec:
     )
 
 
-def space_size(units: str, n_layers: int) -> int:
-    """How many units a space has on a model with ``n_layers`` blocks."""
-    return n_layers * (2 if units == "all" else 1)
-
-
 def plan_size(plan: Plan, n_layers: int) -> int:
     """How many variants ``plan`` yields on a model with ``n_layers`` blocks (base included)."""
     if plan.kind == "combos":
@@ -155,7 +150,7 @@ def plan_size(plan: Plan, n_layers: int) -> int:
         return 1 + parse_best(plan.arg).top
     if plan.kind == "criterion":  # base, singles, and at most one set per criterion and K (and the oracle)
         spec = parse_criterion_plan(plan.arg)
-        return 1 + space_size(spec.units, n_layers) + 8 * spec.k_max
+        return 1 + len(space_names(spec.units, n_layers)) + 8 * spec.k_max
     return len(expand_plan(plan, n_layers))
 
 

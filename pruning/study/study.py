@@ -169,13 +169,16 @@ class Study:
         """Quality rows for ``variants``; what is not cached yet is computed in one engine pass
         (healed variants, whose weights differ from the loaded ones, in one pass of their own)."""
         missing = [v for v in variants if v not in self._rows]
-        plain, own = [v for v in missing if v.shares_prefixes], [v for v in missing if not v.shares_prefixes]
+        plain, healed = (
+            [v for v in missing if v.shares_prefixes],
+            [v for v in missing if not v.shares_prefixes],
+        )
         if plain:
             result = evaluate_stored(self.lm.model, self.windows, plain, self.settings.engine, self.store())
             self._add(result)
-        if own:  # healed variants: each model in full against the unpruned reference
-            models = {v: self.model_for(v) for v in own}
-            stores = {v: self.store(self.healed(v).record.key if v.heal else "") for v in own}
+        if healed:  # each model in full against the unpruned reference
+            models = {v: self.model_for(v) for v in healed}
+            stores = {v: self.store(self.healed(v).record.key) for v in healed}
             self._add(evaluate_models(self.lm.model, models, self.windows, stores, self.settings.engine))
         return {v: self._rows[v] for v in variants}
 
