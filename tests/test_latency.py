@@ -7,19 +7,34 @@ import math
 import numpy as np
 import pytest
 
-from pruning.metrics.latency import Slot, changes, contrasts, disagrees, fit_depth, median_half_width, shift
-from pruning.metrics.timing import round_order
+from pruning.metrics.latency import (
+    Slot,
+    changes,
+    contrasts,
+    disagrees,
+    estimates,
+    fit_depth,
+    median_half_width,
+    shift,
+)
+from pruning.metrics.timing import reference_slots, round_order
 from pruning.reporting.gates import Thresholds, check_baseline
 from pruning.reporting.rows import Row, with_changes
 
 
-def synthetic(truth: dict[str, float], rounds: int, seed: int, noise: float = 0.03) -> list[Slot]:
+def synthetic(
+    truth: dict[str, float],
+    rounds: int,
+    seed: int,
+    noise: float = 0.03,
+    classes: dict[str, str] | None = None,
+) -> list[Slot]:
     """Slots in the campaign's order with a machine level that wanders by tens of percent,
     bursts of interference (only ever slower), and ``noise`` of fast jitter."""
     rng = np.random.default_rng(seed)
     slots, level = [], 0.0
     for r in range(rounds):
-        for name in round_order(list(truth), "base", r, seed):
+        for name in round_order(list(truth), "base", r, seed, classes):
             level = 0.9 * level + rng.normal(0.0, 0.05)  # slow drift, seconds long
             burst = rng.exponential(0.15) if rng.random() < 0.2 else 0.0
             seconds = 0.1 * truth[name] * math.exp(abs(level) + burst + rng.normal(0.0, noise))
@@ -119,3 +134,66 @@ def test_speed_gate_on_intervals_noise_never_fails_and_a_real_slowdown_does():
     failures = check_baseline(_rows(changes(synthetic(slowed, 5, seed=7), "base")), baseline, thresholds)
     assert [(f.variant, f.metric) for f in failures] == [("drop[3]", "speedup vs unpruned")]
     assert "between intervals" in failures[0].threshold
+
+
+def test_speed_gate_on_pooled_intervals_noise_never_fails_and_a_real_slowdown_does():
+    truth = {"base": 1.0, **{f"drop[{i}]": 29 / 30 for i in range(10)}}
+    classes = {name: "29× block" for name in truth if name != "base"}
+    thresholds = Thresholds(speedup_fail_pct=10.0)
+
+    def speed_failures(timings: dict[str, float], seed: int) -> list[tuple[str, str]]:
+        found = estimates(synthetic(timings, 4, seed=seed, classes=classes), "base", classes)
+        now = _rows({name: e.change for name, e in found.items()})
+        return [
+            (f.variant, f.metric) for f in check_baseline(now, baseline, thresholds) if "speedup" in f.metric
+        ]
+
+    found = estimates(synthetic(truth, 4, seed=100, classes=classes), "base", classes)
+    baseline = _rows({name: e.change for name, e in found.items()})
+    assert all(speed_failures(truth, seed) == [] for seed in range(20))  # noise never fails
+    slowed = {**truth, "drop[3]": 1.5 * 29 / 30}  # one variant 50% slower: it leaves its class
+    assert speed_failures(slowed, 7) == [("drop[3]", "speedup vs unpruned")]
+
+
+SINGLES = {"base": 1.0, **{f"drop[{i}]": 29 / 30 for i in range(30)}}
+ONE_CLASS = {name: "29× block" for name in SINGLES if name != "base"}
+
+
+def test_a_work_class_pools_its_slots_into_one_narrow_interval_that_covers_the_truth():
+    hits = total = 0
+    widths, own_widths = [], []
+    for seed in range(20):
+        found = estimates(synthetic(SINGLES, 3, seed=seed, classes=ONE_CLASS), "base", ONE_CLASS)
+        inside = [e for name, e in found.items() if name != "base" and not e.off_class]
+        assert len({e.change for e in inside}) == 1  # every variant in the pool reports one change
+        assert all(e.pooled == len(inside) for e in inside)
+        change = inside[0].change
+        total += 1
+        hits += change.low <= 29 / 30 <= change.high
+        widths.append(change.half_width_pp)
+        own_widths += [e.own.half_width_pp for name, e in found.items() if name != "base"]
+    assert hits / total >= 0.85, hits / total
+    assert np.median(widths) < np.median(own_widths) / 3  # 30 variants x 3 slots against 1 x 3
+
+
+def test_a_variant_slower_than_its_class_leaves_the_pool_and_reports_its_own_interval():
+    slowed = {**SINGLES, "drop[7]": 1.25 * 29 / 30}  # same work, but 25% slower (not physics)
+    found = estimates(synthetic(slowed, 4, seed=3, classes=ONE_CLASS), "base", ONE_CLASS)
+    assert found["drop[7]"].off_class and found["drop[7]"].pooled == 1
+    assert found["drop[7]"].change == found["drop[7]"].own and found["drop[7]"].change.low > 1.1
+    pool = found["drop[0]"]
+    assert not pool.off_class and pool.change.low <= 29 / 30 <= pool.change.high  # drop[7] left out
+
+
+def test_without_classes_every_variant_is_its_own_and_estimates_equal_changes():
+    slots = synthetic(TRUTH, 4, seed=2)
+    assert {n: e.change for n, e in estimates(slots, "base", {}).items()} == changes(slots, "base")
+    assert all(e.pooled == 1 and not e.off_class for e in estimates(slots, "base", {}).values())
+
+
+def test_reference_slots_follow_the_square_root_rule_over_pooled_comparisons():
+    assert reference_slots(30) == 6  # 30 variants, each its own class: ceil(sqrt(30))
+    assert reference_slots(30, 1) == 30  # one pooled class of 30: as many as the class
+    assert reference_slots(60, 2) == 43  # attention and MLP singles: ceil(60 / sqrt(2))
+    order = round_order(list(SINGLES), "base", 0, 0, ONE_CLASS)
+    assert order.count("base") == 30 and len(order) == 60

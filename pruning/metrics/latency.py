@@ -10,11 +10,26 @@ Exact definitions (``pruning.metrics.timing`` says how slots are timed):
   (``ITERATIONS`` times, ``c_unpruned = 0``). Every variant's slot tells the level, because
   interference lasts seconds while a slot lasts a fraction of one;
 - a slot's *contrast* is ``d_i = log t_i - L_i``: its time with the machine's drift removed;
+- a slot *hit by interference* is left out: its residual ``d_i`` minus the median contrast of
+  its variant exceeds the median residual by more than ``TRIM`` robust standard deviations
+  (1.4826 x the median absolute deviation) of all residuals. Interference only ever adds time,
+  so the cut is one-sided; it is taken against each variant's own median, so a variant that is
+  slower throughout keeps its slots (on recorded campaigns it narrowed the intervals by a
+  fifth to a quarter at the same coverage);
 - a variant's *ratio* to the unpruned model is ``exp`` of the Hodges-Lehmann shift between
   its contrasts and the unpruned model's (the median of all pairwise differences), and the
   95% interval is the Mann-Whitney interval for that shift (distribution-free; the rank
   critical value from the normal approximation). The contrasts of neighbouring slots share
   neighbours, so the interval is an approximation, checked in tests for coverage;
+- *work classes*: variants that run the same work (``pruning.models.work.work_class``: the same
+  kept blocks and branches of each kind, so the same kernels on the same shapes; only weight
+  values differ) take the same time up to what this test detects: a class's *pooled* ratio is
+  the shift of all its variants' contrasts together against the unpruned model's (one
+  interval from all those slots), and each variant's *own* ratio from its own slots alone. A
+  variant is *off its class* when its own interval excludes the pooled ratio (at 95%, about 5%
+  of the variants of a class by chance); it is then reported by its own ratio and interval and
+  left out of the class's pool. Every other variant of a class reports the pooled ratio and
+  interval: one removal among 30 is timed a few times, the class of 30 a hundred;
 - *change* = 100 (ratio - 1), negative meaning faster; it is *significant* when its interval
   excludes 0, and a change that is not significant is never shown as a slowdown;
 - *latency* = ratio x the median slot time of the unpruned model (ms);
@@ -32,8 +47,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-NEIGHBOURS = 2
+NEIGHBOURS = 3
 ITERATIONS = 4
+TRIM = 3.0
 Z95 = 1.959963984540054
 
 
@@ -71,6 +87,16 @@ def excludes(interval: tuple[float, float], value: float) -> bool:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """A variant's speed change as reported, and what it rests on (see the module docstring)."""
+
+    change: Change  # reported: its class's pooled change, or its own when it is off its class
+    own: Change  # from its own slots alone
+    pooled: int  # variants whose slots ``change`` pools (1: its own only)
+    off_class: bool  # its own interval excludes its class's pooled ratio
+
+
+@dataclass(frozen=True)
 class DepthFit:
     """``ms = overhead_ms + per_block_ms x kept`` by least squares over the variants."""
 
@@ -85,10 +111,11 @@ class DepthFit:
         return self.overhead_ms + self.per_block_ms * kept
 
 
-def contrasts(slots: Sequence[Slot], reference: str) -> list[float]:
-    """``d_i`` for every slot, in time order (see the module docstring)."""
+def contrasts(slots: Sequence[Slot], reference: str, classes: Mapping[str, str] | None = None) -> list[float]:
+    """``d_i`` for every slot, in time order (see the module docstring); with ``classes``
+    (variant -> work class) the level's cost ``c`` is estimated per class, from all its slots."""
     log_t = np.log([s.seconds for s in slots])
-    names = [s.variant for s in slots]
+    names = [s.variant if classes is None or s.variant == reference else classes[s.variant] for s in slots]
     cost = dict.fromkeys(names, 0.0)
     level = np.zeros(len(slots))
     for _ in range(ITERATIONS):
@@ -115,17 +142,50 @@ def shift(sample: Sequence[float], reference: Sequence[float]) -> tuple[float, f
 
 
 def changes(slots: Sequence[Slot], reference: str) -> dict[str, Change]:
-    """Every variant's ``Change`` against ``reference`` (which gets ratio 1 and its own spread)."""
-    d = contrasts(slots, reference)
+    """Every variant's own ``Change`` against ``reference`` (which gets ratio 1), no pooling."""
+    return {name: e.change for name, e in estimates(slots, reference, {}).items()}
+
+
+def estimates(slots: Sequence[Slot], reference: str, classes: Mapping[str, str]) -> dict[str, Estimate]:
+    """Every variant's ``Estimate`` against ``reference``: pooled over its work class
+    (``classes``: variant -> class; a variant not in it is a class of its own), or its own
+    when it is off its class (see the module docstring)."""
+    names = {s.variant for s in slots}
+    label = {n: classes.get(n, f"variant:{n}") for n in names if n != reference}
+    by = _untrimmed(slots, contrasts(slots, reference, label))
+    ref = by.pop(reference)
+    own = {n: _change(values, ref) for n, values in by.items()}
+    members: dict[str, list[str]] = {}
+    for n in sorted(by):
+        members.setdefault(label[n], []).append(n)
+    out = {reference: Estimate(Change(1.0, 1.0, 1.0), Change(1.0, 1.0, 1.0), 1, False)}
+    for group in members.values():
+        pooled = _change([x for n in group for x in by[n]], ref)
+        off = {n for n in group if len(group) > 1 and excludes((own[n].low, own[n].high), pooled.ratio)}
+        inside = [n for n in group if n not in off]
+        if off and len(inside) > 1:  # the pool without the variants that left it
+            pooled = _change([x for n in inside for x in by[n]], ref)
+        for n in group:
+            alone = n in off or len(inside) < 2
+            out[n] = Estimate(own[n] if alone else pooled, own[n], 1 if alone else len(inside), n in off)
+    return out
+
+
+def _untrimmed(slots: Sequence[Slot], d: Sequence[float]) -> dict[str, list[float]]:
+    """Each variant's contrasts without the slots hit by interference (see the module docstring)."""
     by: dict[str, list[float]] = {}
     for slot, value in zip(slots, d, strict=True):
         by.setdefault(slot.variant, []).append(value)
-    ref = by[reference]
-    out = {}
-    for name, values in by.items():
-        mid, low, high = shift(values, ref) if name != reference else (0.0, 0.0, 0.0)
-        out[name] = Change(math.exp(mid), math.exp(low), math.exp(high))
-    return out
+    centre = {name: float(np.median(values)) for name, values in by.items()}
+    residual = np.array([value - centre[slot.variant] for slot, value in zip(slots, d, strict=True)])
+    mid = float(np.median(residual))
+    cut = max(mid + TRIM * 1.4826 * float(np.median(np.abs(residual - mid))), 0.0)  # keeps each median
+    return {name: [v for v in values if v - centre[name] <= cut] for name, values in by.items()}
+
+
+def _change(sample: Sequence[float], reference: Sequence[float]) -> Change:
+    mid, low, high = shift(sample, reference)
+    return Change(math.exp(mid), math.exp(low), math.exp(high))
 
 
 def reference_ms(slots: Sequence[Slot], reference: str) -> float:

@@ -34,8 +34,8 @@ class SpeedSettings:
     """What the speed benchmarks time."""
 
     seq: int = 128
-    new_tokens: int = 8  # decode steps per slot (the fastest is kept)
-    burst: int = 2  # prefill passes per slot (the fastest is kept)
+    new_tokens: int = 4  # decode steps per slot (the fastest is kept)
+    burst: int = 1  # prefill passes per slot (the fastest is kept)
     campaign: CampaignSettings = field(default_factory=CampaignSettings)
     threads: int | None = None
     long_seq: tuple[int, ...] = ()  # () or (M,): a second prefill campaign at M tokens (``prefill_long``)
@@ -121,17 +121,19 @@ def time_variants(
     ids: torch.Tensor,
     settings: SpeedSettings,
     on_progress: OnProgress | None = None,
+    classes: Mapping[str, str] | None = None,
 ) -> Campaign:
     """The interleaved ``kind`` campaign (``prefill``, ``prefill_long`` or ``decode``) over
     ``models`` (variant id -> model), against the unpruned model (id ``base``, which ``models``
-    must hold); ``ids`` is the input at the kind's length."""
+    must hold); ``ids`` is the input at the kind's length; ``classes`` (variant id -> work class,
+    ``pruning.models.work``) pools the variants that run the same work."""
     if kind in ("prefill", "prefill_long"):
         measures = {name: prefill_slot(m, ids, settings.burst) for name, m in models.items()}
     elif kind == "decode":
         measures = {name: decode_slot(m, ids, settings.new_tokens) for name, m in models.items()}
     else:
         raise ValueError(f"unknown timing kind {kind!r}; expected prefill, prefill_long or decode")
-    return run_campaign(kind, measures, BASE.id, settings.campaign, on_progress)
+    return run_campaign(kind, measures, BASE.id, settings.campaign, on_progress, classes=classes)
 
 
 def _seconds(fn: Callable[[], object]) -> float:

@@ -2,12 +2,15 @@
 
 On a shared machine the time a pass takes drifts by tens of percent over seconds, so timing
 variant after variant (minutes apart) compares machine states, not variants. Here:
-- a *round* times every variant once and the reference (the unpruned model) ``ceil(sqrt(V))``
-  times, in a random order drawn afresh each round (seeded: rerunnable). The reference gets
-  more slots because every comparison uses it (Dunnett's allocation);
+- a *round* times every variant once and the reference (the unpruned model) ``ceil(V / sqrt(K))``
+  times (V variants in K work classes), in a random order drawn afresh each round (seeded:
+  rerunnable). The reference gets more slots because every comparison uses it, and a class's
+  pooled comparison uses the class's V/K slots a round: Dunnett's square-root allocation over
+  the K pooled comparisons (``ceil(sqrt(V))`` when every variant is a class of its own);
 - a *slot* runs its variant's ``measure`` (for prefill: ``burst`` back-to-back passes; for
   decode: one cached decode run) and keeps the fastest time it reports;
-- rounds go on until the median 95% half-width of the speed changes is at most ``target_pp``
+- rounds go on until the median 95% half-width of the reported speed changes
+  (``pruning.metrics.latency.estimates``: pooled over work classes) is at most ``target_pp``
   or the next round would overrun ``budget_s``, but at least ``min_rounds`` and at most
   ``max_rounds``. The analysis is ``pruning.metrics.latency``.
 """
@@ -20,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pruning.metrics.latency import Change, Slot, changes, median_half_width, reference_ms
+from pruning.metrics.latency import Change, Estimate, Slot, estimates, median_half_width, reference_ms
 
 Measure = Callable[[], float]  # times one slot; returns its time in seconds
 OnProgress = Callable[["CampaignProgress"], None]
@@ -32,7 +35,7 @@ class CampaignSettings:
 
     min_rounds: int = 3
     max_rounds: int = 50
-    budget_s: float = 50.0
+    budget_s: float = 90.0
     target_pp: float = 1.5
     seed: int = 0
 
@@ -54,15 +57,21 @@ class CampaignProgress:
 
 @dataclass(frozen=True)
 class Campaign:
-    """A finished campaign: its slots in time order, the changes, and why it stopped."""
+    """A finished campaign: its slots in time order, the estimates, and why it stopped."""
 
     name: str
     reference: str
     slots: tuple[Slot, ...]
-    changes: dict[str, Change]
+    estimates: dict[str, Estimate]
     rounds: int
     elapsed_s: float
     stopped: str  # "target" | "budget" | "max_rounds"
+    classes: dict[str, str]  # variant -> work class ({}: every variant a class of its own)
+
+    @property
+    def changes(self) -> dict[str, Change]:
+        """Every variant's reported change (pooled over its class unless it is off it)."""
+        return {name: e.change for name, e in self.estimates.items()}
 
     @property
     def half_width_pp(self) -> float:
@@ -74,17 +83,33 @@ class Campaign:
         return self.changes[variant].ratio * reference_ms(self.slots, self.reference)
 
 
-def round_order(names: Sequence[str], reference: str, index: int, seed: int) -> list[str]:
-    """The slots of round ``index``: every name once, ``reference`` ceil(sqrt(V)) times, shuffled."""
+def round_order(
+    names: Sequence[str], reference: str, index: int, seed: int, classes: Mapping[str, str] | None = None
+) -> list[str]:
+    """The slots of round ``index``: every name once, ``reference`` ``reference_slots`` times,
+    shuffled; ``classes`` (variant -> work class) as for ``pruning.metrics.latency.estimates``."""
     others = [n for n in names if n != reference]
-    slots = [*others, *[reference] * reference_slots(len(others))]
+    kinds = len({(classes or {}).get(n, f"variant:{n}") for n in others})
+    slots = [*others, *[reference] * reference_slots(len(others), kinds)]
     random.Random(f"{seed}:{index}").shuffle(slots)
     return slots
 
 
-def reference_slots(variants: int) -> int:
-    """How many times a round times the reference when it compares ``variants`` variants."""
-    return max(1, math.ceil(math.sqrt(variants)))
+def reference_slots(variants: int, classes: int | None = None) -> int:
+    """How many times a round times the reference when it compares ``variants`` variants in
+    ``classes`` work classes (default: each its own): ``ceil(variants / sqrt(classes))``."""
+    k = variants if classes is None else classes
+    return max(1, math.ceil(variants / math.sqrt(max(k, 1))))
+
+
+def stop(settings: CampaignSettings, rounds: int, width: float, elapsed: float, last: float) -> str:
+    """Why a campaign stops after ``rounds`` rounds (``target`` or ``budget``), or ``""`` to go on:
+    ``width`` is the median half-width (pp), ``last`` the last round's seconds."""
+    if rounds < settings.min_rounds:
+        return ""
+    if width <= settings.target_pp:
+        return "target"
+    return "budget" if elapsed + last > settings.budget_s else ""
 
 
 def run_campaign(
@@ -94,13 +119,16 @@ def run_campaign(
     settings: CampaignSettings,
     on_progress: OnProgress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    classes: Mapping[str, str] | None = None,
 ) -> Campaign:
-    """Time ``measures`` (variant id -> slot timer) in interleaved rounds; see the module docstring."""
+    """Time ``measures`` (variant id -> slot timer) in interleaved rounds, variants of one work
+    class (``classes``: variant -> class; default each its own) pooled; see the module docstring."""
+    pools = dict(classes or {})
     if reference not in measures:
         raise ValueError(f"the reference {reference!r} has no measure; expected one of {sorted(measures)}")
     start = clock()
     slots: list[Slot] = []
-    found: dict[str, Change] = {}
+    found: dict[str, Estimate] = {}
     width = math.inf
     rounds, stopped = 0, "max_rounds"
 
@@ -111,19 +139,16 @@ def run_campaign(
 
     while rounds < settings.max_rounds:
         round_start = clock()
-        order = round_order(list(measures), reference, rounds, settings.seed)
+        order = round_order(list(measures), reference, rounds, settings.seed, pools)
         for i, variant in enumerate(order):
             slots.append(Slot(rounds, variant, measures[variant]()))
             report(i + 1, len(order))
         rounds += 1
-        found = changes(slots, reference)
-        width = median_half_width(found, reference)
-        elapsed, last = clock() - start, clock() - round_start
-        if rounds >= settings.min_rounds and width <= settings.target_pp:
-            stopped = "target"
-            break
-        if rounds >= settings.min_rounds and elapsed + last > settings.budget_s:
-            stopped = "budget"
+        found = estimates(slots, reference, pools)
+        width = median_half_width({n: e.change for n, e in found.items()}, reference)
+        why = stop(settings, rounds, width, clock() - start, clock() - round_start)
+        if why:
+            stopped = why
             break
     report(0, 0, done=True)
-    return Campaign(name, reference, tuple(slots), found, rounds, clock() - start, stopped)
+    return Campaign(name, reference, tuple(slots), found, rounds, clock() - start, stopped, pools)

@@ -12,7 +12,7 @@ from pruning.metrics import speed
 from pruning.models.variant import Variant
 from pruning.plugin.baseline import PROPERTY
 from pruning.plugin.session import SESSION_KEY, PruneSession
-from pruning.reporting.rows import Row
+from pruning.reporting.rows import Row, timed_fields
 from pruning.study.study import Study
 
 Record = Callable[[Variant, dict[str, Any]], None]
@@ -86,12 +86,10 @@ def prune_prefill(
         benchmark.group = "prefill"
         model, ids = study.model_for(variant), study.speed_ids
         benchmark.pedantic(speed.prefill, args=(model, ids), rounds=1, iterations=1)
-        change = campaign.changes[variant.id]
         row = replace(
             prune_quality(variant),
-            speed_ms=campaign.latency_ms(variant.id),
-            speed_ratio=change.ratio,
-            speed_ratio_ci95=(change.low, change.high),
+            work=study.work_class(variant),
+            **timed_fields("prefill", campaign, variant.id),
         )
         row = _with_long_prefill(session, variant, row)
         benchmark.extra_info[PROPERTY] = {"row": row.as_dict(), "fingerprint": study.fingerprint.as_dict()}
@@ -122,13 +120,10 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
 
         benchmark.group = "decode"
         benchmark.pedantic(speed.decode, setup=setup, rounds=1, iterations=1)
-        change, ms = campaign.changes[variant.id], campaign.latency_ms(variant.id)
-        fields = {
-            "id": variant.id,
-            "decode_ms_per_token": ms,
-            "decode_ratio": change.ratio,
-            "decode_ratio_ci95": [change.low, change.high],
-        }
+        timed = timed_fields("decode", campaign, variant.id)
+        fields: dict[str, Any] = {"id": variant.id, "work": study.work_class(variant)}
+        fields |= {k: list(v) if isinstance(v, tuple) else v for k, v in timed.items()}
+        ms = float(timed["decode_ms_per_token"])
         benchmark.extra_info[PROPERTY] = {"row": fields, "fingerprint": study.fingerprint.as_dict()}
         prune_record(variant, fields)
         return ms
@@ -142,14 +137,8 @@ def _with_long_prefill(session: PruneSession, variant: Variant, row: Row) -> Row
     if not session.settings.speed.long_seq:
         return row
     long = session.campaign("prefill_long")
-    change = long.changes[variant.id]
-    return replace(
-        row,
-        long_seq=session.settings.speed.long_seq[0],
-        long_ms=long.latency_ms(variant.id),
-        long_ratio=change.ratio,
-        long_ratio_ci95=(change.low, change.high),
-    )
+    fields = timed_fields("prefill_long", long, variant.id)
+    return replace(row, long_seq=session.settings.speed.long_seq[0], **fields)
 
 
 def _require_timing(benchmark: Any) -> None:

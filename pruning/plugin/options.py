@@ -241,7 +241,7 @@ OPTIONS = (
         "prefill benchmark length in tokens (batch 1); with N,M also an interleaved prefill campaign at M "
         "(attention's share of the work grows with the length)",
     ),
-    Option("decode-tokens", positive_int, "8", "N", "greedy cached steps per decode slot"),
+    Option("decode-tokens", positive_int, "4", "N", "greedy cached steps per decode slot"),
     Option(
         "speed-rounds",
         positive_int,
@@ -252,7 +252,7 @@ OPTIONS = (
     Option(
         "speed-budget",
         seconds,
-        "50",
+        "90",
         "SECONDS",
         "time for each timing campaign (prefill, decode); rounds stop at the target or when spent",
     ),
@@ -263,7 +263,7 @@ OPTIONS = (
         "PP",
         "stop timing once the median 95% half-width of the speed changes is at most PP points",
     ),
-    Option("speed-burst", positive_int, "2", "N", "back-to-back prefill passes per slot; the fastest counts"),
+    Option("speed-burst", positive_int, "1", "N", "back-to-back prefill passes per slot; the fastest counts"),
     Option(
         "heal",
         heal_methods,

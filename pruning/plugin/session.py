@@ -91,9 +91,10 @@ class PruneSession:
             timed = self.timed.get("prefill" if kind == "prefill_long" else kind, [])
             variants = sorted({BASE, *timed})
             models = {v.id: self.study.model_for(v) for v in variants}
+            classes = {v.id: self.study.work_class(v) for v in variants}
             ids = self.study.speed_ids_long if kind == "prefill_long" else self.study.speed_ids
             self.campaigns[kind] = time_variants(
-                kind, models, ids, self.settings.speed, self.progress.campaign
+                kind, models, ids, self.settings.speed, self.progress.campaign, classes
             )
         return self.campaigns[kind]
 

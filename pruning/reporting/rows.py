@@ -12,8 +12,15 @@ Definitions:
 - ``long_*``: the same for prefill at the second length ``long_seq`` (``--prune-speed-seq N,M``),
   from its own interleaved campaign;
 - ``speedup`` = 1 / ratio with ``speedup_ci95``: what the speed gate compares across runs;
+- ``work``: the variant's work class (``pruning.models.work``): variants of one class run the
+  same kernels on the same shapes, and their speed changes pool all the class's slots
+  (``pruning.metrics.latency.estimates``); ``speed_own_ci95`` (``decode_``, ``long_``) is the
+  interval from the variant's own slots alone, and ``speed_off_class`` marks a variant whose
+  own interval excludes its class's pooled ratio: its ratio and interval are then its own;
 - ``speed_off_fit`` / ``decode_off_fit``: the variant's interval excludes the latency the
   run's depth fit predicts for its kept blocks (something other than depth changed its speed);
+  the fit has one point per work class (its pooled latency; variants off their class are no
+  point);
 - ``kl``: mean KL(unpruned || variant) per scored token (nats); ``top1_agree``: the fraction
   of scored positions whose argmax equals the unpruned model's;
 - healed rows (``heal``: the method, ``heal_s``: the seconds its fit took on this machine):
@@ -33,6 +40,7 @@ from pruning.metrics.change import pct_change
 from pruning.metrics.latency import DepthFit, disagrees, fit_depth
 from pruning.metrics.perplexity import bootstrap_ci
 from pruning.metrics.sums import VariantSums
+from pruning.metrics.timing import Campaign
 from pruning.models.variant import Variant, from_units
 
 
@@ -77,6 +85,13 @@ class Row:
     long_change_pct: float | None = None
     long_change_ci95: tuple[float, float] | None = None
     long_off_fit: bool | None = None
+    work: str = ""
+    speed_own_ci95: tuple[float, float] | None = None
+    decode_own_ci95: tuple[float, float] | None = None
+    long_own_ci95: tuple[float, float] | None = None
+    speed_off_class: bool | None = None
+    decode_off_class: bool | None = None
+    long_off_class: bool | None = None
 
     @property
     def variant(self) -> Variant:
@@ -137,6 +152,9 @@ _PAIRS = (
     "decode_change_ci95",
     "long_ratio_ci95",
     "long_change_ci95",
+    "speed_own_ci95",
+    "decode_own_ci95",
+    "long_own_ci95",
 )
 
 
@@ -189,22 +207,48 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class TimedFields:
-    """Which ``Row`` fields hold one timing kind's latency, ratio, interval and off-fit mark."""
+    """Which ``Row`` fields hold one timing kind's latency, ratio, interval, own interval and
+    marks (``<prefix>_own_ci95``, ``<prefix>_off_class``)."""
 
     latency: str
     ratio: str
     interval: str
     off_fit: str
     unit: str
+    prefix: str
+
+    @property
+    def own(self) -> str:
+        """The field of the variant's own interval."""
+        return f"{self.prefix}_own_ci95"
+
+    @property
+    def off_class(self) -> str:
+        """The field of the off-class mark."""
+        return f"{self.prefix}_off_class"
 
 
 TIMED = {
-    "prefill": TimedFields("speed_ms", "speed_ratio", "speed_ratio_ci95", "speed_off_fit", "ms"),
+    "prefill": TimedFields("speed_ms", "speed_ratio", "speed_ratio_ci95", "speed_off_fit", "ms", "speed"),
     "decode": TimedFields(
-        "decode_ms_per_token", "decode_ratio", "decode_ratio_ci95", "decode_off_fit", "ms/token"
+        "decode_ms_per_token", "decode_ratio", "decode_ratio_ci95", "decode_off_fit", "ms/token", "decode"
     ),
-    "prefill_long": TimedFields("long_ms", "long_ratio", "long_ratio_ci95", "long_off_fit", "ms"),
+    "prefill_long": TimedFields("long_ms", "long_ratio", "long_ratio_ci95", "long_off_fit", "ms", "long"),
 }
+
+
+def timed_fields(kind: str, campaign: Campaign, variant: str) -> dict[str, Any]:
+    """The ``Row`` fields of timing kind ``kind`` for ``variant`` from its campaign: latency,
+    reported ratio and interval, own interval, off-class mark."""
+    f, estimate = TIMED[kind], campaign.estimates[variant]
+    change, own = estimate.change, estimate.own
+    return {
+        f.latency: campaign.latency_ms(variant),
+        f.ratio: change.ratio,
+        f.interval: (change.low, change.high),
+        f.own: (own.low, own.high),
+        f.off_class: estimate.off_class,
+    }
 
 
 @dataclass(frozen=True)
@@ -247,13 +291,18 @@ def with_fits(rows: Sequence[Row]) -> tuple[list[Row], SpeedFits]:
 
 
 def _fit(rows: Sequence[Row], fields: TimedFields) -> DepthFit | None:
-    """The depth fit over whole-block variants (a sub-layer variant's work is not a block count)."""
-    timed = [
-        r
-        for r in rows
-        if getattr(r, fields.latency) is not None and getattr(r, fields.interval) and not r.units
-    ]
-    return fit_depth({r.id: getattr(r, fields.latency) for r in timed}, {r.id: r.layers for r in timed})
+    """The depth fit over whole-block variants (a sub-layer variant's work is not a block count):
+    one point per work class, its pooled latency. A variant off its class is no point: its
+    latency is by test not explained by its work, so it could only pull the fit off the rest
+    (it is still checked against the fit)."""
+    points: dict[str, Row] = {}
+    for r in rows:
+        if getattr(r, fields.latency) is None or not getattr(r, fields.interval) or r.units:
+            continue
+        if not getattr(r, fields.off_class):
+            points.setdefault(r.work or r.id, r)
+    latency = {key: getattr(r, fields.latency) for key, r in points.items()}
+    return fit_depth(latency, {key: r.layers for key, r in points.items()})
 
 
 def _off(interval: tuple[float, float] | None, fit: DepthFit | None, kept: int, base: int) -> bool | None:

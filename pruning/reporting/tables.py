@@ -102,7 +102,7 @@ def _long_cells(r: Row) -> list[str]:
     return [
         num_cell(r.long_ms, 2),
         change_cell(r.long_change_pct, r.long_change_ci95, reference),
-        interval_cell(r.long_change_ci95, r.long_off_fit, reference),
+        interval_cell(r.long_change_ci95, r.long_off_fit, reference, r.long_off_class),
     ]
 
 
@@ -127,12 +127,12 @@ def _cells(r: Row) -> list[str]:
         f"{r.params / 1e6:.2f}",
         num_cell(r.ppl_change_pct, 2, signed=True),
         change_cell(r.speed_change_pct, r.speed_change_ci95, reference),
-        interval_cell(r.speed_change_ci95, r.speed_off_fit, reference),
+        interval_cell(r.speed_change_ci95, r.speed_off_fit, reference, r.speed_off_class),
         f"{r.kl:.4f}",
         f"{r.top1_agree:.3f}",
         num_cell(r.decode_ms_per_token, 2),
         change_cell(r.decode_change_pct, r.decode_change_ci95, reference),
-        interval_cell(r.decode_change_ci95, r.decode_off_fit, reference),
+        interval_cell(r.decode_change_ci95, r.decode_off_fit, reference, r.decode_off_class),
     ]
 
 
@@ -145,13 +145,17 @@ def change_cell(pct: float | None, ci: tuple[float, float] | None, reference: bo
     return f"{pct:+.2f}" if excludes(ci, 0.0) else "n.s."
 
 
-def interval_cell(ci: tuple[float, float] | None, off_fit: bool | None, reference: bool) -> str:
-    """A 95% interval in percent; ``off fit`` where it excludes the depth fit's prediction."""
+def interval_cell(
+    ci: tuple[float, float] | None, off_fit: bool | None, reference: bool, off_class: bool | None = None
+) -> str:
+    """A 95% interval in percent; ``off fit`` where it excludes the depth fit's prediction,
+    ``off class`` where the variant left its work class's pool (the interval is its own)."""
     if reference:
         return "reference" if ci is not None else "—"
     if ci is None:
         return "—"
-    return f"{ci[0]:+.1f} … {ci[1]:+.1f}" + (" off fit" if off_fit else "")
+    marks = [m for m, on in (("off class", off_class), ("off fit", off_fit)) if on]
+    return f"{ci[0]:+.1f} … {ci[1]:+.1f}" + "".join(f" {m}" for m in marks)
 
 
 def speed_meta(campaigns: Mapping[str, Campaign], fits: SpeedFits | None) -> dict[str, Any]:
@@ -165,6 +169,7 @@ def speed_meta(campaigns: Mapping[str, Campaign], fits: SpeedFits | None) -> dic
             "elapsed_s": campaign.elapsed_s,
             "stopped": campaign.stopped,
             "median_half_width_pp": campaign.half_width_pp,
+            "classes": class_sizes(campaign),
             "fit": None if fit is None else asdict(fit),
         }
     return out
@@ -181,19 +186,49 @@ def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows:
         text = (
             f"{label} timing: {len(campaign.changes)} variants interleaved over {campaign.rounds} rounds "
             f"({len(campaign.slots)} slots, {campaign.elapsed_s:.0f} s, stopped at the {campaign.stopped}); "
-            f"median 95% half-width ±{campaign.half_width_pp:.2f} pp"
+            f"median 95% half-width ±{campaign.half_width_pp:.2f} pp; {_pooling(campaign)}"
         )
         if fit is not None:
             off = [r.id for r in rows if getattr(r, TIMED[kind].off_fit)]
             chance = 0.05 * (len(campaign.changes) - 1)
             low, high = fit.per_block_ci
+            text += f"; depth fit {fit.per_block_ms:.3f} {unit} per block (95% CI {low:.3f}–{high:.3f}) "
+            text += f"+ {fit.overhead_ms:.2f} {unit} overhead, "
             text += (
-                f"; depth fit {fit.per_block_ms:.3f} {unit} per block (95% CI {low:.3f}–{high:.3f}) "
-                f"+ {fit.overhead_ms:.2f} {unit} overhead, R² {fit.r2:.3f} over {fit.points} variants; "
-                f"off the fit (95% intervals, ~{chance:.1f} expected by chance): {', '.join(off) or 'none'}"
+                f"R² {fit.r2:.3f} over {fit.points} points"
+                if fit.points > 2
+                else f"through {fit.points} points (exact: no R², no check)"
             )
+            text += f"; off the fit (95% intervals, ~{chance:.1f} expected by chance): "
+            text += ", ".join(off) or "none"
         lines.append(text)
     return lines
+
+
+def class_sizes(campaign: Campaign) -> dict[str, int]:
+    """How many variants each work class of ``campaign`` holds (the reference not counted)."""
+    sizes: dict[str, int] = {}
+    for name in campaign.estimates:
+        if name != campaign.reference:
+            label = campaign.classes.get(name, name)
+            sizes[label] = sizes.get(label, 0) + 1
+    return sizes
+
+
+def _pooling(campaign: Campaign) -> str:
+    """``changes pooled in 2 work classes (30, 30); off their class (own intervals, ~3.0
+    expected by chance): drop[7]`` or, with no class of two, ``no work class to pool``."""
+    sizes = sorted(class_sizes(campaign).values(), reverse=True)
+    pooled = [n for n in sizes if n > 1]
+    if not pooled:
+        return "each variant its own work class: no pooling"
+    off = [n for n, e in campaign.estimates.items() if e.off_class]
+    chance = 0.05 * sum(pooled)
+    shown = ", ".join(map(str, pooled[:6])) + (", …" if len(pooled) > 6 else "")
+    return (
+        f"changes pooled over {len(pooled)} work class(es) of {shown} variants; off their class "
+        f"(reported on their own; ~{chance:.1f} expected by chance): {', '.join(off) or 'none'}"
+    )
 
 
 def healing_lines(healings: Sequence[HealRecord]) -> list[str]:

@@ -28,6 +28,7 @@ from pruning.models.loading import LoadedModel, load_model
 from pruning.models.parameters import count_parameters
 from pruning.models.surgery import remove_layers
 from pruning.models.variant import Variant
+from pruning.models.work import block_kinds, work_class
 from pruning.reporting.rows import Row, quality_row
 from pruning.reporting.runlog import Calibration, RunLog
 from pruning.search.criteria import CriterionInput, CriterionResult, run_criterion
@@ -134,6 +135,14 @@ class Study:
         if variant not in self._models:
             self._models[variant] = remove_layers(self.lm.model, variant.drop, variant.attn, variant.mlp)
         return self._models[variant]
+
+    @functools.cached_property
+    def _block_kinds(self) -> tuple[str, ...]:
+        return block_kinds(self.lm.model)
+
+    def work_class(self, variant: Variant) -> str:
+        """The variant's work class (``pruning.models.work``): variants that run the same work."""
+        return work_class(variant, self._block_kinds)
 
     @functools.cached_property
     def speed_ids(self) -> torch.Tensor:

@@ -120,10 +120,18 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     assert "![pareto](pareto.png)" in (tmp_path / "rep" / "results.md").read_text()
     speed = data["speed"]
     for kind in ("prefill", "decode"):  # at least --prune-speed-rounds 2 rounds, each of the 4
-        # variants once and the unpruned model ceil(sqrt(4)) = 2 times (the old ">= 2 * 7" held
-        # only when a third round fitted in the 2 s budget: it failed on a loaded machine)
-        assert speed[kind]["rounds"] >= 2 and speed[kind]["slots"] == speed[kind]["rounds"] * (4 + 2)
-    assert speed["prefill"]["fit"]["points"] == 5 and 0.0 <= speed["prefill"]["fit"]["r2"] <= 1.0
+        # variants once and the unpruned model ceil(4 / sqrt(1)) = 4 times: the 4 single removals
+        # are one work class, pooled (the old ">= 2 * 7" held only when a third round fitted in
+        # the 2 s budget: it failed on a loaded machine)
+        assert speed[kind]["rounds"] >= 2 and speed[kind]["slots"] == speed[kind]["rounds"] * (4 + 4)
+        assert speed[kind]["classes"] == {"3× block": 4}
+    assert speed["prefill"]["fit"]["points"] == 2  # one point per work class: 4 blocks and 3
+    pooled = {tuple(r["speed_ratio_ci95"]) for r in data["rows"][1:] if not r["speed_off_class"]}
+    assert len(pooled) == 1  # the class's variants report one pooled interval ...
+    for row in data["rows"][1:]:  # ... each narrower than its own (unless it left the class)
+        own, reported = row["speed_own_ci95"], row["speed_ratio_ci95"]
+        assert reported == own if row["speed_off_class"] else reported[1] - reported[0] < own[1] - own[0]
+        assert row["work"] == "3× block"
     for row in data["rows"][1:]:
         low, high = row["speed_change_ci95"]
         assert low <= row["speed_change_pct"] <= high
