@@ -195,9 +195,10 @@ def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows:
             text += f"; depth fit {fit.per_block_ms:.3f} {unit} per block (95% CI {low:.3f}–{high:.3f}) "
             text += f"+ {fit.overhead_ms:.2f} {unit} overhead, "
             text += (
-                f"R² {fit.r2:.3f} over {fit.points} points"
+                f"R² {fit.r2:.3f} over {fit.points} work classes"
                 if fit.points > 2
-                else f"through {fit.points} points (exact: no R², no check)"
+                else f"R² {fit.r2:.3f} by construction: a line through {fit.points} work classes is exact "
+                "and checks nothing"
             )
             text += f"; off the fit (95% intervals, ~{chance:.1f} expected by chance): "
             text += ", ".join(off) or "none"
