@@ -13,6 +13,7 @@ from pruning.engine.options import EngineOptions
 from pruning.metrics.perplexity import prepare_windows
 from pruning.models.variant import Variant
 from pruning.search.assessment import assess
+from pruning.search.beam import beam
 from pruning.search.criteria import CRITERIA, CriterionInput, CriterionResult, run_criterion
 from pruning.search.oracle import oracle_by_k
 from pruning.study.plan import parse_plan
@@ -57,6 +58,27 @@ def test_every_criterion_chooses_k_distinct_units_of_its_space(lm, small_corpus,
     last = {1: "mlp2", 2: "2", 3: "mlp1,2"} if space == "all" else {1: f"{space}2", 2: f"{space}1,{space}2"}
     want = {k: f"drop[{ids}]" for k, ids in last.items()}
     assert {k: v.id for k, v in run_criterion("last", data).chosen.items() if k in want} == want
+
+
+@pytest.mark.parametrize("space", ["blocks", "all"])
+def test_sleb_and_calib_ppl_share_one_evaluation_of_the_singles(
+    lm, small_corpus, engine_options, space, monkeypatch
+):
+    import pruning.search.criteria as criteria
+
+    windows = tuple(prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 64, 256)))
+    calls = []
+    real = criteria.evaluate_variants
+    monkeypatch.setattr(criteria, "evaluate_variants", lambda *a: calls.append(a[2]) or real(*a))
+    data = CriterionInput(lm.model, windows, 2, engine_options, space)
+    scored = run_criterion("calib_ppl", data)
+    sleb = run_criterion("sleb", data)
+    assert len(calls) == 1 and len(calls[0]) == len(data.names)  # the singles, once
+    assert sleb.chosen[1] == scored.chosen[1]  # SLEB's first step is calib_ppl's lowest single
+    alone = run_criterion("sleb", CriterionInput(lm.model, windows, 2, engine_options, space))
+    assert alone.chosen == sleb.chosen and len(calls) == 2  # a fresh input evaluates them anew
+    raced = beam(lm.model, windows, 1, 1, engine_options, space=space)[1].best[0][0]
+    assert raced == sleb.chosen[1]  # the step SLEB used to race picks the same unit
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,10 @@ input, x + c its output; a branch: ``pruning.models.sublayers.Residual``), defin
   norms only it reads) of |w * dL/dw|, L the mean calibration NLL; remove lowest.
 - ``calib_ppl``: perplexity on calibration text with the unit removed; remove lowest, one shot.
 - ``sleb``: SLEB's iterative greedy (BlockPruner's, over branches): remove the unit whose removal
-  gives the lowest calibration NLL, then repeat on the pruned model; each step races its
-  candidates (``pruning.search.beam``).
+  gives the lowest calibration NLL, then repeat on the pruned model; each further step races its
+  candidates (``pruning.search.beam``). Its first step is exactly ``calib_ppl``'s lowest single,
+  so the two share one evaluation of the singles (``CalibrationSingles``; the criterion that
+  runs first pays for it in its seconds).
 - ``last``: remove the last K units but the final block's (no per-unit scores).
 - ``random``: a seeded random order (seed 0).
 """
@@ -28,7 +30,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,22 @@ from pruning.search.states import block_states, unit_states
 Chosen = dict[int, Variant]  # K -> the removal set
 
 
+class CalibrationSingles:
+    """Each single unit's calibration perplexity, evaluated once per input and shared by the
+    criteria that need it (``calib_ppl``'s scores, ``sleb``'s first step)."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, dict[Variant, float]] = {}
+
+    def of(self, data: CriterionInput) -> dict[Variant, float]:
+        """The singles of ``data``'s space -> calibration perplexity (evaluated on first use)."""
+        if data.space not in self._found:
+            singles = [from_units([name]) for name in data.names]
+            found, _ = evaluate_variants(data.model, data.windows, singles, data.engine)
+            self._found[data.space] = {v: found[v].ppl for v in singles}
+        return self._found[data.space]
+
+
 @dataclass(frozen=True)
 class CriterionInput:
     """What a criterion may look at: the model and calibration windows, never evaluation text."""
@@ -56,6 +74,7 @@ class CriterionInput:
     k_max: int
     engine: EngineOptions
     space: str = "blocks"
+    singles: CalibrationSingles = field(default_factory=CalibrationSingles, compare=False, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -153,16 +172,18 @@ def _unit_parameters(model: nn.Module, space: str) -> list[list[nn.Parameter]]:
 
 @CRITERIA.register("calib_ppl")
 def calib_ppl(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
-    singles = [from_units([name]) for name in data.names]
-    scores_by, _ = evaluate_variants(data.model, data.windows, singles, data.engine)
-    scores = [scores_by[v].ppl for v in singles]
+    scores = list(data.singles.of(data).values())  # in names order
     return tuple(scores), lowest(scores, data.k_max, data.names)
 
 
 @CRITERIA.register("sleb")
 def sleb(data: CriterionInput) -> tuple[tuple[float, ...] | None, Chosen]:
-    found = beam(data.model, data.windows, data.k_max, 1, data.engine, space=data.space)
-    return None, {k: found[k].best[0][0] for k in found}
+    singles = data.singles.of(data)
+    first = min(singles, key=lambda v: (singles[v], v.sort_key))  # the race's exact top 1
+    if data.k_max < 2:
+        return None, {1: first}
+    found = beam(data.model, data.windows, data.k_max, 1, data.engine, start=first, space=data.space)
+    return None, {1: first, **{k: found[k].best[0][0] for k in found}}
 
 
 @CRITERIA.register("last")
