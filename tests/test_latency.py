@@ -9,6 +9,7 @@ import pytest
 
 from pruning.metrics.latency import (
     Slot,
+    between,
     changes,
     contrasts,
     disagrees,
@@ -197,3 +198,17 @@ def test_reference_slots_follow_the_square_root_rule_over_pooled_comparisons():
     assert reference_slots(60, 2) == 43  # attention and MLP singles: ceil(60 / sqrt(2))
     order = round_order(list(SINGLES), "base", 0, 0, ONE_CLASS)
     assert order.count("base") == 30 and len(order) == 60
+
+
+def test_two_variants_compared_directly_recover_their_ratio_and_beat_comparing_two_intervals():
+    truth = {"base": 1.0, "a": 0.90, "b": 0.95, "c": 0.95}
+    hits, tighter = 0, 0
+    for seed in range(20):
+        slots = synthetic(truth, 20, seed=seed)
+        direct = between(slots, "base", {}, "a", "b")
+        hits += direct.low <= 0.90 / 0.95 <= direct.high
+        found = changes(slots, "base")
+        # two intervals against the reference separate only when the gap exceeds both half-widths
+        tighter += direct.half_width_pp < found["a"].half_width_pp + found["b"].half_width_pp
+    assert hits >= 17 and tighter == 20
+    assert between(synthetic(truth, 20, seed=1), "base", {}, "b", "c").low < 1.0  # same truth

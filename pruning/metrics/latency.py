@@ -171,6 +171,17 @@ def estimates(slots: Sequence[Slot], reference: str, classes: Mapping[str, str])
     return out
 
 
+def between(slots: Sequence[Slot], reference: str, classes: Mapping[str, str], a: str, b: str) -> Change:
+    """Variant ``a``'s time relative to variant ``b``'s, measured directly from the same campaign:
+    the shift between their contrasts (the cut applied as in ``estimates``), with its 95%
+    interval. Two intervals against the unpruned model separate only when the gap exceeds both
+    half-widths; this one interval is narrower than their sum."""
+    names = {s.variant for s in slots}
+    label = {n: classes.get(n, f"variant:{n}") for n in names if n != reference}
+    by = _untrimmed(slots, contrasts(slots, reference, label))
+    return _change(by[a], by[b])
+
+
 def _untrimmed(slots: Sequence[Slot], d: Sequence[float]) -> dict[str, list[float]]:
     """Each variant's contrasts without the slots hit by interference (see the module docstring)."""
     by: dict[str, list[float]] = {}
