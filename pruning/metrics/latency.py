@@ -150,8 +150,7 @@ def estimates(slots: Sequence[Slot], reference: str, classes: Mapping[str, str])
     """Every variant's ``Estimate`` against ``reference``: pooled over its work class
     (``classes``: variant -> class; a variant not in it is a class of its own), or its own
     when it is off its class (see the module docstring)."""
-    names = {s.variant for s in slots}
-    label = {n: classes.get(n, f"variant:{n}") for n in names if n != reference}
+    label = _labels(slots, reference, classes)
     by = _untrimmed(slots, contrasts(slots, reference, label))
     ref = by.pop(reference)
     own = {n: _change(values, ref) for n, values in by.items()}
@@ -176,10 +175,13 @@ def between(slots: Sequence[Slot], reference: str, classes: Mapping[str, str], a
     the shift between their contrasts (the cut applied as in ``estimates``), with its 95%
     interval. Two intervals against the unpruned model separate only when the gap exceeds both
     half-widths; this one interval is narrower than their sum."""
-    names = {s.variant for s in slots}
-    label = {n: classes.get(n, f"variant:{n}") for n in names if n != reference}
-    by = _untrimmed(slots, contrasts(slots, reference, label))
+    by = _untrimmed(slots, contrasts(slots, reference, _labels(slots, reference, classes)))
     return _change(by[a], by[b])
+
+
+def _labels(slots: Sequence[Slot], reference: str, classes: Mapping[str, str]) -> dict[str, str]:
+    """Every variant but the reference -> its work class (a class of its own when unnamed)."""
+    return {n: classes.get(n, f"variant:{n}") for n in {s.variant for s in slots} if n != reference}
 
 
 def _untrimmed(slots: Sequence[Slot], d: Sequence[float]) -> dict[str, list[float]]:
