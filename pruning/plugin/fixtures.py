@@ -120,10 +120,12 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
 
         benchmark.group = "decode"
         benchmark.pedantic(speed.decode, setup=setup, rounds=1, iterations=1)
-        timed = timed_fields("decode", campaign, variant.id)
-        fields: dict[str, Any] = {"id": variant.id, "work": study.work_class(variant)}
-        fields |= {k: list(v) if isinstance(v, tuple) else v for k, v in timed.items()}
-        ms = float(timed["decode_ms_per_token"])
+        fields = {
+            "id": variant.id,
+            "work": study.work_class(variant),
+            **timed_fields("decode", campaign, variant.id),
+        }
+        ms = float(fields["decode_ms_per_token"])
         benchmark.extra_info[PROPERTY] = {"row": fields, "fingerprint": study.fingerprint.as_dict()}
         prune_record(variant, fields)
         return ms

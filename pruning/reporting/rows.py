@@ -306,6 +306,8 @@ def _fit(rows: Sequence[Row], fields: TimedFields) -> DepthFit | None:
 
 
 def _off(interval: tuple[float, float] | None, fit: DepthFit | None, kept: int, base: int) -> bool | None:
-    if interval is None or fit is None:
+    """Whether ``interval`` misses the fit; None where there is nothing to check: no interval, or
+    no fit with a residual (a line through two work classes holds both exactly)."""
+    if interval is None or fit is None or fit.points <= 2:
         return None
     return disagrees(interval, fit, kept, base)

@@ -201,8 +201,9 @@ def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows:
                 else f"R² {fit.r2:.3f} by construction: a line through {fit.points} work classes is exact "
                 "and checks nothing"
             )
-            text += f"; off the fit (95% intervals, ~{chance:.1f} expected by chance): "
-            text += ", ".join(off) or "none"
+            if fit.points > 2:
+                text += f"; off the fit (95% intervals, ~{chance:.1f} expected by chance): "
+                text += ", ".join(off) or "none"
         lines.append(text)
     return lines
 
@@ -218,8 +219,9 @@ def class_sizes(campaign: Campaign) -> dict[str, int]:
 
 
 def _pooling(campaign: Campaign) -> str:
-    """``changes pooled in 2 work classes (30, 30); off their class (own intervals, ~3.0
-    expected by chance): drop[7]`` or, with no class of two, ``no work class to pool``."""
+    """``changes pooled over 2 work class(es) of 30, 30 variants; off their class (reported on
+    their own; ~3.0 expected by chance): drop[attn7]``, or ``each variant its own work class: no
+    pooling``."""
     sizes = sorted(class_sizes(campaign).values(), reverse=True)
     pooled = [n for n in sizes if n > 1]
     if not pooled:

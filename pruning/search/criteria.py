@@ -178,8 +178,7 @@ def calib_ppl(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
 
 @CRITERIA.register("sleb")
 def sleb(data: CriterionInput) -> tuple[tuple[float, ...] | None, Chosen]:
-    singles = data.singles.of(data)
-    first = min(singles, key=lambda v: (singles[v], v.sort_key))  # the race's exact top 1
+    first = lowest(list(data.singles.of(data).values()), 1, data.names)[1]  # calib_ppl's K=1
     if data.k_max < 2:
         return None, {1: first}
     found = beam(data.model, data.windows, data.k_max, 1, data.engine, start=first, space=data.space)

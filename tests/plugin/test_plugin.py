@@ -132,6 +132,7 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
         own, reported = row["speed_own_ci95"], row["speed_ratio_ci95"]
         assert reported == own if row["speed_off_class"] else reported[1] - reported[0] < own[1] - own[0]
         assert row["work"] == "3× block"
+        assert row["speed_off_fit"] is None  # two depths: a line through them checks nothing
     for row in data["rows"][1:]:
         low, high = row["speed_change_ci95"]
         assert low <= row["speed_change_pct"] <= high
@@ -517,21 +518,21 @@ def test_healing_options_and_impossible_healings_fail_at_start(suite):
 
 def test_sub_layer_variants_are_measured_beside_block_variants(suite, tmp_path):
     pytester, args, _ = suite
-    plan = ["--prune-plan", "drop:attn0;mlp2;1;attn1,mlp3", "--prune-report", str(tmp_path)]
+    plan = ["--prune-plan", "drop:attn0;mlp2;1;0,1;attn1,mlp3", "--prune-report", str(tmp_path)]
     result = pytester.runpytest(*args, *plan, f"--prune-export={tmp_path / 'out'}")
-    result.assert_outcomes(passed=15)  # 5 variants x (quality, prefill, decode)
+    result.assert_outcomes(passed=18)  # 6 variants x (quality, prefill, decode)
     result.stdout.fnmatch_lines(
         ["pruning: not exporting drop[[]attn0[]]: a model without sub-layers has no stock config"]
     )
     rows = {r["id"]: r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
-    assert list(rows) == ["base", "drop[attn0]", "drop[1]", "drop[attn1,mlp3]", "drop[mlp2]"]
+    assert list(rows) == ["base", "drop[0,1]", "drop[attn0]", "drop[1]", "drop[attn1,mlp3]", "drop[mlp2]"]
     for vid in ("drop[attn0]", "drop[mlp2]", "drop[attn1,mlp3]"):
         row = rows[vid]
         assert row["removed"] == [] and row["layers"] == 4 and row["units"] == vid[5:-1].split(",")
         assert row["kl"] > 0 and row["params"] < rows["base"]["params"]
         assert row["speed_change_ci95"] is not None and row["speed_off_fit"] is None  # not a depth
-    assert rows["drop[1]"]["speed_off_fit"] is not None
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["base", "drop[1]"]
+    assert rows["drop[1]"]["speed_off_fit"] is not None  # three depths: the fit has a residual
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["base", "drop[0,1]", "drop[1]"]
 
 
 def test_a_second_prefill_length_is_timed_in_its_own_interleaved_campaign(suite, tmp_path):
