@@ -26,9 +26,10 @@ Exact definitions (``pruning.metrics.timing`` says how slots are timed):
   values differ) take the same time up to what this test detects: a class's *pooled* ratio is
   the shift of all its variants' contrasts together against the unpruned model's (one
   interval from all those slots), and each variant's *own* ratio from its own slots alone. A
-  variant is *off its class* when its own interval excludes the pooled ratio (at 95%, about 5%
-  of the variants of a class by chance); it is then reported by its own ratio and interval and
-  left out of the class's pool. Every other variant of a class reports the pooled ratio and
+  variant is *off its class* when its own interval at the Bonferroni level 1 - 0.05/n (n
+  variants in the class) excludes the pooled ratio, so that chance marks one in about 5% of
+  classes, not 5% of variants; it is then reported by its own ratio and 95% interval and left
+  out of the class's pool. Every other variant of a class reports the pooled ratio and
   interval: one removal among 30 is timed a few times, the class of 30 a hundred;
 - *change* = 100 (ratio - 1), negative meaning faster; it is *significant* when its interval
   excludes 0, and a change that is not significant is never shown as a slowdown;
@@ -93,7 +94,7 @@ class Estimate:
     change: Change  # reported: its class's pooled change, or its own when it is off its class
     own: Change  # from its own slots alone
     pooled: int  # variants whose slots ``change`` pools (1: its own only)
-    off_class: bool  # its own interval excludes its class's pooled ratio
+    off_class: bool  # its own interval (Bonferroni over its class) excludes the class's pooled ratio
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,12 @@ def _neighbour_median(values: np.ndarray, i: int) -> float:
     return float(np.median(around)) if around.size else float(values[i])
 
 
-def shift(sample: Sequence[float], reference: Sequence[float]) -> tuple[float, float, float]:
-    """Hodges-Lehmann shift of ``sample`` against ``reference`` and its 95% Mann-Whitney interval."""
+def shift(sample: Sequence[float], reference: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
+    """Hodges-Lehmann shift of ``sample`` against ``reference`` and its Mann-Whitney interval
+    (95% with the default ``z``)."""
     diffs = np.sort(np.subtract.outer(np.asarray(sample), np.asarray(reference)).ravel())
     n, m = len(sample), len(reference)
-    k = math.floor(n * m / 2.0 - Z95 * math.sqrt(n * m * (n + m + 1) / 12.0))
+    k = math.floor(n * m / 2.0 - z * math.sqrt(n * m * (n + m + 1) / 12.0))
     k = min(max(k, 0), (diffs.size - 1) // 2)
     return float(np.median(diffs)), float(diffs[k]), float(diffs[diffs.size - 1 - k])
 
@@ -160,7 +162,9 @@ def estimates(slots: Sequence[Slot], reference: str, classes: Mapping[str, str])
     out = {reference: Estimate(Change(1.0, 1.0, 1.0), Change(1.0, 1.0, 1.0), 1, False)}
     for group in members.values():
         pooled = _change([x for n in group for x in by[n]], ref)
-        off = {n for n in group if len(group) > 1 and excludes((own[n].low, own[n].high), pooled.ratio)}
+        z = float(stats.norm.ppf(1.0 - 0.025 / len(group)))  # Bonferroni over the class
+        wide = {n: _change(by[n], ref, z) for n in group} if len(group) > 1 else {}
+        off = {n for n in wide if excludes((wide[n].low, wide[n].high), pooled.ratio)}
         inside = [n for n in group if n not in off]
         if off and len(inside) > 1:  # the pool without the variants that left it
             pooled = _change([x for n in inside for x in by[n]], ref)
@@ -196,8 +200,8 @@ def _untrimmed(slots: Sequence[Slot], d: Sequence[float]) -> dict[str, list[floa
     return {name: [v for v in values if v - centre[name] <= cut] for name, values in by.items()}
 
 
-def _change(sample: Sequence[float], reference: Sequence[float]) -> Change:
-    mid, low, high = shift(sample, reference)
+def _change(sample: Sequence[float], reference: Sequence[float], z: float = Z95) -> Change:
+    mid, low, high = shift(sample, reference, z)
     return Change(math.exp(mid), math.exp(low), math.exp(high))
 
 

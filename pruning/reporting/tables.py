@@ -227,7 +227,7 @@ def _pooling(campaign: Campaign) -> str:
     if not pooled:
         return "each variant its own work class: no pooling"
     off = [n for n, e in campaign.estimates.items() if e.off_class]
-    chance = 0.05 * sum(pooled)
+    chance = 0.05 * len(pooled)  # the off-class test is Bonferroni over each class
     shown = ", ".join(map(str, pooled[:6])) + (", …" if len(pooled) > 6 else "")
     return (
         f"changes pooled over {len(pooled)} work class(es) of {shown} variants; off their class "
