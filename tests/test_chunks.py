@@ -134,3 +134,20 @@ def test_block_shares_of_a_partition_add_up_to_one_and_grow_with_position():
 )
 def test_chunk_spans(scored, want):
     assert chunk_spans(scored) == want
+
+
+@pytest.mark.parametrize("arch", ["tiny-llama", "tiny-gemma3", "tiny-gptneox"])
+def test_a_race_without_the_unpruned_model_runs_only_its_shared_prefix(arch, windows, engine_options):
+    """Candidates that all remove something: base runs up to their deepest shared prefix, is not
+    scored, and the candidates' chunked NLLs still equal their own full forward passes."""
+    model = load_model(f"random:{arch}").model
+    window = windows[1]
+    candidates = [Variant(attn=(2,)), Variant(attn=(2, 3)), Variant((3,), "", (2,)), Variant(mlp=(1,))]
+    got, carry = _chunked_nll(model, window, candidates, engine_options)
+    assert carry is not None
+    for v in candidates:
+        torch.testing.assert_close(got[v], _full_pass_nll(model, window, v), rtol=EXACT_RTOL, atol=0.0)
+    alone = evaluate_chunk(model, window, (0, 32), candidates, None, engine_options, {})
+    scored = evaluate_chunk(model, window, (0, 32), [BASE, *candidates], None, engine_options, {})
+    assert BASE not in alone.nll and BASE in scored.nll
+    assert alone.cost < scored.cost

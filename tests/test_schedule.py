@@ -37,3 +37,26 @@ def test_naive_schedule_runs_every_kept_block():
     schedule = plan_schedule(variants, 4, share=False)
     assert [len(s.run) for s in schedule.steps] == [4, 3, 2]  # base, kept (0,2,3), kept (1,2)
     assert all(not s.resume and not s.capture for s in schedule.steps)
+
+
+def test_without_a_reference_base_runs_only_the_prefixes_it_shares_unscored():
+    variants = [Variant(attn=(2,)), Variant(attn=(2, 3)), Variant((1,), "", (2,))]  # all keep blocks 0..
+    schedule = plan_schedule(variants, 6, reference=False)
+    base = schedule.steps[0]
+    assert base.variant == BASE and not base.scored
+    assert base.run == (0, 1)  # the deepest prefix a candidate shares: blocks 0 and 1
+    assert [s.variant for s in schedule.steps[1:]] == sorted(variants, key=lambda v: v.kept(6))
+    assert schedule.head_passes == 3  # the candidates only
+    full = plan_schedule(variants, 6)
+    assert full.steps[0].run == (0, 1, 2, 3, 4, 5) and full.head_passes == 4
+
+
+def test_without_a_reference_base_is_skipped_when_it_shares_nothing():
+    variants = [Variant((0,)), Variant((0, 3))]  # both lose block 0
+    schedule = plan_schedule(variants, 4, reference=False)
+    assert BASE not in [s.variant for s in schedule.steps] and schedule.head_passes == 2
+
+
+def test_base_among_the_variants_is_scored_whatever_the_reference_flag():
+    schedule = plan_schedule([BASE, Variant((2,))], 4, reference=False)
+    assert schedule.steps[0].scored and schedule.steps[0].run == (0, 1, 2, 3)

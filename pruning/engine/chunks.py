@@ -78,7 +78,8 @@ def evaluate_chunk(
     """NLL of ``variants`` at the window's scored positions ``span`` = [start, stop).
 
     ``carry`` must be what the previous chunk of this window returned (its length is checked),
-    or None to compute from position 0. The base model is always run: it is the tree's root.
+    or None to compute from position 0. The base model is the tree's root: it runs its shared
+    prefixes, and is scored only when it is one of ``variants``.
     ``batch_heads`` scores the final hidden states of several variants with one LM-head matrix
     product instead of one per variant: the same FLOPs, at the better speed of a taller matrix
     on a CPU. It assumes logits = head(final hidden state), which ``check_continuation`` verifies.
@@ -92,7 +93,7 @@ def evaluate_chunk(
             f"0 <= start < stop <= {window.scored} with start = cached positions - {first}"
         )
     n_layers = len(get_blocks(model))
-    schedule = plan_schedule(variants, n_layers, True, max_states(model, hi - lo, options))
+    schedule = plan_schedule(variants, n_layers, True, max_states(model, hi - lo, options), reference=False)
     nll, layers = _run(model, schedule, window, (lo, hi), stop - start, carry, runners, batch_heads)
     nbytes = sum(_layer_bytes(layer) for layer in layers.values())
     kept = Carry(hi, layers, nbytes) if nbytes <= options.max_state_mb * 2**20 else None
@@ -132,10 +133,10 @@ def _run(
             runner = _runner(model, step, schedule.n_layers, runners, batch_heads)
             logits, cache = _forward(runner, step, ids, keep, carry, states)
             layers.update(_harvest(cache, step))
-            if heads is None:
+            if step.scored and heads is None:  # (base running only its shared prefixes is not)
                 nll[step.variant] = token_nll(logits[0], targets)
-            else:  # the runner's head is a pass-through: these are final hidden states
-                heads.add(step.variant, logits[0])
+            elif step.scored and heads is not None:  # the runner's head is a pass-through:
+                heads.add(step.variant, logits[0])  # these are final hidden states
             for prefix in step.evict:
                 states.pop(prefix, None)
         if heads is not None:
@@ -186,14 +187,14 @@ class _Heads:
 
 
 def _runner_key(step: Step, headless: bool) -> tuple[bool, Prefix, tuple[int, ...], tuple[int, ...]]:
-    return (headless, step.resume, step.run, step.capture)
+    return (headless or not step.scored, step.resume, step.run, step.capture)
 
 
 def _runner(model: nn.Module, step: Step, n_layers: int, runners: RunnerCache, headless: bool) -> Runner:
     key = _runner_key(step, headless)
     if key not in runners:
         runner = build_runner(model, step, n_layers)
-        if headless:
+        if key[0]:  # headless: batched head scoring, or a step nobody scores
             _pass_through_head(runner.model)
         runners[key] = runner
     return runners[key]

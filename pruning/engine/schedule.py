@@ -5,8 +5,11 @@ the unpruned model's. More generally, two variants whose kept-block sequences sh
 share the hidden state after it. A schedule walks the variants in lexicographic order of
 their kept sequences (a depth-first walk of the prefix tree), starts each one from the
 deepest cached prefix state, captures the states later variants can start from, and evicts
-states no later variant needs. The unpruned model always runs first: it is the fidelity
-reference, and it captures the states of all its prefixes that any variant shares.
+states no later variant needs. The unpruned model always runs first and captures the states
+of all its prefixes that any variant shares. Where it is scored (the fidelity reference of a
+quality sweep, or a candidate of a race) it runs every block; otherwise (a race whose
+candidates all remove something) it runs only up to the deepest prefix another variant
+shares, and is not scored: its remaining blocks and its head would compute nothing anybody reads.
 
 When caching a state would exceed the memory bound, it is not cached, and the variants
 that would have used it start from a shallower state: slower, never an error.
@@ -31,6 +34,7 @@ class Step:
     run: tuple[int, ...]  # original indices of the blocks executed
     capture: tuple[int, ...]  # positions j in ``run`` whose output state is cached
     evict: tuple[Prefix, ...]  # cached prefixes dropped after this step
+    scored: bool = True  # False: runs only to share its prefixes (final norm and head skipped)
 
 
 @dataclass(frozen=True)
@@ -48,18 +52,25 @@ class Schedule:
 
     @property
     def head_passes(self) -> int:
-        """LM-head passes (final norm + head) per window batch."""
-        return len(self.steps)
+        """LM-head passes (final norm + head) per window batch: one per scored step."""
+        return sum(1 for s in self.steps if s.scored)
 
 
 def plan_schedule(
-    variants: Sequence[Variant], n_layers: int, share: bool = True, max_states: int | None = None
+    variants: Sequence[Variant],
+    n_layers: int,
+    share: bool = True,
+    max_states: int | None = None,
+    reference: bool = True,
 ) -> Schedule:
     """The schedule for ``variants`` (base is added first if missing).
 
     ``share=False`` gives the naive schedule: every variant runs all its blocks.
     ``max_states`` bounds how many hidden states are cached at once (None: no bound).
+    ``reference=False`` (and base not among ``variants``): base runs only the prefixes it shares,
+    unscored, and not at all when it shares none.
     """
+    trunk_only = not reference and BASE not in variants
     others = sorted({v for v in variants if v != BASE}, key=lambda v: v.kept(n_layers))
     order = [BASE, *others]
     kept = [v.kept(n_layers) for v in order]
@@ -79,6 +90,10 @@ def plan_schedule(
         peak = max(peak, len(cache))
         evict = tuple(sorted(p for p in cache if not _needed(p, kept, s + 1)))
         cache.difference_update(evict)
+        if s == 0 and trunk_only:  # base: up to its deepest shared prefix, unscored
+            if capture:
+                steps.append(Step(variant, (), seq[: capture[-1] + 1], tuple(capture), evict, False))
+            continue
         steps.append(Step(variant, seq[:start], seq[start:], tuple(capture), evict))
     return Schedule(tuple(steps), n_layers, peak)
 
