@@ -106,6 +106,25 @@ def test_copy_false_shares_weights_and_copy_true_does_not(lm):
     assert count_parameters(shared) == count_parameters(independent) < count_parameters(lm.model)
 
 
+def test_a_pruned_view_never_writes_into_the_input_model(lm):
+    """The fast structural clone (shallow hook dicts, shared tensors) leaves nothing shared that
+    surgery or a caller mutates: configs, layer numbers, hooks, submodules."""
+    model = lm.model
+    config_before = model.config.to_dict()
+    idx_before = [m.layer_idx for m in model.modules() if isinstance(getattr(m, "layer_idx", None), int)]
+    pruned = remove_layers(model, [0], attn=[1] if lm.num_layers > 2 else [])
+    pruned.config.foo = "bar"
+    handle_count = sum(len(m._forward_hooks) for m in model.modules())
+    get_blocks(pruned)[0].register_forward_hook(lambda *a: None)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == handle_count
+    assert model.config.to_dict() == config_before and not hasattr(model.config, "foo")
+    after = [m.layer_idx for m in model.modules() if isinstance(getattr(m, "layer_idx", None), int)]
+    assert after == idx_before and len(get_blocks(model)) == lm.num_layers
+    with torch.inference_mode():  # the input model still computes what a fresh copy computes
+        torch.testing.assert_close(model(IDS).logits, remove_layers(model, [], copy=True)(IDS).logits)
+    assert {id(p) for p in pruned.parameters()} <= {id(p) for p in model.parameters()}
+
+
 @pytest.mark.parametrize(
     ("drop", "message"),
     [

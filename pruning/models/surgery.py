@@ -121,13 +121,41 @@ def structural_copy(model: nn.Module, share_weights: bool, blocks: Sequence[int]
     With ``blocks``, the copy's block list holds copies of just those blocks, in that order:
     the others are never copied, which makes building many pruned views cheap.
     """
-    memo: dict[int, object] = {}
+    memo: dict[int, Any] = {}
     if share_weights:  # deepcopy the module structure, but map every tensor to itself
         memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     if blocks is not None:
         original = get_blocks(model)
-        memo[id(original)] = nn.ModuleList(copy_module.deepcopy(original[i], memo) for i in blocks)
-    return copy_module.deepcopy(model, memo)
+        memo[id(original)] = nn.ModuleList(_clone(original[i], memo) for i in blocks)
+    return _clone(model, memo)
+
+
+_BOOKKEEPING = frozenset(vars(nn.Module()))  # nn.Module's own attributes: hook dicts, flags
+
+
+def _clone(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
+    """``copy.deepcopy(module, memo)``, several times faster (engines build a step model per
+    candidate): children are cloned, tensors and a module's own attributes (its config, for one)
+    go through ``deepcopy`` with ``memo``, and nn.Module's bookkeeping (hook dicts of functions,
+    flags), which deepcopy would rebuild item by item, is copied shallowly."""
+    if id(module) in memo:
+        return cast(nn.Module, memo[id(module)])
+    if hasattr(module, "__deepcopy__") or hasattr(module, "__slots__"):
+        return copy_module.deepcopy(module, memo)
+    new = module.__class__.__new__(module.__class__)
+    memo[id(module)] = new
+    state: dict[str, Any] = {}
+    for key, value in vars(module).items():
+        if key == "_modules":
+            state[key] = {name: None if m is None else _clone(m, memo) for name, m in value.items()}
+        elif key in ("_parameters", "_buffers"):
+            state[key] = {name: copy_module.deepcopy(t, memo) for name, t in value.items()}
+        elif key in _BOOKKEEPING:  # dicts and sets of hooks (type(v)(v): C speed), or flags
+            state[key] = type(value)(value) if isinstance(value, (dict, set)) else value
+        else:
+            state[key] = copy_module.deepcopy(value, memo)
+    new.__dict__.update(state)
+    return new
 
 
 def rebuild_blocks(
