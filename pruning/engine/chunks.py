@@ -133,10 +133,12 @@ def _run(
             runner = _runner(model, step, schedule.n_layers, runners, batch_heads)
             logits, cache = _forward(runner, step, ids, keep, carry, states)
             layers.update(_harvest(cache, step))
-            if step.scored and heads is None:  # (base running only its shared prefixes is not)
+            if not step.scored:  # base, running only the prefixes the others share
+                pass
+            elif heads is None:
                 nll[step.variant] = token_nll(logits[0], targets)
-            elif step.scored and heads is not None:  # the runner's head is a pass-through:
-                heads.add(step.variant, logits[0])  # these are final hidden states
+            else:  # the runner's head is a pass-through: these are final hidden states
+                heads.add(step.variant, logits[0])
             for prefix in step.evict:
                 states.pop(prefix, None)
         if heads is not None:
@@ -186,15 +188,21 @@ class _Heads:
         return self.nll
 
 
-def _runner_key(step: Step, headless: bool) -> tuple[bool, Prefix, tuple[int, ...], tuple[int, ...]]:
-    return (headless or not step.scored, step.resume, step.run, step.capture)
+def _runner_key(step: Step, batch_heads: bool) -> tuple[bool, Prefix, tuple[int, ...], tuple[int, ...]]:
+    return (_headless(step, batch_heads), step.resume, step.run, step.capture)
 
 
-def _runner(model: nn.Module, step: Step, n_layers: int, runners: RunnerCache, headless: bool) -> Runner:
-    key = _runner_key(step, headless)
+def _headless(step: Step, batch_heads: bool) -> bool:
+    """Whether the step's model ends in a pass-through head: its hidden states are scored in a
+    batch, or nobody scores it."""
+    return batch_heads or not step.scored
+
+
+def _runner(model: nn.Module, step: Step, n_layers: int, runners: RunnerCache, batch_heads: bool) -> Runner:
+    key = _runner_key(step, batch_heads)
     if key not in runners:
         runner = build_runner(model, step, n_layers)
-        if key[0]:  # headless: batched head scoring, or a step nobody scores
+        if _headless(step, batch_heads):
             _pass_through_head(runner.model)
         runners[key] = runner
     return runners[key]

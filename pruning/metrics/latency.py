@@ -42,7 +42,7 @@ Exact definitions (``pruning.metrics.timing`` says how slots are timed):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,7 +152,7 @@ def estimates(slots: Sequence[Slot], reference: str, classes: Mapping[str, str])
     """Every variant's ``Estimate`` against ``reference``: pooled over its work class
     (``classes``: variant -> class; a variant not in it is a class of its own), or its own
     when it is off its class (see the module docstring)."""
-    label = _labels(slots, reference, classes)
+    label = labels((s.variant for s in slots), reference, classes)
     by = _untrimmed(slots, contrasts(slots, reference, label))
     ref = by.pop(reference)
     own = {n: _change(values, ref) for n, values in by.items()}
@@ -179,13 +179,16 @@ def between(slots: Sequence[Slot], reference: str, classes: Mapping[str, str], a
     the shift between their contrasts (the cut applied as in ``estimates``), with its 95%
     interval. Two intervals against the unpruned model separate only when the gap exceeds both
     half-widths; this one interval is narrower than their sum."""
-    by = _untrimmed(slots, contrasts(slots, reference, _labels(slots, reference, classes)))
+    label = labels((s.variant for s in slots), reference, classes)
+    by = _untrimmed(slots, contrasts(slots, reference, label))
     return _change(by[a], by[b])
 
 
-def _labels(slots: Sequence[Slot], reference: str, classes: Mapping[str, str]) -> dict[str, str]:
-    """Every variant but the reference -> its work class (a class of its own when unnamed)."""
-    return {n: classes.get(n, f"variant:{n}") for n in {s.variant for s in slots} if n != reference}
+def labels(names: Iterable[str], reference: str, classes: Mapping[str, str] | None) -> dict[str, str]:
+    """Every variant of ``names`` but the reference -> its work class in ``classes`` (a class of
+    its own, ``variant:<id>``, when it names none)."""
+    given = classes or {}
+    return {n: given.get(n, f"variant:{n}") for n in names if n != reference}
 
 
 def _untrimmed(slots: Sequence[Slot], d: Sequence[float]) -> dict[str, list[float]]:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pruning.metrics.latency import Change, Estimate, Slot, estimates, median_half_width, reference_ms
+from pruning.metrics.latency import Change, Estimate, Slot, estimates, labels, median_half_width, reference_ms
 
 Measure = Callable[[], float]  # times one slot; returns its time in seconds
 OnProgress = Callable[["CampaignProgress"], None]
@@ -89,7 +89,7 @@ def round_order(
     """The slots of round ``index``: every name once, ``reference`` ``reference_slots`` times,
     shuffled; ``classes`` (variant -> work class) as for ``pruning.metrics.latency.estimates``."""
     others = [n for n in names if n != reference]
-    kinds = len({(classes or {}).get(n, f"variant:{n}") for n in others})
+    kinds = len(set(labels(others, reference, classes).values()))
     slots = [*others, *[reference] * reference_slots(len(others), kinds)]
     random.Random(f"{seed}:{index}").shuffle(slots)
     return slots

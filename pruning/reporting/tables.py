@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from pruning.common.files import atomic_write
 from pruning.healing.methods import HealRecord
-from pruning.metrics.latency import excludes
+from pruning.metrics.latency import excludes, labels
 from pruning.metrics.timing import Campaign
 from pruning.reporting.rows import TIMED, Row, SpeedFits
 
@@ -210,12 +211,7 @@ def speed_lines(campaigns: Mapping[str, Campaign], fits: SpeedFits | None, rows:
 
 def class_sizes(campaign: Campaign) -> dict[str, int]:
     """How many variants each work class of ``campaign`` holds (the reference not counted)."""
-    sizes: dict[str, int] = {}
-    for name in campaign.estimates:
-        if name != campaign.reference:
-            label = campaign.classes.get(name, name)
-            sizes[label] = sizes.get(label, 0) + 1
-    return sizes
+    return dict(Counter(labels(campaign.estimates, campaign.reference, campaign.classes).values()))
 
 
 def _pooling(campaign: Campaign) -> str:
