@@ -1,11 +1,18 @@
-"""Shared test fixtures: a small text corpus and the WikiText-2 data directory."""
+"""Shared test fixtures: a small text corpus and the WikiText-2 data directory.
+
+``make test`` runs the suite on pytest-xdist workers (``-n 2``); a worker then owns its share of
+the CPU cores for torch, and the runs that ``pytester`` starts inside it see no trace of the
+outer xdist session (pytest-benchmark reads ``PYTEST_XDIST_WORKER`` and would turn its timing off).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from pruning.data.corpora import Corpus, load_corpus
 from pruning.data.windows import EvalProtocol
@@ -18,6 +25,21 @@ from pruning.study.settings import ModelSettings, Settings
 pytest_plugins = ["pytester"]
 
 DATA_DIR = Path(os.environ.get("PRUNING_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:  # workers that each take every core would oversubscribe them
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Pytester]:
+    """pytest's ``pytester``, its runs free of the outer xdist worker's environment; the torch
+    thread count an inner session sets is put back afterwards."""
+    for name in XDIST_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    threads = torch.get_num_threads()
+    yield pytester
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -63,3 +67,23 @@ def test_an_unknown_policy_or_no_room_is_a_clear_error():
         load_model("random:tiny-llama", device_map="fastest")
     with pytest.raises(ValueError, match="puts every module on disk; expected room"):
         load_model("random:tiny-llama", device_map="sequential", max_memory={"cpu": "100KiB"})
+
+
+def test_a_temporary_offload_folder_is_deleted_when_the_process_exits(tmp_path):
+    """Disk offload without an ``offload_dir`` writes the weights to a temporary folder; it must
+    not outlive the process (a real model leaves gigabytes), and a map with no disk writes none."""
+    script = (
+        "import tempfile\n"
+        "from pruning import load_model, remove_layers\n"
+        "placed = load_model('random:tiny-llama', device_map='sequential', max_memory={'cpu': '600KiB'})\n"
+        "remove_layers(placed.model, [3])(__import__('torch').tensor([[1, 2, 3]]))\n"
+        "in_memory = load_model('random:tiny-llama', device_map='sequential', max_memory={'cpu': '1GiB'})\n"
+        "print(tempfile.gettempdir())\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path)  # the child's temporary files went where we look
+    assert not list(tmp_path.glob("pruning-offload-*"))

@@ -5,12 +5,16 @@
 a transformer block), or an explicit ``{module: device}`` map is used as given; then
 ``dispatch_model`` installs the hooks that move hidden states with the blocks. A device may be
 ``"disk"``: those weights are offloaded to ``offload_dir`` and loaded for each forward pass.
+Without an ``offload_dir``, a temporary folder holds them and is deleted when the process exits
+(not earlier: pruned copies of the model still read it); a map without ``"disk"`` writes none.
 Surgery and the engine work unchanged on a placed model: the blocks keep their hooks, so each
 one runs where accelerate put it (tested on CPU with blocks offloaded to disk).
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,8 +42,13 @@ def place(
             f"device map {device_map!r} with max_memory {dict(max_memory or {})!r} puts every module on "
             f"disk; expected room for at least the embeddings on a compute device"
         )
-    folder = offload_dir or Path(tempfile.mkdtemp(prefix="pruning-offload-"))
-    placed: nn.Module = dispatch_model(model, device_map=resolved, offload_dir=str(folder))
+    folder = offload_dir
+    if folder is None and "disk" in resolved.values():
+        folder = Path(tempfile.mkdtemp(prefix="pruning-offload-"))  # a copy of every offloaded weight
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    placed: nn.Module = dispatch_model(
+        model, device_map=resolved, offload_dir=None if folder is None else str(folder)
+    )
     return placed
 
 
