@@ -53,5 +53,16 @@ def test_slots_time_what_they_say_and_decode_slots_start_from_the_same_cache():
     cache, token = start_decode(lm.model, ids)
     steps = decode_steps(lm.model, cache, token, 5)
     assert len(steps) == 5 and all(s > 0.0 for s in steps)
-    measure = decode_slot(lm.model, ids, 4)
+    started = start_decode(lm.model, ids)
+    before = [t.clone() for t in _cache_tensors(started[0])]
+    measure = decode_slot(lm.model, started, 4)
     assert measure() > 0.0 and measure() > 0.0  # a second slot decodes from a fresh copy
+    after = _cache_tensors(started[0])  # the shared prefilled cache is never grown or written
+    assert len(after) == len(before) and all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def _cache_tensors(cache) -> list[torch.Tensor]:
+    """Every tensor a transformers cache holds (keys and values of every layer)."""
+    found = [v for layer in cache.layers for v in (layer.keys, layer.values) if isinstance(v, torch.Tensor)]
+    assert found
+    return found

@@ -10,7 +10,8 @@ On CUDA the timed functions synchronise before returning, so the timer sees the 
 Speed *changes* come from an interleaved campaign (``pruning.metrics.timing``): every round times
 every variant and the unpruned model in a fresh random order. A prefill slot is ``burst``
 back-to-back passes and keeps the fastest; a decode slot is ``new_tokens`` cached steps from
-the same prefilled cache and keeps the fastest step. The analysis is ``pruning.metrics.latency``.
+a copy of the variant's one prefilled cache (``Started``, made once, also for pytest-benchmark's
+own decode run) and keeps the fastest step. The analysis is ``pruning.metrics.latency``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from torch import nn
 
 from pruning.metrics.timing import Campaign, CampaignSettings, Measure, OnProgress, run_campaign
 from pruning.models.variant import BASE
+
+Started = tuple[Any, torch.Tensor]  # a prefilled KV cache and the first greedy token (1, 1)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def prefill(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def start_decode(model: nn.Module, ids: torch.Tensor) -> tuple[Any, torch.Tensor]:
+def start_decode(model: nn.Module, ids: torch.Tensor) -> Started:
     """Untimed: prefill ``ids`` with the cache on; returns (cache, first greedy token (1, 1))."""
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
     return _cache_of(out), out.logits[:, -1:].argmax(-1)
@@ -91,10 +94,10 @@ def prefill_slot(model: nn.Module, ids: torch.Tensor, burst: int) -> Measure:
     return measure
 
 
-def decode_slot(model: nn.Module, ids: torch.Tensor, new_tokens: int) -> Measure:
-    """A campaign slot: ``new_tokens`` cached greedy steps from one prefill made now (untimed),
-    each slot from a fresh copy of that cache; returns the fastest step (seconds per token)."""
-    cache, token = start_decode(model, ids)
+def decode_slot(model: nn.Module, started: Started, new_tokens: int) -> Measure:
+    """A campaign slot: ``new_tokens`` cached greedy steps from a fresh copy of the prefilled
+    ``started`` (``start_decode``, untimed); returns the fastest step (seconds per token)."""
+    cache, token = started
 
     def measure() -> float:
         return min(decode_steps(model, copy.deepcopy(cache), token, new_tokens))
@@ -122,15 +125,21 @@ def time_variants(
     settings: SpeedSettings,
     on_progress: OnProgress | None = None,
     classes: Mapping[str, str] | None = None,
+    started: Mapping[str, Started] | None = None,
 ) -> Campaign:
     """The interleaved ``kind`` campaign (``prefill``, ``prefill_long`` or ``decode``) over
     ``models`` (variant id -> model), against the unpruned model (id ``base``, which ``models``
     must hold); ``ids`` is the input at the kind's length; ``classes`` (variant id -> work class,
-    ``pruning.models.work``) pools the variants that run the same work."""
+    ``pruning.models.work``) pools the variants that run the same work; ``started`` (decode):
+    each variant's prefilled cache from ``ids``, made here for the variants it lacks."""
     if kind in ("prefill", "prefill_long"):
         measures = {name: prefill_slot(m, ids, settings.burst) for name, m in models.items()}
     elif kind == "decode":
-        measures = {name: decode_slot(m, ids, settings.new_tokens) for name, m in models.items()}
+        given = started or {}
+        measures = {
+            name: decode_slot(m, given[name] if name in given else start_decode(m, ids), settings.new_tokens)
+            for name, m in models.items()
+        }
     else:
         raise ValueError(f"unknown timing kind {kind!r}; expected prefill, prefill_long or decode")
     return run_campaign(kind, measures, BASE.id, settings.campaign, on_progress, classes=classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -84,7 +85,7 @@ def prune_prefill(
         campaign = session.campaign("prefill")
         study = session.study
         benchmark.group = "prefill"
-        model, ids = study.model_for(variant), study.speed_ids
+        model, ids = session.timed_model(variant), study.speed_ids
         benchmark.pedantic(speed.prefill, args=(model, ids), rounds=1, iterations=1)
         row = replace(
             prune_quality(variant),
@@ -112,11 +113,11 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
         _require_timing(benchmark)
         campaign = session.campaign("decode")
         study, cfg = session.study, session.settings.speed
-        model, ids = study.model_for(variant), study.speed_ids
+        model = session.timed_model(variant)
+        cache, token = session.started[variant.id]  # the campaign's prefilled cache (untimed)
 
         def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-            cache, token = speed.start_decode(model, ids)  # untimed prefill
-            return (model, cache, token, cfg.new_tokens), {}
+            return (model, copy.deepcopy(cache), token, cfg.new_tokens), {}
 
         benchmark.group = "decode"
         benchmark.pedantic(speed.decode, setup=setup, rounds=1, iterations=1)
