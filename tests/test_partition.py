@@ -44,4 +44,13 @@ def test_the_scheduler_reads_the_variant_id_from_a_node_id():
     assert variant_id("benchmarks/test_pruning.py::test_quality[drop[1,3]]") == "drop[1,3]"
     assert variant_id("test_pruning.py::test_prefill[base]") == "base"
     assert variant_id("test_x.py::test_plain") is None
+
+
+def test_variant_ids_are_told_from_other_parameter_ids():
+    for found in ("base", "drop[3]", "drop[1,3]", "drop[attn5,mlp7,12]", "drop[14]+lora", "base+linear"):
+        assert Variant.looks_like_id(found), found
+    for other in ("a", "3", "basement", "drop[]", "drop[x]", "drop[1,3", "x-drop[1]", "drop[1]+"):
+        assert not Variant.looks_like_id(other), other
+    variants = [Variant(), Variant((3,)), Variant((1, 3), "lora"), Variant((12,), attn=(5,), mlp=(7,))]
+    assert all(Variant.looks_like_id(v.id) for v in variants)
     assert Variant((1, 3)).id == "drop[1,3]"

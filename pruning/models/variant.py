@@ -6,7 +6,11 @@ reports all name variants; only the plan grammar that selects them belongs to ``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# ``Variant.id``'s syntax: ``base`` or ``drop[units]``, then ``+heal`` for a healed variant.
+ID_SYNTAX = re.compile(r"(base|drop\[(\d+|attn\d+|mlp\d+)(,(\d+|attn\d+|mlp\d+))*\])(\+[\w-]+)?")
 
 
 @dataclass(frozen=True, order=True)
@@ -48,6 +52,11 @@ class Variant:
         a valid pytest id."""
         plain = f"drop[{','.join(self.units)}]" if self.units else "base"
         return f"{plain}+{self.heal}" if self.heal else plain
+
+    @staticmethod
+    def looks_like_id(text: str) -> bool:
+        """Whether ``text`` has the syntax of a variant id (``ID_SYNTAX``), e.g. a test's parameter id."""
+        return ID_SYNTAX.fullmatch(text) is not None
 
     @property
     def is_base(self) -> bool:

@@ -55,10 +55,13 @@ class Distribution:
         xdist's default (expanding it here would run its searches on the controller too)."""
         if config.getvalue("dist") != "load" or self.study.settings.plan.kind in ("best", "criterion"):
             return None
-        if not self.study.model_loaded:
-            say(f"loading model {self.study.settings.model.spec} to group the variants ...")
-        groups = self.group(self.study.variants())
-        return VariantGroupScheduling(config, log, {v.id: k for v, k in groups.items()})
+
+        def make_groups() -> dict[str, int]:  # only once pruning tests were collected
+            if not self.study.model_loaded:
+                say(f"loading model {self.study.settings.model.spec} to group the variants ...")
+            return {v.id: k for v, k in self.group(self.study.variants()).items()}
+
+        return VariantGroupScheduling(config, log, make_groups)
 
     def wanted(self, variant: Variant, selected: list[Variant]) -> list[Variant]:
         """What one quality request evaluates: every selected variant (serially), or every

@@ -2,12 +2,15 @@
 
 One updating line on a terminal (at most one write a second), one plain line every
 ``PLAIN_EVERY_S`` seconds elsewhere (CI logs), so the terminal is never silent for long and
-never flooded. Writes suspend capture the way pytest's own live logging does.
+never flooded. Writes suspend capture the way pytest's own live logging does. An xdist worker
+has no terminal of its own: it writes plain lines, prefixed with its id (``pruning [gw0]: ...``),
+to its standard error, which xdist's workers share with the controller's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +33,12 @@ class TerminalProgress:
 
     def line(self, text: str, final: bool = False) -> None:
         """Show ``text``; throttled unless ``final`` (which also ends the updating line)."""
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is not None:
+            self._worker_line(f"pruning [{workerinput.get('workerid', '?')}]: {text}", final)
+            return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or hasattr(self.config, "workerinput"):
+        if reporter is None:
             return
         now = time.monotonic()
         tty = bool(getattr(reporter, "isatty", False))
@@ -48,6 +55,15 @@ class TerminalProgress:
             else:
                 reporter.ensure_newline()
                 reporter.write(f"pruning: {text}\n", flush=True)
+
+    def _worker_line(self, text: str, final: bool) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < PLAIN_EVERY_S:
+            return
+        self.last = now
+        with self._uncaptured():
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
 
     def __call__(self, description: str, total: int) -> TerminalBar:
         """A ``pruning.common.progress.BarFactory``: a bar that reports through this terminal."""

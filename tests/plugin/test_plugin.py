@@ -378,6 +378,9 @@ def test_xdist_quality_equals_serial(suite, tmp_path):
         str(tmp_path / "xdist"),
     )
     parallel.assert_outcomes(passed=5, skipped=10)  # speed is skipped under xdist
+    # the workers' quality progress reaches the terminal (their standard error), named by worker
+    progress = [line for line in parallel.errlines if re.match(r"pruning \[gw[01]\]: quality", line)]
+    assert {line[:13] for line in progress} == {"pruning [gw0]", "pruning [gw1]"}
     # Whole groups per worker: base and the subtree of drop[1..3] on one, drop[0] on the other
     # (which worker gets which is xdist's choice); 5 variants x 4 windows, each computed once.
     found = [line for line in parallel.outlines if line.startswith("xdist")]
@@ -396,6 +399,27 @@ def test_xdist_quality_equals_serial(suite, tmp_path):
         return [{k: r[k] for k in quality} for r in data]
 
     assert rows("xdist") == rows("serial")
+
+
+def test_xdist_without_pruning_tests_loads_no_model_and_spreads_tests_one_by_one(pytester):
+    """The plugin is installed for every pytest run: ``-n 2`` on a suite without pruning tests
+    (parametrised, one id ``base`` like the unpruned variant's but in no pruning test) must not
+    load the model it would group variants with, and gives each test its own scope, as
+    ``--dist load`` does, so one module's tests spread over both workers."""
+    pytester.makepyfile(
+        test_plain="""
+        import os, pathlib, time, pytest
+
+        @pytest.mark.parametrize("x", ["base", "b", "c", "d", "e", "f"])
+        def test_where(x):
+            time.sleep(0.5)
+            (pathlib.Path(__file__).parent / f"ran-{x}.txt").write_text(os.environ["PYTEST_XDIST_WORKER"])
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=6)
+    assert "loading model" not in result.stdout.str() + result.stderr.str()
+    assert {p.read_text() for p in pytester.path.glob("ran-*.txt")} == {"gw0", "gw1"}
 
 
 def test_rerun_reuses_the_results_store(suite, tmp_path):
