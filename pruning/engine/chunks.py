@@ -133,12 +133,11 @@ def _run(
             runner = _runner(model, step, schedule.n_layers, runners, batch_heads)
             logits, cache = _forward(runner, step, ids, keep, carry, states)
             layers.update(_harvest(cache, step))
-            if not step.scored:  # base, running only the prefixes the others share
-                pass
-            elif heads is None:
-                nll[step.variant] = token_nll(logits[0], targets)
-            else:  # the runner's head is a pass-through: these are final hidden states
-                heads.add(step.variant, logits[0])
+            if step.scored:  # (base, running only the prefixes the others share, is not)
+                if heads is None:
+                    nll[step.variant] = token_nll(logits[0], targets)
+                else:  # the runner's head is a pass-through: these are final hidden states
+                    heads.add(step.variant, logits[0])
             for prefix in step.evict:
                 states.pop(prefix, None)
         if heads is not None:

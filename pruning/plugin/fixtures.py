@@ -85,7 +85,7 @@ def prune_prefill(
         campaign = session.campaign("prefill")
         study = session.study
         benchmark.group = "prefill"
-        model, ids = session.timed_model(variant), study.speed_ids
+        model, ids = study.model_for(variant), study.speed_ids
         benchmark.pedantic(speed.prefill, args=(model, ids), rounds=1, iterations=1)
         row = replace(
             prune_quality(variant),
@@ -113,7 +113,7 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
         _require_timing(benchmark)
         campaign = session.campaign("decode")
         study, cfg = session.study, session.settings.speed
-        model = session.timed_model(variant)
+        model = study.model_for(variant)
         cache, token = session.started[variant.id]  # the campaign's prefilled cache (untimed)
 
         def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:

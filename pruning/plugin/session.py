@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from torch import nn
 from xdist.workermanage import Producer
 
 from pruning.metrics.fingerprint import RunFingerprint
@@ -49,7 +48,6 @@ class PruneSession:
     selected: list[Variant] = field(default_factory=list)  # variants of the selected tests
     timed: dict[str, list[Variant]] = field(default_factory=dict)  # prefill/decode -> variants
     campaigns: dict[str, Campaign] = field(default_factory=dict)
-    timed_models: dict[str, nn.Module] = field(default_factory=dict)  # variant id -> the model timed
     started: dict[str, Started] = field(default_factory=dict)  # variant id -> prefilled decode cache
     compared: list[Any] = field(default_factory=list)  # the JSON of every file pytest-benchmark loaded
     benchmark_session: Any = None  # handed to us by pytest-benchmark's compare hook
@@ -93,7 +91,7 @@ class PruneSession:
         if kind not in self.campaigns:
             timed = self.timed.get("prefill" if kind == "prefill_long" else kind, [])
             variants = sorted({BASE, *timed})
-            models = {v.id: self.timed_model(v) for v in variants}
+            models = {v.id: self.study.model_for(v) for v in variants}
             classes = {v.id: self.study.work_class(v) for v in variants}
             ids = self.study.speed_ids_long if kind == "prefill_long" else self.study.speed_ids
             if kind == "decode":  # prefilled once, for the campaign and pytest-benchmark's decode run
@@ -102,12 +100,6 @@ class PruneSession:
                 kind, models, ids, self.settings.speed, self.progress.campaign, classes, self.started
             )
         return self.campaigns[kind]
-
-    def timed_model(self, variant: Variant) -> nn.Module:
-        """The variant's model for timing, built once for the campaigns and pytest-benchmark's pass."""
-        if variant.id not in self.timed_models:
-            self.timed_models[variant.id] = self.study.model_for(variant)
-        return self.timed_models[variant.id]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the fields pruning tests recorded (on the controller under xdist)."""
