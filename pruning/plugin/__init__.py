@@ -21,6 +21,7 @@ from pruning.plugin import hookspec, options
 from pruning.plugin.configure import build_settings, check_settings
 from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record, prune_study
 from pruning.plugin.progress import TerminalProgress
+from pruning.plugin.scheduler import SETUP_ERROR
 from pruning.plugin.session import SESSION_KEY, PruneSession, disable_saving
 from pruning.plugin.summary import write_summary
 from pruning.study.expansion import TooManyVariants
@@ -51,12 +52,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, "pruning-session")  # test reports, pytest-benchmark hooks
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Fail at once when a requested baseline comparison has nothing usable to compare against."""
-    if not hasattr(session.config, "workerinput"):
-        session.config.stash[SESSION_KEY].check_baseline_request()
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrise every test that takes ``prune_variant`` with the plan's variants."""
     if VARIANT_ARG not in metafunc.fixturenames:
@@ -80,14 +75,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         variants = []
     if variants:
         session.distribution.group(variants)  # under xdist: the groups its scheduler sends whole
-    metafunc.parametrize(VARIANT_ARG, variants, ids=[v.id for v in variants])
+        metafunc.parametrize(VARIANT_ARG, variants, ids=[v.id for v in variants])
+    else:  # refused after collection: serially below, under xdist by the controller (its ids)
+        failed = pytest.param(
+            None, id=SETUP_ERROR + session.setup_error, marks=pytest.mark.skip(reason=session.setup_error)
+        )
+        metafunc.parametrize(VARIANT_ARG, [failed])
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Remember the selected variants, so quality is computed in one pass for all of them."""
+    """Remember the selected variants, so quality is computed in one pass for all of them; fail
+    a bad setup or a baseline request without a usable baseline before any test runs (under
+    xdist the controller does, ``PruneSession.pytest_xdist_node_collection_finished``)."""
     session = config.stash[SESSION_KEY]
+    worker = hasattr(config, "workerinput")
     if session.setup_error:
+        if worker:
+            return
         raise pytest.UsageError(session.setup_error)
     seen: dict[Any, None] = {}
     timed: dict[str, dict[Any, None]] = {kind: {} for kind in TIMED.values()}
@@ -101,6 +106,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     timed[kind].setdefault(variant)
     session.selected = list(seen)
     session.timed = {kind: list(variants) for kind, variants in timed.items()}
+    if seen and not worker:  # only a run with pruning tests is gated (the plugin sees every run)
+        session.pruning_tests = True
+        session.check_baseline_request()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

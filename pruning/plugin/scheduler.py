@@ -22,6 +22,8 @@ from xdist.workermanage import Producer
 
 from pruning.models.variant import BASE, Variant
 
+SETUP_ERROR = "pruning setup failed: "  # a worker's parameter id when it has no variants to give
+
 
 def variant_id(nodeid: str) -> str | None:
     """The parameter id of ``test_x[drop[1,3]]`` (``drop[1,3]``), None without one."""
@@ -29,6 +31,26 @@ def variant_id(nodeid: str) -> str | None:
     if "[" not in name or not name.endswith("]"):
         return None
     return name[name.index("[") + 1 : -1]
+
+
+def setup_error(nodeids: Sequence[str]) -> str | None:
+    """The setup error a worker put into its pruning tests' ids (``SETUP_ERROR``), None without one.
+
+    A worker cannot fail the session itself (xdist then reports an internal error and drops the
+    message), so it collects its pruning tests under this id and the controller refuses the run.
+    """
+    for nodeid in nodeids:
+        found = variant_id(nodeid)
+        if found is not None and found.startswith(SETUP_ERROR):
+            return found.removeprefix(SETUP_ERROR)
+    return None
+
+
+def has_pruning_tests(nodeids: Sequence[str]) -> bool:
+    """Whether a worker's collection holds a pruning test: a variant's (the unpruned one's
+    included) or a failed setup's parameter id."""
+    ids = (variant_id(nodeid) for nodeid in nodeids)
+    return any(v is not None and (Variant.looks_like_id(v) or v.startswith(SETUP_ERROR)) for v in ids)
 
 
 class VariantGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types

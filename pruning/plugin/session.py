@@ -8,6 +8,7 @@ saves, report at the end); what the rows, gates, reports and summary are comes f
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from pruning.models.variant import BASE, Variant
 from pruning.plugin.baseline import PROPERTY, Baseline, baseline_from_json, describe, explain_missing
 from pruning.plugin.distribution import Distribution
 from pruning.plugin.progress import TerminalProgress
-from pruning.plugin.scheduler import VariantGroupScheduling
+from pruning.plugin.scheduler import VariantGroupScheduling, has_pruning_tests, setup_error
 from pruning.reporting.criteria_report import build_criteria_report
 from pruning.reporting.export import export
 from pruning.reporting.gates import judge
@@ -54,6 +55,7 @@ class PruneSession:
     loaded: list[Baseline] = field(default_factory=list)  # those files as baselines
     baseline_note: str = "no baseline compared (--benchmark-compare not given)"
     setup_error: str = ""  # a plan or model that does not work, reported after collection
+    pruning_tests: bool = False  # whether the run holds pruning tests (only then is it gated)
     outcome: Outcome | None = None
     export_note: str = ""  # why --prune-export wrote nothing, if it did not
     distribution: Distribution = field(init=False)  # the xdist side (pruning.plugin.distribution)
@@ -127,6 +129,18 @@ class PruneSession:
     ) -> VariantGroupScheduling | None:
         """xdist's public hook: whole variant groups per worker (``pruning.plugin.distribution``)."""
         return self.distribution.scheduler(config, log, lambda text: self.progress.line(text, final=True))
+
+    def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
+        """xdist's public hook, on the controller, before anything is scheduled: refuse a run whose
+        workers could not set it up (``scheduler.setup_error``), and check a baseline request, once
+        a worker collected pruning tests (a raised usage error ends the run cleanly here)."""
+        if self.pruning_tests or not has_pruning_tests(ids):
+            return
+        self.pruning_tests = True
+        error = setup_error(ids)
+        if error:
+            raise pytest.UsageError(error)
+        self.check_baseline_request()
 
     def quality(self, variant: Variant) -> Row:
         """The quality row of ``variant``; the first request evaluates every variant it should

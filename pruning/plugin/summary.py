@@ -11,7 +11,8 @@ from pruning.reporting.summary import summary_lines
 def write_summary(tr: Any, session: PruneSession) -> None:
     """Print the pruning tables and gate results at the end of the session."""
     if session.outcome is None:
-        if session.config.getoption("benchmark_compare", None) and not hasattr(session.config, "workerinput"):
+        compare = session.config.getoption("benchmark_compare", None)
+        if compare and session.pruning_tests and not hasattr(session.config, "workerinput"):
             tr.write_line(
                 f"pruning: {session.baseline_note}; no pruning results, so no gate ran", yellow=True
             )

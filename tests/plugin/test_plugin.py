@@ -422,6 +422,36 @@ def test_xdist_without_pruning_tests_loads_no_model_and_spreads_tests_one_by_one
     assert {p.read_text() for p in pytester.path.glob("ran-*.txt")} == {"gw0", "gw1"}
 
 
+def test_xdist_refuses_a_bad_setup_or_a_missing_baseline_once_before_any_test(suite):
+    """Under xdist a worker cannot fail the session (raising there ended in xdist's INTERNALERROR
+    without the message); the controller refuses the run with the worker's message."""
+    pytester, args, _ = suite
+    xdist = ("--tx", "2*popen", "--dist", "load")
+    bad = pytester.runpytest_subprocess(*args, *xdist, "--prune-plan", "drop:99")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["ERROR: --prune-plan: layer index 99 is out of range; the model has 4 blocks*"])
+    output = bad.stdout.str() + bad.stderr.str()
+    assert "INTERNALERROR" not in output and output.count("layer index 99") == 1
+    missing = pytester.runpytest_subprocess(*args, *xdist, "--benchmark-compare")
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    missing.stderr.fnmatch_lines(
+        ["ERROR: --benchmark-compare: no usable baseline, so the pruning gates cannot*"]
+    )
+    assert "passed" not in missing.stdout.str()
+
+
+def test_a_suite_without_pruning_tests_is_not_gated_by_the_plugin(pytester):
+    """The plugin is installed for every pytest run: a pytest-benchmark suite of its own, compared
+    against a baseline it does not have yet, passes as pytest-benchmark lets it (a warning), and
+    the plugin neither refuses it nor prints a pruning summary."""
+    pytester.makepyfile(test_mine="def test_sum(benchmark):\n    benchmark(sum, [1, 2, 3])\n")
+    storage = f"--benchmark-storage=file://{pytester.path / 'none'}"
+    result = pytester.runpytest("-p", "no:cacheprovider", "--benchmark-compare", storage)
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "pruning:" not in output and "depth pruning results" not in output
+
+
 def test_rerun_reuses_the_results_store(suite, tmp_path):
     pytester, args, _ = suite
     first = pytester.runpytest(*args, "--prune-report", str(tmp_path / "a"))
