@@ -29,3 +29,14 @@ def test_reference_against_itself_is_exactly_zero_kl_and_full_agreement():
     own = self_scores(logits, targets)
     assert own.kl.tolist() == [0.0] and own.top1.tolist() == [10]
     assert own.nll.tolist() == score(logits, targets, None).nll.tolist()
+
+
+def test_top1_counts_the_reference_token_when_it_ties_for_the_model_maximum():
+    """Without ties top-1 equals argmax equality (above); at an exact tie for the maximum the
+    reference's token agrees wherever it stands among the tied ones (argmax takes the first)."""
+    ref_logits = torch.tensor([[[0.0, 0.0, 5.0, 0.0], [0.0, 5.0, 0.0, 0.0], [4.0, 0.0, 0.0, 0.0]]])
+    logits = torch.tensor([[[0.0, 3.0, 3.0, 0.0], [0.0, 3.0, 3.0, 0.0], [0.0, 3.0, 3.0, 0.0]]])
+    targets = torch.zeros(1, 3, dtype=torch.long)
+    got = score(logits, targets, make_reference(ref_logits))
+    assert got.top1.tolist() == [2]  # tokens 2 and 1 tie for the maximum; token 0 does not
+    assert (logits.argmax(-1) == ref_logits.argmax(-1)).sum().item() == 1  # argmax takes token 1 only

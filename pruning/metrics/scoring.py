@@ -4,7 +4,9 @@ Definitions (all per window, over the scored positions only):
 - NLL: -log softmax(logits)[target], accumulated in float64;
 - KL: KL(reference || model) = sum_v p_ref(v) * (log p_ref(v) - log p_model(v)) at each
   position, summed (divide by the scored-token count for the mean);
-- top-1 agreement: how many positions have the same argmax in both models.
+- top-1 agreement: how many positions have the reference's top token (its argmax) as a top token
+  of the model too (its logit is the row maximum; at an exact tie for the maximum any tied token
+  agrees, where comparing argmaxes would take the first).
 Scoring runs in float32 even for bf16 models, so low-precision logits are not rounded twice.
 """
 
@@ -96,7 +98,7 @@ def score(logits: torch.Tensor, targets: torch.Tensor, reference: Reference | No
     lse = logits[..., 0] - logprobs[..., 0]  # (B, n) logsumexp of each row
     cross = _rowdot(reference.probs, logits) - lse  # (B, n): sum_v p_ref log p_model
     kl = (reference.neg_entropy - cross).double()  # (B, n)
-    same = logits.argmax(-1) == reference.argmax  # (B, n)
+    same = _top_token_hits(logits, reference.argmax)  # (B, n)
     return BatchScores(nll.sum(1), kl.sum(1), same.long().sum(1))
 
 
@@ -107,6 +109,17 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def _target_nll(logprobs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()
+
+
+def _top_token_hits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """(B, n) bool: whether ``tokens`` (B, n) attain the row maximum of ``logits`` (B, n, V).
+
+    The same as ``logits.argmax(-1) == tokens`` except at an exact tie for the maximum, and
+    several times faster on CPU: a row maximum and a gather instead of torch's argmax (6 ms
+    against 34 ms on SmolLM2's (511, 49152) logits, 2 threads), which was half of scoring's time.
+    """
+    best = logits.amax(-1)  # (B, n)
+    return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) == best
 
 
 def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,10 @@ and perplexity from them (the one ``ppl``).
 
 Definitions: a window's ``nll`` is the sum over its scored positions of -log p(target) (float64);
 ``kl`` the sum of KL(reference || model) over those positions; ``top1`` how many of them have the
-reference's argmax; ``tokens`` how many positions are scored. Means divide a variant's sums over
-all windows by its scored tokens; perplexity is exp(sum NLL / sum tokens), summed with
-``math.fsum`` so the order of windows never changes a digit.
+reference's top token as a top token (``pruning.metrics.scoring``); ``tokens`` how many positions
+are scored. Means divide a variant's sums over all windows by its scored tokens; perplexity is
+exp(sum NLL / sum tokens), summed with ``math.fsum`` so the order of windows never changes a
+digit.
 """
 
 from __future__ import annotations
@@ -74,5 +75,5 @@ class VariantSums:
 
     @property
     def top1_agree(self) -> float:
-        """Share of scored tokens whose argmax agrees with the reference."""
+        """Share of scored tokens whose top token agrees with the reference's."""
         return sum(self.top1) / self.scored

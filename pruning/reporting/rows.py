@@ -22,7 +22,8 @@ Definitions:
   the fit has one point per work class (its pooled latency; variants off their class are no
   point);
 - ``kl``: mean KL(unpruned || variant) per scored token (nats); ``top1_agree``: the fraction
-  of scored positions whose argmax equals the unpruned model's;
+  of scored positions where the unpruned model's top token is a top token of the variant too
+  (``pruning.metrics.scoring``);
 - healed rows (``heal``: the method, ``heal_s``: the seconds its fit took on this machine):
   ``unhealed_change_pct`` = 100 * (ppl / ppl_unhealed - 1), and ``recovered_pct`` = the share
   of the pruning's loss that healing won back, in mean NLL (log perplexity):
