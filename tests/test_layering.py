@@ -113,3 +113,13 @@ def test_modules_and_functions_stay_small(path: Path) -> None:
         and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert long == []
+
+
+def test_the_public_api_resolves_every_name_it_lists() -> None:
+    import pruning
+
+    assert sorted(pruning.__all__) == sorted(pruning._HOMES)
+    for name in pruning.__all__:
+        assert getattr(pruning, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        _ = pruning.nonexistent  # type: ignore[attr-defined]

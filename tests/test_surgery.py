@@ -7,7 +7,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from pruning import count_parameters, load_model, remove_layers
-from pruning.models.surgery import find_block_path, get_blocks, normalize_drop
+from pruning.models.surgery import find_block_path, get_blocks
+from pruning.models.variant import normalize_drop
 
 FAMILIES = [
     "tiny-gpt2",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -36,9 +36,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         """Error text for an unknown name: the choices and the closest match."""
-        close = difflib.get_close_matches(name, list(self._entries), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}; expected one of {', '.join(self.names())}{hint}"
+        return unknown_name(self.kind, name, self.names())
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -49,3 +47,10 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def unknown_name(kind: str, name: str, names: Sequence[str]) -> str:
+    """Error text for an unknown ``kind`` ``name``: the choices (sorted) and the closest match."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}; expected one of {', '.join(sorted(names))}{hint}"

@@ -18,6 +18,7 @@ from typing import Any, cast
 from torch import nn
 
 from pruning.models.sublayers import remove_branches
+from pruning.models.variant import check_units, normalize_drop
 
 # Attribute paths of the block list, tried in order.
 BLOCK_PATHS = (
@@ -54,30 +55,6 @@ def num_layers(model: nn.Module) -> int:
     return len(get_blocks(model))
 
 
-def normalize_drop(drop: Iterable[int], n_layers: int, what: str = "layer") -> tuple[int, ...]:
-    """Sorted 0-based indices from ``drop`` (negative ones count from the end).
-
-    Raises ``ValueError`` for an index out of range, a duplicate, or (for whole blocks, ``what``
-    ``layer``) dropping every block; ``what`` names the unit in the messages (``attn``, ``mlp``).
-    """
-    raw = list(drop)
-    out: list[int] = []
-    for index in raw:
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise ValueError(f"{what} index {index!r} is not an int")
-        if not -n_layers <= index < n_layers:
-            raise ValueError(
-                f"{what} index {index} is out of range; the model has {n_layers} blocks, "
-                f"so indices must lie in [{-n_layers}, {n_layers - 1}]"
-            )
-        out.append(index % n_layers)
-    if len(set(out)) != len(out):
-        raise ValueError(f"duplicate {what} indices in {raw!r} (after resolving negatives: {out})")
-    if what == "layer" and len(out) == n_layers:
-        raise ValueError(f"dropping {raw!r} would remove all {n_layers} blocks; keep at least one")
-    return tuple(sorted(out))
-
-
 def remove_layers(
     model: nn.Module,
     drop: Iterable[int] = (),
@@ -102,17 +79,6 @@ def remove_layers(
     positions = {unit: [keep.index(i) for i in given] for unit, given in units.items()}
     remove_branches(pruned, get_blocks(pruned), positions["attn"], positions["mlp"])
     return pruned
-
-
-def check_units(dropped: Sequence[int], attn: Sequence[int], mlp: Sequence[int]) -> None:
-    """A block is removed whole (``drop``) or by its branches, never both ways at once."""
-    for unit, given in (("attn", attn), ("mlp", mlp)):
-        clash = sorted(set(dropped) & set(given))
-        if clash:
-            raise ValueError(f"{unit} {clash} also listed in drop: a removed block has no {unit} to remove")
-    both = sorted(set(attn) & set(mlp))
-    if both:
-        raise ValueError(f"attn and mlp {both} together remove the whole block; list {both} in drop instead")
 
 
 def structural_copy(model: nn.Module, share_weights: bool, blocks: Sequence[int] | None = None) -> nn.Module:

@@ -7,6 +7,7 @@ reports all name variants; only the plan grammar that selects them belongs to ``
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 # ``Variant.id``'s syntax: ``base`` or ``drop[units]``, then ``+heal`` for a healed variant.
@@ -153,3 +154,38 @@ def from_units(names: frozenset[str] | tuple[str, ...] | list[str]) -> Variant:
 def last_blocks(n: int, n_layers: int) -> tuple[int, ...]:
     """The last ``n`` blocks but the final one (for 30 blocks and n=2: blocks 27 and 28)."""
     return tuple(range(n_layers - 1 - n, n_layers - 1))
+
+
+def normalize_drop(drop: Iterable[int], n_layers: int, what: str = "layer") -> tuple[int, ...]:
+    """Sorted 0-based indices from ``drop`` (negative ones count from the end).
+
+    Raises ``ValueError`` for an index out of range, a duplicate, or (for whole blocks, ``what``
+    ``layer``) dropping every block; ``what`` names the unit in the messages (``attn``, ``mlp``).
+    """
+    raw = list(drop)
+    out: list[int] = []
+    for index in raw:
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"{what} index {index!r} is not an int")
+        if not -n_layers <= index < n_layers:
+            raise ValueError(
+                f"{what} index {index} is out of range; the model has {n_layers} blocks, "
+                f"so indices must lie in [{-n_layers}, {n_layers - 1}]"
+            )
+        out.append(index % n_layers)
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate {what} indices in {raw!r} (after resolving negatives: {out})")
+    if what == "layer" and len(out) == n_layers:
+        raise ValueError(f"dropping {raw!r} would remove all {n_layers} blocks; keep at least one")
+    return tuple(sorted(out))
+
+
+def check_units(dropped: Sequence[int], attn: Sequence[int], mlp: Sequence[int]) -> None:
+    """A block is removed whole (``drop``) or by its branches, never both ways at once."""
+    for unit, given in (("attn", attn), ("mlp", mlp)):
+        clash = sorted(set(dropped) & set(given))
+        if clash:
+            raise ValueError(f"{unit} {clash} also listed in drop: a removed block has no {unit} to remove")
+    both = sorted(set(attn) & set(mlp))
+    if both:
+        raise ValueError(f"attn and mlp {both} together remove the whole block; list {both} in drop instead")

@@ -5,31 +5,31 @@ fixtures, session orchestration (when to time, when to gate) and the pytest-benc
 Report files, JSON, tables and summary lines come from ``pruning.reporting``. All state lives
 in ``config.stash``. It is the only layer that imports pytest; it may import every other layer,
 and none imports it.
+
+pytest imports this module for every run, pruning or not, so it imports nothing heavy: the
+session (torch, transformers, the study) starts when a test first asks for a variant
+(``pruning.plugin.state``), and a run without pruning tests is neither slowed nor gated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import pytest
+from xdist.workermanage import Producer, WorkerController
 
-from pruning.data.corpora import CorpusError
-from pruning.models.loading import ModelLoadError
-from pruning.models.sources import SourceError
+from pruning.models.variant import Variant
 from pruning.plugin import hookspec, options
-from pruning.plugin.configure import build_settings, check_settings
 from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record, prune_study
-from pruning.plugin.progress import TerminalProgress
-from pruning.plugin.scheduler import SETUP_ERROR
-from pruning.plugin.session import SESSION_KEY, PruneSession, disable_saving
-from pruning.plugin.summary import write_summary
-from pruning.study.expansion import TooManyVariants
-from pruning.study.study import Study
+from pruning.plugin.scheduler import SETUP_ERROR, VariantGroupScheduling, has_pruning_tests, setup_error
+from pruning.plugin.state import STATE_KEY, state_of
 
-__all__ = ["SESSION_KEY", "prune_decode", "prune_prefill", "prune_quality", "prune_record", "prune_study"]
+__all__ = ["STATE_KEY", "prune_decode", "prune_prefill", "prune_quality", "prune_record", "prune_study"]
 
 VARIANT_ARG = "prune_variant"
+TIMED = {"prune_prefill": "prefill", "prune_decode": "decode"}  # fixture -> timing campaign
+SEARCHING = ("best", "criterion")  # plan kinds whose expansion runs a search
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,46 +40,37 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspec)
 
 
-TIMED = {"prune_prefill": "prefill", "prune_decode": "decode"}  # fixture -> timing campaign
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    progress = TerminalProgress(config)
-    settings = build_settings(config, progress)
-    check_settings(settings)
-    session = PruneSession(config, settings, Study(settings), progress)
-    config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, "pruning-session")  # test reports, pytest-benchmark hooks
+    state_of(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_compare_machine_info(
+    config: pytest.Config, benchmarksession: Any, machine_info: Any, compared_benchmark: Any
+) -> None:
+    """pytest-benchmark's public hook, called for every baseline file it loaded (in order)."""
+    state = state_of(config)
+    state.compared.append(compared_benchmark)
+    state.benchmark_session = benchmarksession
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise every test that takes ``prune_variant`` with the plan's variants."""
+    """Parametrise every test that takes ``prune_variant`` with the plan's variants; a setup that
+    cannot work gives one parameter named by its error, refused once collection is over."""
     if VARIANT_ARG not in metafunc.fixturenames:
         return
-    session = metafunc.config.stash[SESSION_KEY]
-    try:
-        if not session.study.model_loaded:
-            session.progress.line(f"loading model {session.settings.model.spec} ...", final=True)
-        variants = session.study.variants()
-    except (ModelLoadError, SourceError, CorpusError) as exc:  # a usage error once collection is over
-        session.setup_error = f"--prune-model/--prune-corpus: {exc}"
-        variants = []
-    except TooManyVariants as exc:
-        session.setup_error = (
-            f"--prune-plan: {exc} (--prune-max-variants={exc.limit}); "
-            f"pass --prune-max-variants={exc.count} to run them all"
-        )
-        variants = []
-    except ValueError as exc:
-        session.setup_error = f"--prune-plan: {exc}"
-        variants = []
+    state = state_of(metafunc.config)
+    variants: list[Variant] = []
+    if not state.setup_error:
+        try:
+            variants = state.session().variants()
+        except pytest.UsageError as exc:
+            state.setup_error = str(exc)
     if variants:
-        session.distribution.group(variants)  # under xdist: the groups its scheduler sends whole
         metafunc.parametrize(VARIANT_ARG, variants, ids=[v.id for v in variants])
     else:  # refused after collection: serially below, under xdist by the controller (its ids)
-        failed = pytest.param(
-            None, id=SETUP_ERROR + session.setup_error, marks=pytest.mark.skip(reason=session.setup_error)
-        )
+        reason = state.setup_error
+        failed = pytest.param(None, id=SETUP_ERROR + reason, marks=pytest.mark.skip(reason=reason))
         metafunc.parametrize(VARIANT_ARG, [failed])
 
 
@@ -87,13 +78,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember the selected variants, so quality is computed in one pass for all of them; fail
     a bad setup or a baseline request without a usable baseline before any test runs (under
-    xdist the controller does, ``PruneSession.pytest_xdist_node_collection_finished``)."""
-    session = config.stash[SESSION_KEY]
+    xdist the controller does, ``pytest_xdist_node_collection_finished``)."""
+    state = state_of(config)
     worker = hasattr(config, "workerinput")
-    if session.setup_error:
+    if state.setup_error:
         if worker:
             return
-        raise pytest.UsageError(session.setup_error)
+        raise pytest.UsageError(state.setup_error)
+    session = state.started
+    if session is None:  # no test asked for a variant
+        return
     seen: dict[Any, None] = {}
     timed: dict[str, dict[Any, None]] = {kind: {} for kind in TIMED.values()}
     for item in items:
@@ -106,21 +100,57 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     timed[kind].setdefault(variant)
     session.selected = list(seen)
     session.timed = {kind: list(variants) for kind, variants in timed.items()}
-    if seen and not worker:  # only a run with pruning tests is gated (the plugin sees every run)
-        session.pruning_tests = True
+    if seen and not worker:  # only a run with pruning tests is gated
+        state.pruning_tests = True
         session.check_baseline_request()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> VariantGroupScheduling | None:
+    """xdist's public hook, on the controller of plain ``-n`` / ``--dist load``: whole variant
+    groups per worker (``pruning.plugin.distribution``), made once a worker collected pruning
+    tests; a plan that searches keeps xdist's default (expanding it here would run its searches)."""
+    if config.getvalue("dist") != "load" or options.get(config, "plan").kind in SEARCHING:
+        return None
+    state = state_of(config)
+
+    def make_groups() -> dict[str, int]:
+        session = state.session()
+        return session.distribution.scheduler_groups(lambda text: session.progress.line(text, final=True))
+
+    return VariantGroupScheduling(config, log, make_groups)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: WorkerController, ids: Sequence[str]) -> None:
+    """xdist's public hook, on the controller, before anything is scheduled: refuse a run whose
+    workers could not set it up (``scheduler.setup_error``), and check a baseline request, once
+    a worker collected pruning tests (a usage error raised here ends the run cleanly)."""
+    state = state_of(node.config)
+    if state.pruning_tests or not has_pruning_tests(ids):
+        return
+    state.pruning_tests = True
+    error = setup_error(ids)
+    if error:
+        raise pytest.UsageError(error)
+    state.session().check_baseline_request()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
     """Gate before pytest-benchmark saves: a failed run must not become the new baseline."""
-    if not hasattr(session.config, "workerinput"):
-        state = session.config.stash[SESSION_KEY]
-        if state.finish():
-            disable_saving(session.config)
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    started = state_of(session.config).started
+    if started is not None and not hasattr(session.config, "workerinput") and started.finish():
+        from pruning.plugin.session import disable_saving
+
+        disable_saving(session.config)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     yield
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    write_summary(terminalreporter, config.stash[SESSION_KEY])
+    state = state_of(config)
+    if state.started is not None:
+        from pruning.plugin.summary import write_summary
+
+        write_summary(terminalreporter, state.started)

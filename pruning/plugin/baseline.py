@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pruning.plugin.state import PROPERTY
 from pruning.reporting.rows import Row, with_changes
-
-PROPERTY = "pruning"  # key of the pytest-benchmark extra_info entry and the user_properties entry
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 The controller and every worker compute the same groups (``pruning.engine.partition``: runs of
 prefix-tree subtrees balanced by the cost model, one per worker); the controller's scheduler
-(``pruning.plugin.scheduler``) sends each group whole to one worker, which evaluates all of its
+(``pruning.plugin.scheduler``, used for plain ``-n`` / ``--dist load`` and plans that do not
+search: expanding a search plan there would run its searches on the controller too) sends each
+group whole to one worker, which evaluates all of its
 selected variants in one prefix-shared pass. Without xdist there are no groups and the first
 quality request evaluates every selected variant.
 """
@@ -14,13 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from xdist.workermanage import Producer
 
 from pruning.engine.cost import head_weight
 from pruning.engine.partition import partition, schedule_cost
 from pruning.models.variant import Variant
 from pruning.plugin.configure import workers
-from pruning.plugin.scheduler import VariantGroupScheduling
 from pruning.reporting.runlog import WorkerCost
 from pruning.study.study import Study
 
@@ -48,20 +48,12 @@ class Distribution:
             self.groups |= {v: self.groups.get(v.unhealed, 0) for v in variants if not v.shares_prefixes}
         return self.groups
 
-    def scheduler(
-        self, config: pytest.Config, log: Producer, say: Callable[[str], None]
-    ) -> VariantGroupScheduling | None:
-        """The controller's scheduler for plain ``-n`` / ``--dist load``; a plan that searches keeps
-        xdist's default (expanding it here would run its searches on the controller too)."""
-        if config.getvalue("dist") != "load" or self.study.settings.plan.kind in ("best", "criterion"):
-            return None
-
-        def make_groups() -> dict[str, int]:  # only once pruning tests were collected
-            if not self.study.model_loaded:
-                say(f"loading model {self.study.settings.model.spec} to group the variants ...")
-            return {v.id: k for v, k in self.group(self.study.variants()).items()}
-
-        return VariantGroupScheduling(config, log, make_groups)
+    def scheduler_groups(self, say: Callable[[str], None]) -> dict[str, int]:
+        """The controller's groups by variant id, for ``pruning.plugin.scheduler`` (which asks once
+        a worker collected pruning tests): loads the model and expands the plan here too."""
+        if not self.study.model_loaded:
+            say(f"loading model {self.study.settings.model.spec} to group the variants ...")
+        return {v.id: k for v, k in self.group(self.study.variants()).items()}
 
     def wanted(self, variant: Variant, selected: list[Variant]) -> list[Variant]:
         """What one quality request evaluates: every selected variant (serially), or every

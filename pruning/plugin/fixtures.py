@@ -5,22 +5,23 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pruning.metrics import speed
 from pruning.models.variant import Variant
-from pruning.plugin.baseline import PROPERTY
-from pruning.plugin.session import SESSION_KEY, PruneSession
-from pruning.reporting.rows import Row, timed_fields
-from pruning.study.study import Study
+from pruning.plugin.state import PROPERTY, state_of
+
+if TYPE_CHECKING:  # the plugin entry imports this module for every run: nothing heavy at import
+    from pruning.plugin.session import PruneSession
+    from pruning.reporting.rows import Row
+    from pruning.study.study import Study
 
 Record = Callable[[Variant, dict[str, Any]], None]
 
 
 def _session(config: pytest.Config) -> PruneSession:
-    return config.stash[SESSION_KEY]
+    return state_of(config).session()
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +82,9 @@ def prune_prefill(
     session = _session(pytestconfig)
 
     def run(benchmark: Any, variant: Variant) -> float:
+        from pruning.metrics import speed
+        from pruning.reporting.rows import timed_fields
+
         _require_timing(benchmark)
         campaign = session.campaign("prefill")
         study = session.study
@@ -110,6 +114,9 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
     session = _session(pytestconfig)
 
     def run(benchmark: Any, variant: Variant) -> float:
+        from pruning.metrics import speed
+        from pruning.reporting.rows import timed_fields
+
         _require_timing(benchmark)
         campaign = session.campaign("decode")
         study, cfg = session.study, session.settings.speed
@@ -137,6 +144,8 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
 def _with_long_prefill(session: PruneSession, variant: Variant, row: Row) -> Row:
     """``row`` with its prefill at the second length (``--prune-speed-seq N,M``), from the campaign
     that times the same variants interleaved again at M tokens; unchanged without one."""
+    from pruning.reporting.rows import timed_fields
+
     if not session.settings.speed.long_seq:
         return row
     long = session.campaign("prefill_long")

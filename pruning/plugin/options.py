@@ -14,14 +14,20 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pruning.data.windows import PROTOCOLS
-from pruning.healing.methods import HEALERS
+from pruning.common.registry import unknown_name
 from pruning.healing.settings import LOSSES
-from pruning.models.placement import POLICIES
 from pruning.models.sources import cache_dir
 from pruning.study.plan import PLAN_KINDS, Plan, parse_plan
 
 N = TypeVar("N", int, float)
+
+# The choices of three options, whose homes import torch, accelerate or peft: pytest imports this
+# module for every run, so they are spelled here and tests/plugin/test_options.py holds them equal
+# to ``pruning.data.windows.PROTOCOLS``, ``pruning.models.placement.POLICIES`` and the names in
+# ``pruning.healing.methods.HEALERS``.
+PROTOCOLS = ("windows", "sliding", "llamacpp")
+POLICIES = ("auto", "balanced", "balanced_low_0", "sequential")
+HEALERS = ("linear", "lora")
 
 
 def _number(value: str, kind: type[N]) -> N | None:
@@ -143,7 +149,7 @@ def heal_methods(value: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in value.split(","))
     for name in names:
         if name not in HEALERS:
-            raise argparse.ArgumentTypeError(f"in {value!r}: {HEALERS.unknown_message(name)}")
+            raise argparse.ArgumentTypeError(f"in {value!r}: {unknown_name('healing method', name, HEALERS)}")
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
             f"invalid methods {value!r}; expected each method once, like linear,lora"
@@ -269,7 +275,7 @@ OPTIONS = (
         heal_methods,
         None,
         "METHODS",
-        f"also measure each pruned variant healed on calibration text: {', '.join(HEALERS.names())}",
+        f"also measure each pruned variant healed on calibration text: {', '.join(HEALERS)}",
     ),
     Option("heal-tokens", positive_int, "16384", "N", "calibration tokens healing reads (whole windows)"),
     Option("heal-steps", positive_int, "48", "N", "lora: training steps, one calibration window each"),

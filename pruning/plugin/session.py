@@ -8,29 +8,32 @@ saves, report at the end); what the rows, gates, reports and summary are comes f
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from xdist.workermanage import Producer
 
+from pruning.data.corpora import CorpusError
 from pruning.metrics.fingerprint import RunFingerprint
 from pruning.metrics.speed import Started, start_decode, time_variants
 from pruning.metrics.timing import Campaign
+from pruning.models.loading import ModelLoadError
 from pruning.models.saving import ExportError
+from pruning.models.sources import SourceError
 from pruning.models.variant import BASE, Variant
-from pruning.plugin.baseline import PROPERTY, Baseline, baseline_from_json, describe, explain_missing
+from pruning.plugin.baseline import Baseline, baseline_from_json, describe, explain_missing
+from pruning.plugin.configure import build_settings, check_settings
 from pruning.plugin.distribution import Distribution
 from pruning.plugin.progress import TerminalProgress
-from pruning.plugin.scheduler import VariantGroupScheduling, has_pruning_tests, setup_error
+from pruning.plugin.state import PROPERTY, PluginState
 from pruning.reporting.criteria_report import build_criteria_report
 from pruning.reporting.export import export
 from pruning.reporting.gates import judge
 from pruning.reporting.report import Outcome, append_job_summary, write_report
 from pruning.reporting.rows import Row, with_changes, with_fits
 from pruning.reporting.runlog import WorkerCost
+from pruning.study.expansion import TooManyVariants
 from pruning.study.settings import Settings
 from pruning.study.study import Study
 
@@ -43,6 +46,7 @@ class PruneSession:
     settings: Settings
     study: Study
     progress: TerminalProgress
+    state: PluginState  # what the plugin kept before this session started
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant id -> fields
     fingerprint: RunFingerprint | None = None
     written: list[Path] = field(default_factory=list)
@@ -50,28 +54,17 @@ class PruneSession:
     timed: dict[str, list[Variant]] = field(default_factory=dict)  # prefill/decode -> variants
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     started: dict[str, Started] = field(default_factory=dict)  # variant id -> prefilled decode cache
-    compared: list[Any] = field(default_factory=list)  # the JSON of every file pytest-benchmark loaded
-    benchmark_session: Any = None  # handed to us by pytest-benchmark's compare hook
     loaded: list[Baseline] = field(default_factory=list)  # those files as baselines
     baseline_note: str = "no baseline compared (--benchmark-compare not given)"
-    setup_error: str = ""  # a plan or model that does not work, reported after collection
-    pruning_tests: bool = False  # whether the run holds pruning tests (only then is it gated)
     outcome: Outcome | None = None
     export_note: str = ""  # why --prune-export wrote nothing, if it did not
     distribution: Distribution = field(init=False)  # the xdist side (pruning.plugin.distribution)
     workers: dict[str, WorkerCost] = field(default_factory=dict)  # controller: what each worker cost
 
-    def pytest_benchmark_compare_machine_info(
-        self, config: pytest.Config, benchmarksession: Any, machine_info: Any, compared_benchmark: Any
-    ) -> None:
-        """pytest-benchmark's public hook, called for every baseline file it loaded (in order)."""
-        self.compared.append(compared_benchmark)
-        self.benchmark_session = benchmarksession
-
     def check_baseline_request(self) -> None:
         """With ``--benchmark-compare``: a usable baseline, or a usage error naming why there is none."""
-        paths = list(getattr(self.benchmark_session, "compared_mapping", None) or [])
-        for i, data in enumerate(self.compared):
+        paths = list(getattr(self.state.benchmark_session, "compared_mapping", None) or [])
+        for i, data in enumerate(self.state.compared):
             source = describe(data, str(paths[i]) if i < len(paths) else "?")
             self.loaded.append(baseline_from_json(data, source) or Baseline(source, {}, []))
         compare = self.config.getoption("benchmark_compare", None)
@@ -124,23 +117,24 @@ class PruneSession:
     def __post_init__(self) -> None:
         self.distribution = Distribution(self.config, self.study)
 
-    def pytest_xdist_make_scheduler(
-        self, config: pytest.Config, log: Producer
-    ) -> VariantGroupScheduling | None:
-        """xdist's public hook: whole variant groups per worker (``pruning.plugin.distribution``)."""
-        return self.distribution.scheduler(config, log, lambda text: self.progress.line(text, final=True))
-
-    def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
-        """xdist's public hook, on the controller, before anything is scheduled: refuse a run whose
-        workers could not set it up (``scheduler.setup_error``), and check a baseline request, once
-        a worker collected pruning tests (a raised usage error ends the run cleanly here)."""
-        if self.pruning_tests or not has_pruning_tests(ids):
-            return
-        self.pruning_tests = True
-        error = setup_error(ids)
-        if error:
-            raise pytest.UsageError(error)
-        self.check_baseline_request()
+    def variants(self) -> list[Variant]:
+        """The plan's variants (under xdist also grouped for the scheduler); ``pytest.UsageError``
+        naming the option for a model, corpus or plan that does not work."""
+        if not self.study.model_loaded:
+            self.progress.line(f"loading model {self.settings.model.spec} ...", final=True)
+        try:
+            variants = self.study.variants()
+        except (ModelLoadError, SourceError, CorpusError) as exc:
+            raise pytest.UsageError(f"--prune-model/--prune-corpus: {exc}") from None
+        except TooManyVariants as exc:
+            raise pytest.UsageError(
+                f"--prune-plan: {exc} (--prune-max-variants={exc.limit}); "
+                f"pass --prune-max-variants={exc.count} to run them all"
+            ) from None
+        except ValueError as exc:
+            raise pytest.UsageError(f"--prune-plan: {exc}") from None
+        self.distribution.group(variants)  # under xdist: the groups its scheduler sends whole
+        return variants
 
     def quality(self, variant: Variant) -> Row:
         """The quality row of ``variant``; the first request evaluates every variant it should
@@ -220,4 +214,13 @@ def disable_saving(config: pytest.Config) -> None:
         bs.save = bs.autosave = bs.json = None
 
 
-SESSION_KEY = pytest.StashKey[PruneSession]()
+def start(state: PluginState) -> PruneSession:
+    """Start the pruning session of ``state``'s run: settings from the options, the checks that
+    refuse a bad setup (``pytest.UsageError``), the study; registered for pytest's hooks."""
+    config = state.config
+    progress = TerminalProgress(config)
+    settings = build_settings(config, progress)
+    check_settings(settings)
+    session = PruneSession(config, settings, Study(settings), progress, state)
+    config.pluginmanager.register(session, "pruning-session")  # test reports, pytest-benchmark hooks
+    return session

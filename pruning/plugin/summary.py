@@ -12,7 +12,7 @@ def write_summary(tr: Any, session: PruneSession) -> None:
     """Print the pruning tables and gate results at the end of the session."""
     if session.outcome is None:
         compare = session.config.getoption("benchmark_compare", None)
-        if compare and session.pruning_tests and not hasattr(session.config, "workerinput"):
+        if compare and session.state.pruning_tests and not hasattr(session.config, "workerinput"):
             tr.write_line(
                 f"pruning: {session.baseline_note}; no pruning results, so no gate ran", yellow=True
             )

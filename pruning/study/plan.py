@@ -20,8 +20,15 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from pruning.models.surgery import check_units, normalize_drop
-from pruning.models.variant import BASE, UNIT_SPACES, Variant, last_blocks, space_names
+from pruning.models.variant import (
+    BASE,
+    UNIT_SPACES,
+    Variant,
+    check_units,
+    last_blocks,
+    normalize_drop,
+    space_names,
+)
 
 PLAN_KINDS = (
     "sequential[:attn|mlp|units]",
