@@ -114,9 +114,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Variant
         return None
     state = state_of(config)
 
-    def make_groups() -> dict[str, int]:
+    def make_groups() -> dict[str, int]:  # loads the model and expands the plan here too
         session = state.session()
-        return session.distribution.scheduler_groups(lambda text: session.progress.line(text, final=True))
+        return {v.id: k for v, k in session.distribution.group(session.variants()).items()}
 
     return VariantGroupScheduling(config, log, make_groups)
 

@@ -12,7 +12,6 @@ quality request evaluates every selected variant.
 from __future__ import annotations
 
 import resource
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -47,13 +46,6 @@ class Distribution:
             self.groups = {v: k for k, group in enumerate(parts) for v in group}  # unhealed one's,
             self.groups |= {v: self.groups.get(v.unhealed, 0) for v in variants if not v.shares_prefixes}
         return self.groups
-
-    def scheduler_groups(self, say: Callable[[str], None]) -> dict[str, int]:
-        """The controller's groups by variant id, for ``pruning.plugin.scheduler`` (which asks once
-        a worker collected pruning tests): loads the model and expands the plan here too."""
-        if not self.study.model_loaded:
-            say(f"loading model {self.study.settings.model.spec} to group the variants ...")
-        return {v.id: k for v, k in self.group(self.study.variants()).items()}
 
     def wanted(self, variant: Variant, selected: list[Variant]) -> list[Variant]:
         """What one quality request evaluates: every selected variant (serially), or every
