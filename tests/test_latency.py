@@ -18,7 +18,14 @@ from pruning.metrics.latency import (
     median_half_width,
     shift,
 )
-from pruning.metrics.timing import reference_slots, round_order
+from pruning.metrics.timing import (
+    CONFIRM_REFERENCE,
+    CONFIRM_ROUNDS,
+    CampaignSettings,
+    reference_slots,
+    round_order,
+    run_campaign,
+)
 from pruning.reporting.gates import Thresholds, check_baseline
 from pruning.reporting.rows import Row, with_changes
 
@@ -212,3 +219,41 @@ def test_two_variants_compared_directly_recover_their_ratio_and_beat_comparing_t
         tighter += direct.half_width_pp < found["a"].half_width_pp + found["b"].half_width_pp
     assert hits >= 17 and tighter == 20
     assert between(synthetic(truth, 20, seed=1), "base", {}, "b", "c").low < 1.0  # same truth
+
+
+def _campaign(slow_calls: dict[str, int], always_slow: tuple[str, ...] = ()):
+    """A 3-round campaign over one work class of 12 variants on synthetic timers (1% jitter):
+    ``slow_calls`` variants are 20% slower on their first N calls only (interference), the
+    ``always_slow`` ones on every call (a real slowdown)."""
+    rng = np.random.default_rng(0)
+    calls: dict[str, int] = {}
+    names = ["base", *[f"drop[{i}]" for i in range(12)]]
+
+    def measure(name):
+        def run():
+            calls[name] = calls.get(name, 0) + 1
+            hit = calls[name] <= slow_calls.get(name, 0) or name in always_slow
+            return 0.1 * (1.0 if name == "base" else 29 / 30) * (1.2 if hit else 1.0) * rng.lognormal(0, 0.01)
+
+        return run
+
+    classes = {n: "29× block" for n in names[1:]}
+    settings = CampaignSettings(min_rounds=3, max_rounds=3, budget_s=1e9)
+    return run_campaign("prefill", {n: measure(n) for n in names}, "base", settings, classes=classes)
+
+
+def test_a_variant_flagged_off_its_class_by_interference_is_re_timed_back_into_it():
+    found = _campaign({"drop[5]": 3})  # interference on all three of its slots in the rounds
+    first = estimates([s for s in found.slots if s.round < 3], "base", found.classes)
+    assert first["drop[5]"].off_class  # what the rounds alone would have reported
+    assert found.retimed == ("drop[5]",) and found.rounds == 3
+    assert len(found.slots) == 3 * (12 + reference_slots(12, 1)) + CONFIRM_ROUNDS * (1 + CONFIRM_REFERENCE)
+    assert not found.estimates["drop[5]"].off_class
+    assert found.estimates["drop[5]"].change == found.estimates["drop[0]"].change  # pooled again
+
+
+def test_a_really_slower_variant_stays_off_its_class_after_re_timing():
+    found = _campaign({}, always_slow=("drop[5]",))
+    assert found.retimed == ("drop[5]",)
+    assert found.estimates["drop[5]"].off_class and found.estimates["drop[5]"].change.low > 1.1
+    assert not _campaign({}).retimed  # nothing flagged, nothing re-timed

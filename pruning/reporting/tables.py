@@ -216,8 +216,8 @@ def class_sizes(campaign: Campaign) -> dict[str, int]:
 
 def _pooling(campaign: Campaign) -> str:
     """``changes pooled over 2 work class(es) of 30, 30 variants; off their class (reported on
-    their own; ~3.0 expected by chance): drop[attn7]``, or ``each variant its own work class: no
-    pooling``."""
+    their own after re-timing; ~0.1 expected by chance): drop[attn7] (re-timed, back in their
+    class: drop[mlp3])``, or ``each variant its own work class: no pooling``."""
     sizes = sorted(class_sizes(campaign).values(), reverse=True)
     pooled = [n for n in sizes if n > 1]
     if not pooled:
@@ -225,9 +225,12 @@ def _pooling(campaign: Campaign) -> str:
     off = [n for n, e in campaign.estimates.items() if e.off_class]
     chance = 0.05 * len(pooled)  # the off-class test is Bonferroni over each class
     shown = ", ".join(map(str, pooled[:6])) + (", …" if len(pooled) > 6 else "")
+    back = [n for n in campaign.retimed if n not in off]
+    retimed = f" (re-timed, back in their class: {', '.join(back)})" if back else ""
     return (
         f"changes pooled over {len(pooled)} work class(es) of {shown} variants; off their class "
-        f"(reported on their own; ~{chance:.1f} expected by chance): {', '.join(off) or 'none'}"
+        f"(reported on their own after re-timing; ~{chance:.1f} expected by chance): "
+        f"{', '.join(off) or 'none'}{retimed}"
     )
 
 
