@@ -28,6 +28,7 @@ from pruning.metrics.timing import (
 )
 from pruning.reporting.gates import Thresholds, check_baseline
 from pruning.reporting.rows import Row, with_changes
+from pruning.reporting.tables import speed_lines, speed_meta
 
 
 def synthetic(
@@ -250,6 +251,9 @@ def test_a_variant_flagged_off_its_class_by_interference_is_re_timed_back_into_i
     assert len(found.slots) == 3 * (12 + reference_slots(12, 1)) + CONFIRM_ROUNDS * (1 + CONFIRM_REFERENCE)
     assert not found.estimates["drop[5]"].off_class
     assert found.estimates["drop[5]"].change == found.estimates["drop[0]"].change  # pooled again
+    meta = speed_meta({"prefill": found}, None)["prefill"]
+    assert meta["retimed"] == ["drop[5]"] and len(meta["slot_times"]) == len(found.slots)
+    assert "back in their class: drop[5]" in speed_lines({"prefill": found}, None, [])[0]
 
 
 def test_a_really_slower_variant_stays_off_its_class_after_re_timing():

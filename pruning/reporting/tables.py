@@ -171,6 +171,7 @@ def speed_meta(campaigns: Mapping[str, Campaign], fits: SpeedFits | None) -> dic
             "stopped": campaign.stopped,
             "median_half_width_pp": campaign.half_width_pp,
             "classes": class_sizes(campaign),
+            "retimed": list(campaign.retimed),  # flagged off their class after the rounds, re-timed
             "slot_times": [[slot.round, slot.variant, slot.seconds] for slot in campaign.slots],
             "fit": None if fit is None else asdict(fit),
         }
