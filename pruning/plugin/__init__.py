@@ -29,7 +29,6 @@ __all__ = ["STATE_KEY", "prune_decode", "prune_prefill", "prune_quality", "prune
 
 VARIANT_ARG = "prune_variant"
 TIMED = {"prune_prefill": "prefill", "prune_decode": "decode"}  # fixture -> timing campaign
-SEARCHING = ("best", "criterion")  # plan kinds whose expansion runs a search
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,7 +84,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if worker:
             return
         raise pytest.UsageError(state.setup_error)
-    session = state.started
+    session = state.active
     if session is None:  # no test asked for a variant
         return
     seen: dict[Any, None] = {}
@@ -110,7 +109,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Variant
     """xdist's public hook, on the controller of plain ``-n`` / ``--dist load``: whole variant
     groups per worker (``pruning.plugin.distribution``), made once a worker collected pruning
     tests; a plan that searches keeps xdist's default (expanding it here would run its searches)."""
-    if config.getvalue("dist") != "load" or options.get(config, "plan").kind in SEARCHING:
+    if config.getvalue("dist") != "load" or options.get(config, "plan").searches:
         return None
     state = state_of(config)
 
@@ -133,14 +132,14 @@ def pytest_xdist_node_collection_finished(node: WorkerController, ids: Sequence[
     error = setup_error(ids)
     if error:
         raise pytest.UsageError(error)
-    state.session().check_baseline_request()
+    state.session().check_baseline_request()  # started here also to receive the workers' reports
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
     """Gate before pytest-benchmark saves: a failed run must not become the new baseline."""
-    started = state_of(session.config).started
-    if started is not None and not hasattr(session.config, "workerinput") and started.finish():
+    active = state_of(session.config).active
+    if active is not None and not hasattr(session.config, "workerinput") and active.finish():
         from pruning.plugin.session import disable_saving
 
         disable_saving(session.config)
@@ -150,7 +149,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = state_of(config)
-    if state.started is not None:
+    if state.active is not None:
         from pruning.plugin.summary import write_summary
 
-        write_summary(terminalreporter, state.started)
+        write_summary(terminalreporter, state.active)

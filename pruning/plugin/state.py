@@ -27,15 +27,15 @@ class PluginState:
     benchmark_session: Any = None  # handed to us by pytest-benchmark's compare hook
     setup_error: str = ""  # a setup that does not work, reported once collection is over
     pruning_tests: bool = False  # whether the run holds pruning tests (only then is it gated)
-    started: PruneSession | None = None
+    active: PruneSession | None = None  # the pruning session, once started
 
     def session(self) -> PruneSession:
         """The pruning session, started on first use; ``pytest.UsageError`` for a bad setup."""
-        if self.started is None:
+        if self.active is None:
             from pruning.plugin.session import start  # torch and transformers: pruning runs only
 
-            self.started = start(self)
-        return self.started
+            self.active = start(self)
+        return self.active
 
 
 STATE_KEY = pytest.StashKey[PluginState]()

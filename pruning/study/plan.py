@@ -53,6 +53,11 @@ class Plan:
     def __str__(self) -> str:
         return self.kind if not self.arg else f"{self.kind}:{self.arg}"
 
+    @property
+    def searches(self) -> bool:
+        """Whether expanding the plan runs a search (``best:``, ``criterion:``), which the study does."""
+        return self.kind in ("best", "criterion")
+
 
 def parse_plan(text: str) -> Plan:
     """Parse and validate a plan string (without knowing the model's block count yet)."""
@@ -171,7 +176,7 @@ def expand_plan(plan: Plan, n_layers: int) -> list[Variant]:
         if k >= n_layers:
             raise ValueError(f"combos:{k} removes too many blocks; expected K in [1, {n_layers - 1}]")
         found = [Variant(c) for c in itertools.combinations(range(n_layers), k)]
-    elif plan.kind in ("best", "criterion"):
+    elif plan.searches:
         raise ValueError(f"a {plan.kind}: plan is resolved by the study (pruning.study.study.Study.variants)")
     elif plan.kind == "last":
         n = int(plan.arg)
