@@ -1,6 +1,6 @@
 """Quality over pytest-xdist workers: the variant groups, what a worker evaluates, what it cost.
 
-The controller and every worker compute the same groups (``pruning.engine.partition``: runs of
+The controller and every worker compute the same groups (``pruning.engine.partition``: whole
 prefix-tree subtrees balanced by the cost model, one per worker); the controller's scheduler
 (``pruning.plugin.scheduler``, used for plain ``-n`` / ``--dist load`` and plans that do not
 search: expanding a search plan there would run its searches on the controller too) sends each

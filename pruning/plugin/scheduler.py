@@ -1,6 +1,6 @@
 """pytest-xdist scheduling that keeps the prefix sharing: a worker receives whole variant groups.
 
-The groups are ``pruning.engine.partition``'s (runs of prefix-tree subtrees, balanced by the
+The groups are ``pruning.engine.partition``'s (whole subtrees of the prefix tree, balanced by the
 cost model), one per worker. xdist's own ``--dist loadgroup`` would do this from
 ``xdist_group`` marks, but with pytest 9.2 it silently stops grouping (pytest-dev/pytest-xdist
 #1386: it rewrites a node id pytest no longer reads), so the plugin answers xdist's public

@@ -381,16 +381,17 @@ def test_xdist_quality_equals_serial(suite, tmp_path):
     # the workers' quality progress reaches the terminal (their standard error), named by worker
     progress = [line for line in parallel.errlines if re.match(r"pruning \[gw[01]\]: quality", line)]
     assert {line[:13] for line in progress} == {"pruning [gw0]", "pruning [gw1]"}
-    # Whole groups per worker: base and the subtree of drop[1..3] on one, drop[0] on the other
-    # (which worker gets which is xdist's choice); 5 variants x 4 windows, each computed once.
+    # Whole groups per worker, balanced by counted cost: base and two single removals on one,
+    # the other two on the other (which worker gets which is xdist's choice); 5 variants x 4
+    # windows, each computed once.
     found = [line for line in parallel.outlines if line.startswith("xdist")]
     counts = sorted(int(n) for line in found for n in re.findall(r"(\d+) \(variant, window\)", line))
-    assert counts == [4, 16]
+    assert counts == [8, 12]
     workers = sorted(re.sub(r"gw\d|, \d+ \(variant, window\).*", "", line) for line in found)
     assert workers == [
         "xdist total: 2 workers, cost 16 vs serial 12 (1.37x) and naive 22",
-        "xdist worker : 1 variants, cost 8 (naive 8)",
-        "xdist worker : 4 variants, cost 9 (naive 15)",
+        "xdist worker : 2 variants, cost 8 (naive 11)",
+        "xdist worker : 3 variants, cost 8 (naive 11)",
     ]
     quality = ("id", "ppl", "ppl_ci95", "params", "kl", "top1_agree", "window_nll", "layers")
 
