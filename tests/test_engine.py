@@ -110,3 +110,20 @@ def test_exhaustive_cost_formula_equals_enumerating_every_subset(space):
     subsets = [from_units(c) for c in itertools.combinations(space_names(space, n_layers), k)]
     want = naive_cost([BASE, *subsets], n_layers, 8.0, shares)
     assert all_subsets_cost(n_layers, k, 8.0, space, shares) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("family", UNIT_FAMILIES)
+def test_lanes_give_bit_identical_numbers_and_restore_the_thread_count(family, windows_for):
+    """Windows evaluated two at a time (each lane its own runners, one torch thread) give exactly
+    the sums of one window after another, blocks and branches alike; the thread count is back."""
+    import torch
+
+    lm = load_model(f"random:{family}")
+    windows = windows_for(lm)
+    variants = expand_plan(parse_plan("sequential:units"), lm.num_layers)
+    variants += expand_plan(parse_plan(UNIT_MIXES), lm.num_layers)[1:]
+    threads = torch.get_num_threads()
+    one, _ = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))
+    two, _ = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False, lanes=2))
+    assert len(windows) == 4 and torch.get_num_threads() == threads
+    assert {v: s.windows for v, s in two.items()} == {v: s.windows for v, s in one.items()}

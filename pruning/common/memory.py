@@ -4,7 +4,9 @@ Every scored window allocates (T, V) float32 logits and log-probabilities: 100 M
 49k-token vocabulary at T=512. glibc serves blocks that large with mmap and returns them to
 the OS on free, so every variant pays for fresh page faults and zeroing. Raising the mmap and
 trim thresholds keeps those blocks in the heap for reuse. The process keeps its peak memory
-instead of returning it, which is the right trade for a benchmark process.
+instead of returning it, which is the right trade for a benchmark process. Every thread
+allocates from the one main arena: another thread's arena grows in heaps of at most 64 MiB,
+so it would serve those blocks from mmap again (the engine's lanes are such threads).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _THRESHOLD = 1 << 30  # 1 GiB: larger blocks still go to mmap
 
 
@@ -29,4 +32,8 @@ def reuse_large_allocations() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))
+    return (
+        bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
+        and bool(mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))
+        and bool(mallopt(_M_ARENA_MAX, 1))
+    )

@@ -11,9 +11,10 @@ EXACT_RTOL = 1e-5  # a shortcut (prefix sharing, KV continuation) must match a p
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How the engine evaluates: prefix sharing, memory bound, batch size."""
+    """How the engine evaluates: prefix sharing, memory bound, batch size, lanes."""
 
     share_prefixes: bool = True
     max_state_mb: float = 1024.0  # bound on cached hidden states; beyond it: recompute
     batch_size: int = 1
     progress: Progress = None  # None: a tqdm bar only on a terminal; or a BarFactory
+    lanes: int = 1  # window batches evaluated at once, each on its share of the threads (engine.lanes)

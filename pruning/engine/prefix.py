@@ -14,8 +14,10 @@ says so.
 from __future__ import annotations
 
 import math
+import queue
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from pruning.common.memory import reuse_large_allocations
 from pruning.common.progress import Bar, open_bar
 from pruning.data.windows import Window
 from pruning.engine.cost import EngineStats, head_weight, schedule_shares, weighted_passes
+from pruning.engine.lanes import SharedBar, in_lanes
 from pruning.engine.options import EXACT_RTOL, EngineOptions
 from pruning.engine.runners import Runner, States, build_runner, max_states, run_step
 from pruning.engine.schedule import Schedule, plan_schedule
@@ -58,28 +61,57 @@ def evaluate_variants(
     reuse_large_allocations()  # (T, V) logits per variant: keep them off mmap (see common.memory)
     n_layers = len(get_blocks(model))
     schedule = _schedule(model, windows, variants, n_layers, options)
-    runners = [build_runner(model, step, n_layers) for step in schedule.steps]
     results: dict[Variant, list[WindowSums]] = {step.variant: [] for step in schedule.steps}
-    device = next(model.parameters()).device
-    bar = open_bar("quality: variants x windows", len(windows) * len(runners), options.progress)
+    total = len(windows) * len(schedule.steps)
+    bar = SharedBar(open_bar("quality: variants x windows", total, options.progress))
+    lanes = min(options.lanes, math.ceil(len(windows) / options.batch_size))
     checked = not options.share_prefixes
-    with torch.inference_mode():
-        for group in batches(windows, options.batch_size):
-            ids = stack(windows, group).to(device)  # (B, T)
-            start, tokens = windows[group[0]].score_from, [windows[i].scored for i in group]
-            found = _run_window(runners, ids, start, tokens, bar)
-            if not checked:
-                checked = True
-                if not _exact(model, runners, ids, start, found):
-                    bar.close()
-                    return _fall_back(model, windows, variants, options, on_window)
-            for variant, sums in found.items():
-                results[variant] += sums
-            if on_window is not None:
-                on_window(group, found)
+    groups = list(batches(windows, options.batch_size))
+    done = _passes(model, schedule, windows, groups, lanes, bar)
+    for group, (ids, found) in zip(groups, done, strict=True):
+        if not checked:
+            checked = True
+            with torch.inference_mode():
+                exact = _exact(model, schedule, ids, windows[group[0]].score_from, found)
+            if not exact:
+                done.close()  # the windows already running finish; the rest never start
+                bar.close()
+                return _fall_back(model, windows, variants, options, on_window)
+        for variant, sums in found.items():
+            results[variant] += sums
+        if on_window is not None:
+            on_window(group, found)
     bar.close()
     scores = {variant: VariantSums.of(sums) for variant, sums in results.items()}
     return scores, _stats(model, schedule, options, ids)
+
+
+def _passes(
+    model: nn.Module,
+    schedule: Schedule,
+    windows: Sequence[Window],
+    groups: list[list[int]],
+    lanes: int,
+    bar: Bar,
+) -> Generator[tuple[torch.Tensor, dict[Variant, list[WindowSums]]], None, None]:
+    """Every step on each window batch of ``groups``, in order, ``lanes`` batches at a time
+    (``pruning.engine.lanes``): (the batch's ids, each variant's sums on its windows)."""
+    device = next(model.parameters()).device
+    free: queue.SimpleQueue[list[Runner]] = queue.SimpleQueue()  # a runner set per lane: its
+    for _ in range(lanes):  # placeholder and captures belong to the pass running it
+        free.put([build_runner(model, step, schedule.n_layers) for step in schedule.steps])
+
+    def run(group: list[int]) -> tuple[torch.Tensor, dict[Variant, list[WindowSums]]]:
+        runners = free.get()
+        try:
+            with torch.inference_mode():  # thread-local: entered on the lane's own thread
+                ids = stack(windows, group).to(device)  # (B, T)
+                tokens = [windows[i].scored for i in group]
+                return ids, _run_window(runners, ids, windows[group[0]].score_from, tokens, bar)
+        finally:
+            free.put(runners)
+
+    return in_lanes(run, groups, lanes)
 
 
 def _fall_back(
@@ -93,7 +125,7 @@ def _fall_back(
         f"pruning-kit: prefix-shared evaluation is not exact for "
         f"{type(model).__name__}; falling back to naive evaluation\n"
     )
-    naive = EngineOptions(False, options.max_state_mb, options.batch_size, options.progress)
+    naive = replace(options, share_prefixes=False)
     return evaluate_variants(model, windows, variants, naive, on_window)
 
 
@@ -134,7 +166,7 @@ def _run_window(
 
 def _exact(
     model: nn.Module,
-    runners: list[Runner],
+    schedule: Schedule,
     ids: torch.Tensor,
     start: int,
     found: dict[Variant, list[WindowSums]],
@@ -143,13 +175,13 @@ def _exact(
 
     One resumed variant exercises the placeholder path the others share.
     """
-    resumed = next((r for r in runners if r.resume is not None), None)
+    resumed = next((step for step in schedule.steps if step.resume), None)
     if resumed is None:
         return True
-    v = resumed.step.variant
+    v = resumed.variant
     naive = remove_layers(model, v.drop, v.attn, v.mlp)
     want = score(scored_logits(naive, ids, start), ids[:, start:], None).nll.tolist()
-    got = [w.nll for w in found[resumed.step.variant]]
+    got = [w.nll for w in found[v]]
     return all(math.isclose(g, w, rel_tol=EXACT_RTOL) for g, w in zip(got, want, strict=True))
 
 

@@ -17,6 +17,7 @@ from xdist.workermanage import parse_tx_spec_config
 
 from pruning.common.progress import Progress
 from pruning.data.windows import EvalProtocol
+from pruning.engine.lanes import auto_lanes
 from pruning.engine.options import EngineOptions
 from pruning.healing.settings import HealSettings, LoraSettings
 from pruning.metrics.speed import SpeedSettings
@@ -40,6 +41,7 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
     report, export = get("report"), get("export")
     lengths = get("speed-seq")
     threads = get("threads") or max(1, (os.cpu_count() or 1) // workers(config))
+    lanes = get("lanes") or auto_lanes(threads, get("device"), get("device-map"))
     campaign = CampaignSettings(
         min_rounds=get("speed-rounds"), budget_s=get("speed-budget"), target_pp=get("speed-target")
     )
@@ -51,7 +53,9 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         protocol=protocol,
         plan=get("plan"),
         max_variants=get("max-variants"),
-        engine=EngineOptions(get("engine") == "prefix", get("max-state-mb"), get("batch-size"), progress),
+        engine=EngineOptions(
+            get("engine") == "prefix", get("max-state-mb"), get("batch-size"), progress, lanes
+        ),
         speed=SpeedSettings(
             lengths[0], get("decode-tokens"), get("speed-burst"), campaign, threads, lengths[1:]
         ),

@@ -222,6 +222,14 @@ OPTIONS = (
         "N",
         "torch intra-op threads, fixed for the session; auto: the CPU count, shared among xdist workers",
     ),
+    Option(
+        "lanes",
+        threads,
+        "auto",
+        "N",
+        "window batches the quality engine evaluates at once, the threads split among them; "
+        "auto: one per thread on a CPU, up to 4 (1 on CUDA or with --prune-device-map)",
+    ),
     Option("plan", plan, "sequential", "PLAN", f"variants: {', '.join(PLAN_KINDS)}"),
     Option("max-variants", positive_int, "64", "N", "refuse plans with more variants than this"),
     Option("batch-size", positive_int, "1", "N", "evaluation windows per forward pass"),
