@@ -127,3 +127,17 @@ def test_lanes_give_bit_identical_numbers_and_restore_the_thread_count(family, w
     two, _ = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False, lanes=2))
     assert len(windows) == 4 and torch.get_num_threads() == threads
     assert {v: s.windows for v, s in two.items()} == {v: s.windows for v, s in one.items()}
+
+
+def test_lanes_share_the_memory_bound(windows_for):
+    """Each lane keeps its own cached states, so the bound is split among the lanes: the peak of
+    all lanes together stays within it, and the numbers stay the same."""
+    lm = load_model("random:tiny-gpt2")
+    windows = windows_for(lm)
+    variants = expand_plan(parse_plan("sequential"), lm.num_layers)
+    one, free = evaluate_variants(lm.model, windows, variants, EngineOptions(progress=False))
+    state_mb = free.peak_state_bytes / 2**20 / 3  # one state (the free run keeps three at most)
+    bound = EngineOptions(progress=False, lanes=2, max_state_mb=2.5 * state_mb)
+    two, shared = evaluate_variants(lm.model, windows, variants, bound)
+    assert shared.peak_state_bytes <= 2.5 * state_mb * 2**20 < 2 * free.peak_state_bytes
+    assert {v: s.windows for v, s in two.items()} == {v: s.windows for v, s in one.items()}

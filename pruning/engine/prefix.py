@@ -5,6 +5,9 @@ boundaries that later variants share (see ``pruning.engine.schedule``). Each var
 resumes from the deepest shared state and runs only its remaining blocks, the final norm and
 the head (see ``pruning.engine.runners``).
 
+Window batches run in lanes (``pruning.engine.lanes``), each with its own step models and
+cached states; the memory bound holds for all lanes together.
+
 Each variant's per-window NLL equals the naive full forward pass (the same kernels on the
 same inputs). The first window checks that: if any resumed variant disagrees with its naive
 forward by more than ``EXACT_RTOL`` relative, the engine falls back to naive evaluation and
@@ -60,11 +63,11 @@ def evaluate_variants(
     """
     reuse_large_allocations()  # (T, V) logits per variant: keep them off mmap (see common.memory)
     n_layers = len(get_blocks(model))
-    schedule = _schedule(model, windows, variants, n_layers, options)
+    lanes = max(1, min(options.lanes, math.ceil(len(windows) / options.batch_size)))
+    schedule = _schedule(model, windows, variants, n_layers, options, lanes)
     results: dict[Variant, list[WindowSums]] = {step.variant: [] for step in schedule.steps}
     total = len(windows) * len(schedule.steps)
     bar = SharedBar(open_bar("quality: variants x windows", total, options.progress))
-    lanes = min(options.lanes, math.ceil(len(windows) / options.batch_size))
     checked = not options.share_prefixes
     groups = list(batches(windows, options.batch_size))
     done = _passes(model, schedule, windows, groups, lanes, bar)
@@ -83,7 +86,7 @@ def evaluate_variants(
             on_window(group, found)
     bar.close()
     scores = {variant: VariantSums.of(sums) for variant, sums in results.items()}
-    return scores, _stats(model, schedule, options, ids)
+    return scores, _stats(model, schedule, options, ids, lanes)
 
 
 def _passes(
@@ -135,9 +138,11 @@ def _schedule(
     variants: Sequence[Variant],
     n_layers: int,
     options: EngineOptions,
+    lanes: int,
 ) -> Schedule:
+    """The schedule, its cached states bounded so that all lanes together keep the memory bound."""
     longest = max(int(w.ids.shape[0]) for w in windows)
-    bound = max_states(model, options.batch_size * longest, options)
+    bound = max_states(model, options.batch_size * longest, options) // lanes
     return plan_schedule(variants, n_layers, options.share_prefixes, bound)
 
 
@@ -185,7 +190,9 @@ def _exact(
     return all(math.isclose(g, w, rel_tol=EXACT_RTOL) for g, w in zip(got, want, strict=True))
 
 
-def _stats(model: nn.Module, schedule: Schedule, options: EngineOptions, ids: torch.Tensor) -> EngineStats:
+def _stats(
+    model: nn.Module, schedule: Schedule, options: EngineOptions, ids: torch.Tensor, lanes: int
+) -> EngineStats:
     naive = plan_schedule([s.variant for s in schedule.steps], schedule.n_layers, share=False)
     width = int(getattr(getattr(model, "config", None), "hidden_size", 0))
     state_bytes = ids.numel() * width * next(model.parameters()).element_size()
@@ -197,5 +204,5 @@ def _stats(model: nn.Module, schedule: Schedule, options: EngineOptions, ids: to
         weighted_passes(naive, shares),
         naive.head_passes,
         head_weight(model),
-        schedule.peak_states * state_bytes,
+        schedule.peak_states * state_bytes * lanes,  # every lane keeps its own states
     )
