@@ -74,9 +74,14 @@ def max_memory(value: str) -> dict[int | str, str]:
     return out
 
 
-def threads(value: str) -> int | None:
-    """An int >= 1, or ``auto`` (None): the CPU count divided among the xdist workers."""
-    return None if value.strip().lower() == "auto" else positive_int(value)
+def count_or_auto(value: str) -> int | None:
+    """An int >= 1, or ``auto`` (None: the session works the count out, see its option's help)."""
+    if value.strip().lower() == "auto":
+        return None
+    number = _number(value, int)
+    if number is None or number < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}; expected an integer >= 1 or 'auto'")
+    return number
 
 
 def eval_tokens(value: str) -> int | None:
@@ -208,26 +213,20 @@ OPTIONS = (
         "POLICY",
         f"let accelerate place the blocks across devices: {', '.join(POLICIES)} (disk offload included)",
     ),
-    Option(
-        "max-memory",
-        max_memory,
-        None,
-        "SPEC",
-        "per-device budget for --prune-device-map, like cpu=2GiB,0=20GiB",
-    ),
+    Option("max-memory", max_memory, None, "SPEC", "--prune-device-map budgets, like cpu=2GiB,0=20GiB"),
     Option(
         "threads",
-        threads,
+        count_or_auto,
         "auto",
         "N",
         "torch intra-op threads, fixed for the session; auto: the CPU count, shared among xdist workers",
     ),
     Option(
         "lanes",
-        threads,
+        count_or_auto,
         "auto",
         "N",
-        "window batches the quality engine evaluates at once, the threads split among them; "
+        "window batches the quality engine scores at once, the threads split among them; "
         "auto: one per thread on a CPU, up to 4 (1 on CUDA or with --prune-device-map)",
     ),
     Option("plan", plan, "sequential", "PLAN", f"variants: {', '.join(PLAN_KINDS)}"),

@@ -65,6 +65,8 @@ def test_bad_option_values_fail_at_parse_time(suite):
     result = pytester.runpytest(*args, "--prune-ctx", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--prune-ctx: invalid value '0'; expected an integer >= 1*"])
+    result = pytester.runpytest(*args, "--prune-lanes", "0")
+    result.stderr.fnmatch_lines(["*--prune-lanes: invalid value '0'; expected an integer >= 1 or 'auto'*"])
     result = pytester.runpytest(*args, "--prune-plan", "combos:x")
     result.stderr.fnmatch_lines(
         ["*invalid plan 'combos:x'; expected one of sequential[[]:attn|mlp|units[]], combos:K*"]
