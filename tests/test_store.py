@@ -89,6 +89,10 @@ def _run(script, store, corpus):
     return int(reused), int(computed), float(seconds)
 
 
+def _entries(root):
+    return sum(1 for _ in (root / "run").rglob("*.json"))
+
+
 def _payloads(root):
     paths = sorted((root / "run").rglob("*.json"))
     return {str(p.relative_to(root)): json.loads(p.read_text())["payload"] for p in paths}
@@ -108,14 +112,19 @@ def clean(tmp_path_factory, data_dir):
 
 
 def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, clean):
-    args, reference, total, seconds = clean
+    """kill -9 three times, each once the sweep has added a random 10-25% of the entries (by
+    progress, not by time: a sleep sized by the clean run's time finished the whole sweep when
+    the clean run had been slowed by the other xdist worker)."""
+    args, reference, total, _ = clean
     store, rng, kills = tmp_path / "store", random.Random(0), 0
-    for _ in range(3):  # kill -9 at a random moment of the sweep, three times
+    for _ in range(3):
+        target = _entries(store) + rng.uniform(0.1, 0.25) * total
         proc = subprocess.Popen(
             [sys.executable, args[0], str(store), args[1]], stdout=subprocess.PIPE, text=True
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
-        time.sleep(rng.uniform(0.1, 0.3) * seconds)
+        while proc.poll() is None and _entries(store) < target:
+            time.sleep(0.02)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

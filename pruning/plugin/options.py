@@ -226,7 +226,7 @@ OPTIONS = (
         count_or_auto,
         "auto",
         "N",
-        "window batches the quality engine scores at once, the threads split among them; "
+        "window batches the quality engine scores at once, the threads split among them (1 at least); "
         "auto: one per thread on a CPU, up to 4 (1 on CUDA or with --prune-device-map)",
     ),
     Option("plan", plan, "sequential", "PLAN", f"variants: {', '.join(PLAN_KINDS)}"),
