@@ -76,21 +76,21 @@ def max_memory(value: str) -> dict[int | str, str]:
 
 def count_or_auto(value: str) -> int | None:
     """An int >= 1, or ``auto`` (None: the session works the count out, see its option's help)."""
-    if value.strip().lower() == "auto":
-        return None
-    number = _number(value, int)
-    if number is None or number < 1:
-        raise argparse.ArgumentTypeError(f"invalid value {value!r}; expected an integer >= 1 or 'auto'")
-    return number
+    return _int_or_word(value, "auto", 1, "value")
 
 
 def eval_tokens(value: str) -> int | None:
     """An int >= 2, or ``all`` (None) for the whole corpus."""
-    if value.strip().lower() == "all":
+    return _int_or_word(value, "all", 2, "token count")
+
+
+def _int_or_word(value: str, word: str, minimum: int, noun: str) -> int | None:
+    if value.strip().lower() == word:
         return None
     number = _number(value, int)
-    if number is None or number < 2:
-        raise argparse.ArgumentTypeError(f"invalid token count {value!r}; expected an integer >= 2 or 'all'")
+    if number is None or number < minimum:
+        expected = f"expected an integer >= {minimum} or {word!r}"
+        raise argparse.ArgumentTypeError(f"invalid {noun} {value!r}; {expected}")
     return number
 
 
