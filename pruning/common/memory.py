@@ -4,9 +4,16 @@ Every scored window allocates (T, V) float32 logits and log-probabilities: 100 M
 49k-token vocabulary at T=512. glibc serves blocks that large with mmap and returns them to
 the OS on free, so every variant pays for fresh page faults and zeroing. Raising the mmap and
 trim thresholds keeps those blocks in the heap for reuse. The process keeps its peak memory
-instead of returning it, which is the right trade for a benchmark process. Every thread
-allocates from the one main arena: another thread's arena grows in heaps of at most 64 MiB,
-so it would serve those blocks from mmap again (the engine's lanes are such threads).
+instead of returning it, which is the right trade for a benchmark process.
+
+This holds for the main thread's arena only. Other threads (the engine's lanes,
+``pruning.engine.lanes``) allocate from arenas that grow in heaps of at most 64 MiB, so glibc
+serves their 100 MB blocks from fresh mmap pages whatever the threshold. ``python
+scripts/page_faults.py 1`` / ``2`` (4 SmolLM2 windows x 3 variants, 2026-12-01): 2,980 minor
+page faults in one lane, 803,792 in two; 46,667 in two with ``MALLOC_ARENA_MAX=1`` in the
+environment at start. ``mallopt(M_ARENA_MAX, 1)`` from here does not help (tried: 816,327 in
+two; glibc fixes its arena limit when the first thread takes an arena, before this runs).
+Timed alone, two lanes were as fast as one all the same (``pruning.engine.lanes``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
 _THRESHOLD = 1 << 30  # 1 GiB: larger blocks still go to mmap
 
 
@@ -32,8 +38,4 @@ def reuse_large_allocations() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return (
-        bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
-        and bool(mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))
-        and bool(mallopt(_M_ARENA_MAX, 1))
-    )
+    return bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))

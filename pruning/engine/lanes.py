@@ -12,9 +12,8 @@ tokens, alternated): alone, one lane of 2 threads 15.35, 14.08, 16.68 s against 
 1 thread 15.12, 14.39, 16.66 s (the same); beside a one-thread busy loop in another process,
 45.3, 50.6, 44.1 s against 24.3, 25.8, 21.3 s (half). The sums are bit-identical: a window's
 NLL, KL and top-1 sums do not depend on the thread count (checked there and in the tests).
-Lanes allocate from one malloc arena (``pruning.common.memory``): with glibc's arena per
-thread, two lanes alone were 4-10% slower than one (two alternated runs of four), likely because
-a thread's arena cannot hold 100 MB blocks and serves them from fresh mmap pages.
+A lane's thread takes its large blocks from fresh mmap pages (glibc's per-thread arenas; see
+``pruning.common.memory``, which also says how to avoid it), and the times above include that.
 
 Lanes split the session's intra-op threads (``torch.get_num_threads``) among them for the
 duration of a call and restore the count afterwards, so timing, which measures one pass with
