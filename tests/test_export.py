@@ -158,9 +158,10 @@ def test_a_directory_that_reloads_differently_is_refused(tmp_path, monkeypatch):
 
 
 def _fingerprint(lm):
+    from pruning.common.machine import this_machine
     from pruning.data.corpora import make_corpus
     from pruning.data.windows import EvalProtocol
     from pruning.metrics.fingerprint import run_fingerprint
 
     corpus = make_corpus("wikitext2", "test", "some text", "file:/x")
-    return run_fingerprint(lm, corpus, EvalProtocol("windows", 512, 4096), "cpu")
+    return run_fingerprint(lm, corpus, EvalProtocol("windows", 512, 4096), "cpu", this_machine())

@@ -6,13 +6,14 @@ import pytest
 
 from pruning.engine.store import run_key
 from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
-from pruning.reporting.gates import Thresholds, check_baseline, check_budget
+from pruning.reporting.gates import Thresholds, check_baseline, check_budget, judge, machine_note
 from pruning.reporting.rows import Row, with_changes
 
 FIELDS = dict(
     model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",
     corpus_sha256="c", protocol="windows", ctx=512, stride=None, bos=None, eval_tokens=2048,
-    torch="2.13.0", transformers="5", corpus_source="file",
+    torch="2.13.0", transformers="5", corpus_source="file", cpu="AMD EPYC", cores=2, threads=2,
+    kernels="AVX2",
 )  # fmt: skip
 
 
@@ -89,3 +90,24 @@ def test_results_under_the_old_bos_rule_are_never_reused():
     assert fingerprint_diff(same_but_versions, old.as_dict()) == []  # versions are provenance only
     assert run_key(same_but_versions) != run_key(old)  # ... but key the store, a cache
     assert run_key(RunFingerprint(bos=None, **{**fields, "stride": 256})) != run_key(old)
+
+
+def test_results_from_another_machine_are_not_reused_but_its_baseline_is_compared_and_named():
+    """The store keys on the processor and the kernel path (the last digits differ between
+    machines), not on torch's thread count; the gates compare a baseline from another machine
+    and the verdict says so, or that the baseline never recorded its machine."""
+    here = RunFingerprint(**FIELDS)
+    elsewhere = RunFingerprint(**{**FIELDS, "cpu": "Intel(R) Xeon(R)", "kernels": "AVX512"})
+    assert run_key(here) != run_key(elsewhere)
+    assert run_key(here) != run_key(RunFingerprint(**{**FIELDS, "kernels": "AVX512"}))
+    assert run_key(here) == run_key(RunFingerprint(**{**FIELDS, "threads": 1, "cores": 8}))
+    assert fingerprint_diff(here, elsewhere.as_dict()) == []
+    verdict = judge(_rows(), Thresholds(), here, (elsewhere.as_dict(), _rows()), "compared against 0001")
+    assert verdict.compared and verdict.failures == []
+    assert verdict.machine == (
+        "the baseline was measured on another machine (Intel(R) Xeon(R), 2 cores, 2 torch threads, "
+        "AVX512 kernels; this run: AMD EPYC, 2 cores, 2 torch threads, AVX2 kernels)"
+    )
+    assert machine_note(here, here.as_dict()) == ""
+    old = {k: v for k, v in here.as_dict().items() if k not in ("cpu", "cores", "threads", "kernels")}
+    assert machine_note(here, old).startswith("the baseline does not record its machine")

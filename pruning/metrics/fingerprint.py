@@ -3,9 +3,11 @@
 Two runs may be compared (a baseline gate) or share stored results only when every field of
 ``COMPARED`` is equal: the model and its weights, dtype, device, the corpus and its text, and
 the protocol with every parameter that changes which tokens are scored (ctx, stride, the BOS
-rule) and how many (eval tokens). Library versions are provenance: a baseline from an older
-torch is still comparable (the gates exist to catch what an upgrade changes), but the results
-store, a cache, keys on them too.
+rule) and how many (eval tokens). Library versions and the machine are provenance: a baseline
+from an older torch or another machine is still comparable (the gates exist to catch what an
+upgrade changes; speedups are ratios), but the results store, a cache of exact sums, keys on
+the versions and on the processor and kernel path too (``pruning.common.machine``: the last
+digits differ between machines).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from pruning.common.machine import Machine
 from pruning.data.corpora import Corpus
 from pruning.data.windows import EvalProtocol
 from pruning.metrics.perplexity import bos_if_asked
@@ -52,6 +55,10 @@ class RunFingerprint:
     torch: str
     transformers: str
     corpus_source: str
+    cpu: str  # the machine (``pruning.common.machine``): processor or GPU name
+    cores: int
+    threads: int  # torch's intra-op threads of the process that computed the quality
+    kernels: str  # torch's CPU capability (AVX2, AVX512, ...) or the GPU's compute capability
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (reports, baselines)."""
@@ -63,18 +70,29 @@ class RunFingerprint:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     def store_key(self) -> dict[str, Any]:
-        """What keys the results store: ``COMPARED`` and the library versions.
+        """What keys the results store: ``COMPARED``, the library versions, the processor and the
+        kernel path (not the threads: one lane of two threads and two lanes of one gave
+        bit-identical SmolLM2 sums; ``tests/test_engine.py`` checks lanes on tiny models).
 
         ``eval_tokens`` is left out on purpose: entries are per window (checked by the window's
         token hash), so a run over more tokens reuses the windows a shorter run computed.
         """
         data = self.as_dict()
         keyed = {k: data[k] for k in COMPARED if k != "eval_tokens"}
-        return {**keyed, "torch": self.torch, "transformers": self.transformers}
+        versions = {"torch": self.torch, "transformers": self.transformers}
+        return {**keyed, **versions, "cpu": self.cpu, "kernels": self.kernels}
+
+    @property
+    def machine(self) -> Machine:
+        """The machine the run measured on."""
+        return Machine(self.cpu, self.cores, self.threads, self.kernels)
 
 
-def run_fingerprint(lm: LoadedModel, corpus: Corpus, protocol: EvalProtocol, device: str) -> RunFingerprint:
-    """The fingerprint of evaluating ``lm`` on ``corpus`` under ``protocol`` (with its BOS rule)."""
+def run_fingerprint(
+    lm: LoadedModel, corpus: Corpus, protocol: EvalProtocol, device: str, machine: Machine
+) -> RunFingerprint:
+    """The fingerprint of evaluating ``lm`` on ``corpus`` under ``protocol`` (with its BOS rule)
+    on ``machine``."""
     fp = lm.fingerprint
     return RunFingerprint(
         model=fp.spec,
@@ -91,6 +109,10 @@ def run_fingerprint(lm: LoadedModel, corpus: Corpus, protocol: EvalProtocol, dev
         torch=fp.torch,
         transformers=fp.transformers,
         corpus_source=corpus.source,
+        cpu=machine.cpu,
+        cores=machine.cores,
+        threads=machine.threads,
+        kernels=machine.kernels,
     )
 
 

@@ -7,7 +7,8 @@ Against a saved baseline (comparable runs only: ``pruning.metrics.fingerprint``)
   interleaved campaign) may not fall by more than ``speedup_fail_pct`` percent, judged on
   intervals: a failure needs the upper end of today's 95% interval to lie below the lower end
   of the baseline's by more than that margin, so noise alone never fails a run while a real
-  slowdown does. A ratio, so it holds across machines.
+  slowdown does. A ratio, so it carries across machines better than a time does (a baseline
+  from another machine is named as such: ``machine_note``).
 Absolute budget (no baseline needed):
 - no variant's perplexity may exceed the unpruned model's by more than ``max_ppl_increase_pct``.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pruning.common.machine import Machine
 from pruning.metrics.change import pct_change
 from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
 from pruning.reporting.rows import Row
@@ -101,6 +103,7 @@ class Verdict:
     baseline: list[Row]  # empty: none compared
     refused: list[str]  # fingerprint differences: the baseline was not comparable
     failures: list[GateFailure]
+    machine: str = ""  # how the baseline's machine differs from this run's ("" when it does not)
 
     @property
     def failed(self) -> bool:
@@ -126,7 +129,22 @@ def judge(
     refused = fingerprint_diff(fingerprint, baseline[0])
     if not refused:
         failures += check_baseline(rows, baseline[1], t)
-    return Verdict(t, baseline_note, baseline[1], refused, failures)
+    machine = machine_note(fingerprint, baseline[0])
+    return Verdict(t, baseline_note, baseline[1], refused, failures, machine)
+
+
+def machine_note(now: RunFingerprint, saved: Mapping[str, object]) -> str:
+    """Whether the baseline was measured on another machine (``pruning.common.machine``), said
+    without refusing it: speedups are ratios, and quality differs in the last digits only."""
+    try:
+        fields = (saved["cpu"], saved["cores"], saved["threads"], saved["kernels"])
+        then = Machine(str(fields[0]), int(str(fields[1])), int(str(fields[2])), str(fields[3]))
+    except (KeyError, ValueError):
+        return "the baseline does not record its machine (saved before runs recorded it)"
+    if then == now.machine:
+        return ""
+    here = now.machine.describe()
+    return f"the baseline was measured on another machine ({then.describe()}; this run: {here})"
 
 
 def speed_gate_state(verdict: Verdict, rows: Sequence[Row]) -> str:

@@ -53,11 +53,14 @@ class Outcome:
 def markdown(outcome: Outcome) -> str:
     """The report's Markdown: the table, speed and gate notes, and the criteria table."""
     header, cells = table(outcome.rows, outcome.sequential)
+    verdict = outcome.verdict
     text = f"### Depth pruning: {outcome.fingerprint.model}\n\n" + render_markdown(header, cells)
     notes = [
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
         *healing_lines(outcome.log.healings),
+        f"Machine: {outcome.fingerprint.machine.describe()}.",
         f"Gates: {outcome.verdict.baseline_note}.",
+        *([f"Baseline: {verdict.machine}."] if verdict.machine and verdict.baseline else []),
     ]
     text += "\n" + "\n".join(f"- {line}" for line in notes) + "\n"
     if outcome.criteria is not None:

@@ -42,7 +42,8 @@ def header_line(outcome: Outcome) -> str:
     bos = "none" if fp.bos is None else f"id {fp.bos} before every window"
     line = (
         f"model {fp.model} ({fp.dtype}, {fp.device}), corpus {fp.corpus} sha256 {fp.corpus_sha256[:12]}, "
-        f"protocol {fp.protocol} ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}"
+        f"protocol {fp.protocol} ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}; "
+        f"machine {fp.machine.describe()}"
     )
     if fp.corpus_source.startswith(FALLBACK_SOURCE):
         line += f"; FELL BACK to {fp.corpus_source}: WikiText-2 not found (set PRUNING_DATA_DIR)"
@@ -148,6 +149,8 @@ def verdict_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
     ]
     if verdict.compared:
         lines.append(("", f"pruning: speedup gate: {speed_gate_state(verdict, outcome.rows)}"))
+    if verdict.machine and verdict.baseline:
+        lines.append(("warn", f"pruning: {verdict.machine}"))
     if verdict.refused:
         lines.append(("error", "pruning: baseline REFUSED for the quality gates; its fingerprint differs:"))
         lines += [("error", f"  {line}") for line in verdict.refused]

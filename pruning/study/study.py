@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pruning.common.machine import this_machine
 from pruning.common.progress import open_bar
 from pruning.data.corpora import Corpus, load_corpus
 from pruning.data.windows import EvalProtocol, Window
@@ -124,12 +125,14 @@ class Study:
     @functools.cached_property
     def fingerprint(self) -> RunFingerprint:
         """What a baseline or a stored result must share to be used (``pruning.metrics.fingerprint``)."""
-        return run_fingerprint(self.lm, self.corpus, self.protocol, self.settings.model.placement)
+        placement = self.settings.model.placement
+        return run_fingerprint(self.lm, self.corpus, self.protocol, placement, this_machine(placement))
 
     def model_for(self, variant: Variant) -> nn.Module:
         """The variant's model, built once, sharing weights with the loaded model."""
         if variant.is_base:  # the unpruned model is the loaded one: no copy needed
-            return self.lm.model
+            loaded: nn.Module = self.lm.model
+            return loaded
         if variant.heal:
             return self.healed(variant).model
         if variant not in self._models:

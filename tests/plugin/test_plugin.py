@@ -103,6 +103,7 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     result.stdout.fnmatch_lines(
         [
             "*depth pruning results*",
+            "model random:tiny-gpt2 (float32, cpu), *; machine *, * cores, * torch threads, * kernels",
             "layer removed | layers | perplexity (↓) | ppl 95% CI*| speed (ms) ↓ | parameters (M) "
             "| ppl change (%) | speed change (%)*",
             "*none |      4 |*",
@@ -111,6 +112,7 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     )
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert data["fingerprint"]["model"] == "random:tiny-gpt2" and data["fingerprint"]["eval_tokens"] == 256
+    assert data["fingerprint"]["kernels"] and data["fingerprint"]["cores"] >= 1  # the machine it measured on
     ids = [r["id"] for r in data["rows"]]
     assert ids == ["base", "drop[0]", "drop[1]", "drop[2]", "drop[3]"]
     for row in data["rows"]:
@@ -120,6 +122,7 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     names = {p.name for p in (tmp_path / "rep").iterdir()}
     assert names == {"results.json", "results.csv", "results.md", "pareto.png", "latency_vs_blocks.png"}
     assert "![pareto](pareto.png)" in (tmp_path / "rep" / "results.md").read_text()
+    assert "- Machine: " in (tmp_path / "rep" / "results.md").read_text()
     speed = data["speed"]
     for kind in ("prefill", "decode"):  # at least --prune-speed-rounds 2 rounds, each of the 4
         # variants once and the unpruned model ceil(4 / sqrt(1)) = 4 times: the 4 single removals
@@ -155,6 +158,7 @@ def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite):
             "pruning: speedup gate: ran on 5 variants",
         ]
     )
+    assert "another machine" not in result.stdout.str()  # the same machine is not worth a line
     quality_only = pytester.runpytest(*args, "--benchmark-compare", "-k", "quality")
     quality_only.stdout.fnmatch_lines(["pruning: speedup gate: did NOT run: this run has no prefill*"])
     assert "FAILED" not in result.stdout.str()

@@ -1,0 +1,65 @@
+"""The machine a run measured on: what its speed, and the last digits of its float sums, depend on.
+
+Speed depends on the processor and on the threads torch uses. Float results depend, in their
+last digits, on which kernels ran: torch picks its CPU kernels by instruction set
+(``torch.backends.cpu.get_cpu_capability()``: ``AVX2``, ``AVX512``, ...) and MKL picks its own by
+processor, and a matrix product summed in another order rounds differently. Measured
+(2026-12-01): the default SmolLM2 sweep run on an AMD EPYC with AVX2 kernels against the
+runs of an earlier machine of this project (whose processor was not recorded; fp32 matrix
+products near 190 GFLOP/s there, 120-125 here), with the same torch and transformers, differed
+in every one of the 31 perplexities, by at most 8.5e-6 relative (window NLL sums by 2.7e-6, KL
+by 1.9e-4 nats), and in 29 of the README table's 93 printed perplexity, KL and top-1 values by
+one unit of the last printed digit. So a run records its machine, the results store keys on
+the processor and the kernel path (results computed elsewhere are recomputed, never mixed in),
+and a baseline from another machine is named as such (its speedups are ratios and stay
+comparable).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where a run measured: the processor (or GPU), its cores, torch's threads, the kernel path."""
+
+    cpu: str  # the processor's model name; the GPU's name on CUDA
+    cores: int  # logical CPUs the operating system reports
+    threads: int  # torch's intra-op threads in this process
+    kernels: str  # torch's CPU capability (AVX2, AVX512, ...), or the GPU's compute capability
+
+    def describe(self) -> str:
+        """One line for a summary: ``AMD EPYC, 2 cores, 2 torch threads, AVX2 kernels``."""
+        return f"{self.cpu}, {self.cores} cores, {self.threads} torch threads, {self.kernels} kernels"
+
+
+def this_machine(device: str = "cpu") -> Machine:
+    """The machine this process runs on, for ``device`` (``cpu``, ``cuda``, ``cuda:1``, ...)."""
+    cores = os.cpu_count() or 1
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        major, minor = torch.cuda.get_device_capability(index)
+        name = torch.cuda.get_device_name(index)
+        return Machine(name, cores, torch.get_num_threads(), f"sm_{major}{minor}")
+    return Machine(cpu_name(), cores, torch.get_num_threads(), torch.backends.cpu.get_cpu_capability())
+
+
+def cpu_name(cpuinfo: Path = CPUINFO) -> str:
+    """The processor's model name: ``/proc/cpuinfo``'s ``model name`` on Linux, else what
+    ``platform`` knows, else ``unknown``."""
+    try:
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
