@@ -87,7 +87,7 @@ def load_model(
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     raw = _load_raw(spec)
     target = "cpu" if device_map is not None else device  # placement moves the blocks itself
-    model = raw.model.to(device=torch.device(target), dtype=DTYPES[dtype])  # type: ignore[call-arg]
+    model = raw.model.to(device=torch.device(target), dtype=DTYPES[dtype])
     model.eval()
     sha = raw.weights_sha256 or state_dict_sha256(model)  # before placement: offloaded weights are meta
     if device_map is not None:
@@ -159,7 +159,7 @@ def _load_random(name: str) -> _Raw:
     config = ARCHITECTURES.get(name)()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     return _Raw(model, byte_tokenizer(), None)
 
 
