@@ -109,5 +109,6 @@ def test_results_from_another_machine_are_not_reused_but_its_baseline_is_compare
         "AVX512 kernels; this run: AMD EPYC, 2 cores, 2 torch threads, AVX2 kernels)"
     )
     assert machine_note(here, here.as_dict()) == ""
+    assert machine_note(here, {**here.as_dict(), "threads": 1}) == ""  # -n 2 workers: the same machine
     old = {k: v for k, v in here.as_dict().items() if k not in ("cpu", "cores", "threads", "kernels")}
     assert machine_note(here, old).startswith("the baseline does not record its machine")

@@ -19,3 +19,4 @@ def test_this_machine_on_the_cpu_records_torch_threads_and_its_kernel_path():
     assert machine.threads == torch.get_num_threads() and machine.cores >= 1
     assert machine.kernels == torch.backends.cpu.get_cpu_capability() and machine.cpu
     assert Machine("AMD EPYC", 2, 2, "AVX2").describe() == "AMD EPYC, 2 cores, 2 torch threads, AVX2 kernels"
+    assert Machine("AMD EPYC", 2, 1, "AVX2").describe() == "AMD EPYC, 2 cores, 1 torch thread, AVX2 kernels"

@@ -36,9 +36,15 @@ class Machine:
     threads: int  # torch's intra-op threads in this process
     kernels: str  # torch's CPU capability (AVX2, AVX512, ...), or the GPU's compute capability
 
+    @property
+    def hardware(self) -> tuple[str, int, str]:
+        """What two runs on the same machine share whatever threads each asked torch for."""
+        return self.cpu, self.cores, self.kernels
+
     def describe(self) -> str:
         """One line for a summary: ``AMD EPYC, 2 cores, 2 torch threads, AVX2 kernels``."""
-        return f"{self.cpu}, {self.cores} cores, {self.threads} torch threads, {self.kernels} kernels"
+        threads = f"{self.threads} torch thread{'' if self.threads == 1 else 's'}"
+        return f"{self.cpu}, {self.cores} cores, {threads}, {self.kernels} kernels"
 
 
 def this_machine(device: str = "cpu") -> Machine:

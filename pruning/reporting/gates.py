@@ -141,7 +141,7 @@ def machine_note(now: RunFingerprint, saved: Mapping[str, object]) -> str:
         then = Machine(str(fields[0]), int(str(fields[1])), int(str(fields[2])), str(fields[3]))
     except (KeyError, ValueError):
         return "the baseline does not record its machine (saved before runs recorded it)"
-    if then == now.machine:
+    if then.hardware == now.machine.hardware:  # torch's threads are a setting of the run, not the machine
         return ""
     here = now.machine.describe()
     return f"the baseline was measured on another machine ({then.describe()}; this run: {here})"
