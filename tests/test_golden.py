@@ -65,8 +65,9 @@ def test_the_dequantised_cache_holds_the_same_weights_and_tokenizer(smollm2, tmp
     cached = loading._load_gguf(path, sources.SMOLLM2_135M.sha256)  # from the saved directory
     assert len(list((tmp_path / "converted").iterdir())) == 1
     text = "The capital of France is Paris. <|im_start|> 12"
+    want = loading.state_dict_sha256(smollm2.model)  # 540 MB hashed once, not once per load
     for raw in (fresh, cached):
-        assert loading.state_dict_sha256(raw.model) == loading.state_dict_sha256(smollm2.model)
+        assert loading.state_dict_sha256(raw.model) == want
         assert raw.tokenizer(text)["input_ids"] == smollm2.tokenizer(text)["input_ids"]
 
 
@@ -172,13 +173,15 @@ def test_an_exported_smollm2_variant_reloads_in_a_fresh_process_with_the_same_pe
 def test_a_healed_smollm2_variant_reloads_in_a_fresh_process_with_the_same_perplexity(
     smollm2, wikitext, data_dir, tmp_path
 ):
-    """drop[14,17]+linear (two removed runs, two maps), fitted on 4096 calibration tokens
-    (WikiText-2 validation): healing lowers its perplexity (33.76 -> 32.62 on these 1024 tokens;
-    31.63 with 8192 calibration tokens at twice the cost; with 2048 the 576 x 576 maps overfit
-    and it rose to 37.02), and stock transformers reloads the export to the same number."""
+    """drop[14,15]+linear (one removed run, one 576 x 576 map folded into block 13), fitted on
+    4096 calibration tokens (WikiText-2 validation): healing lowers its perplexity (35.46 ->
+    29.83 on these 1024 tokens), and stock transformers reloads the export to the same number.
+    One run fits in half the time of drop[14,17]'s two (13 s against 27 s; 33.76 -> 32.62 there,
+    and with 2048 calibration tokens its maps overfit: 37.02); several runs are covered on a
+    tiny model (``tests/test_healing.py``)."""
     calib_text = load_corpus("wikitext2", split="validation", data_dir=data_dir).text
     calib = prepare_windows(smollm2.tokenizer, calib_text, EvalProtocol("windows", 512, 4096))
-    variant = Variant((14, 17), "linear")
+    variant = Variant((14, 15), "linear")
     healed = heal(smollm2.model, variant, calib, HealSettings(tokens=4096), "golden")
     directory = export(smollm2, variant, tmp_path / variant.id, healed=healed)
     got = perplexity(healed.model, smollm2.tokenizer, wikitext, ctx=512, eval_tokens=1024, protocol="windows")

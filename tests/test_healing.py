@@ -180,3 +180,21 @@ def test_healing_never_reads_the_evaluation_windows(wikitext_study_settings):
     text = set(seen) - {probe}
     assert text and text <= calibration and not text & evaluation
     assert calibration.isdisjoint(evaluation)
+
+
+def test_linear_fits_each_removed_run_in_block_order(lm, calib):
+    """drop[1,3] is two runs, so two maps: the first (folded into block 0) is the one drop[1]
+    alone gets; the second (into block 2) is fitted on the model the first already healed. The
+    real-model golden heals a single run; this keeps several runs covered."""
+    settings = HealSettings(tokens=1024, ridge=0.0)
+    both = heal(lm.model, Variant((1, 3), "linear"), calib, settings, "run").model
+    first = heal(lm.model, Variant((1,), "linear"), calib, settings, "run").model
+    plain = remove_layers(lm.model, (1, 3))
+
+    def weight(model: nn.Module, index: int) -> torch.Tensor:
+        return down_projection(get_blocks(model)[index]).weight
+
+    assert torch.equal(weight(both, 0), weight(first, 0))
+    assert not torch.equal(weight(both, 0), weight(plain, 0))
+    assert not torch.equal(weight(both, 1), weight(plain, 1))  # original block 2 hosts the second map
+    assert _kl(lm.model, both, calib[:4]) < _kl(lm.model, plain, calib[:4])
