@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pruning.common.machine import SLOW_BF16, slow_bfloat16
 from pruning.data.corpora import CorpusError
 from pruning.metrics.fingerprint import RunFingerprint
 from pruning.metrics.speed import Started, start_decode, time_variants
@@ -122,6 +123,8 @@ class PruneSession:
         naming the option for a model, corpus or plan that does not work."""
         if not self.study.model_loaded:
             self.progress.line(f"loading model {self.settings.model.spec} ...", final=True)
+            if self.settings.model.dtype == "bfloat16" and slow_bfloat16(self.settings.model.device):
+                self.progress.line(SLOW_BF16, final=True)
         try:
             variants = self.study.variants()
         except (ModelLoadError, SourceError, CorpusError) as exc:

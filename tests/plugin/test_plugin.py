@@ -145,6 +145,22 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     assert "| layer removed |" in summary.read_text()
 
 
+def test_bfloat16_on_a_cpu_without_native_kernels_is_warned_about_once(suite, tmp_path, monkeypatch):
+    """Silence would cost a user an hour: bfloat16 products ran ~100x slower than float32 on this
+    project's AVX2 EPYC. The CPU's flags decide (here a fake /proc/cpuinfo without avx512_bf16)."""
+    from pruning.common import machine
+
+    pytester, args, _ = suite
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    monkeypatch.setattr(machine, "CPUINFO", info)
+    result = pytester.runpytest(*args, "--prune-dtype", "bfloat16", "-k", "quality")
+    result.assert_outcomes(passed=5)
+    assert result.stdout.str().count("WARNING: --prune-dtype bfloat16 on a CPU without native bfloat16") == 1
+    plain = pytester.runpytest(*args, "-k", "quality")
+    assert "WARNING: --prune-dtype bfloat16" not in plain.stdout.str()
+
+
 def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite):
     pytester, args, _ = suite
     pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
