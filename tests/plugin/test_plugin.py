@@ -103,7 +103,7 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     result.stdout.fnmatch_lines(
         [
             "*depth pruning results*",
-            "model random:tiny-gpt2 (float32, cpu), *; machine *, * cores, * torch threads, * kernels",
+            "model random:tiny-gpt2 (float32, cpu), *; machine *, * cores, * torch thread*, * kernels",
             "layer removed | layers | perplexity (↓) | ppl 95% CI*| speed (ms) ↓ | parameters (M) "
             "| ppl change (%) | speed change (%)*",
             "*none |      4 |*",
