@@ -125,8 +125,9 @@ class Study:
     @functools.cached_property
     def fingerprint(self) -> RunFingerprint:
         """What a baseline or a stored result must share to be used (``pruning.metrics.fingerprint``)."""
-        placement = self.settings.model.placement
-        return run_fingerprint(self.lm, self.corpus, self.protocol, placement, this_machine(placement))
+        model = self.settings.model
+        machine = this_machine(model.device)  # the device, not the placement string ("cuda, device_map auto")
+        return run_fingerprint(self.lm, self.corpus, self.protocol, model.placement, machine)
 
     def model_for(self, variant: Variant) -> nn.Module:
         """The variant's model, built once, sharing weights with the loaded model."""
