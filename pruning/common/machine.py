@@ -68,26 +68,25 @@ def slow_bfloat16(device: str, cpuinfo: Path | None = None) -> bool:
     (``/proc/cpuinfo``) name neither ``avx512_bf16`` nor ``amx_bf16``. There torch falls back to
     slow generic kernels: 2026-12-01 on this project's AMD EPYC (AVX2), 1.3 GFLOP/s for a 512²
     bfloat16 product against 121 in float32 (2 threads). False off Linux or on a GPU (not known)."""
-    if not device.startswith("cpu"):
-        return False
+    flags = _cpuinfo("flags", cpuinfo) if device.startswith("cpu") else None
+    return flags is not None and not {"avx512_bf16", "amx_bf16"} & set(flags.split())
+
+
+def cpu_name(cpuinfo: Path | None = None) -> str:
+    """The processor's model name: ``/proc/cpuinfo``'s ``model name`` on Linux, else what
+    ``platform`` knows, else ``unknown``."""
+    return _cpuinfo("model name", cpuinfo) or platform.processor() or platform.machine() or "unknown"
+
+
+def _cpuinfo(key: str, cpuinfo: Path | None) -> str | None:
+    """The first non-empty value of ``key`` in ``cpuinfo`` (default ``CPUINFO``, read when called,
+    so a test can point it elsewhere), whitespace collapsed; None where unreadable or absent."""
     try:
         text = (cpuinfo or CPUINFO).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
-    flags = next(
-        (line.partition(":")[2].split() for line in text.splitlines() if line.startswith("flags")), None
-    )
-    return flags is not None and not {"avx512_bf16", "amx_bf16"} & set(flags)
-
-
-def cpu_name(cpuinfo: Path = CPUINFO) -> str:
-    """The processor's model name: ``/proc/cpuinfo``'s ``model name`` on Linux, else what
-    ``platform`` knows, else ``unknown``."""
-    try:
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return " ".join(value.split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == key and value.strip():
+            return " ".join(value.split())
+    return None
