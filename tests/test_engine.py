@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from pruning import load_model, remove_layers
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
+from pruning.metrics import scoring
 from pruning.metrics.perplexity import prepare_windows, window_nlls
 from pruning.models.variant import BASE, Variant
 from pruning.study.plan import expand_plan, parse_plan
@@ -141,3 +143,25 @@ def test_lanes_share_the_memory_bound(windows_for):
     two, shared = evaluate_variants(lm.model, windows, variants, bound)
     assert shared.peak_state_bytes <= 2.5 * state_mb * 2**20 < 2 * free.peak_state_bytes
     assert {v: s.windows for v, s in two.items()} == {v: s.windows for v, s in one.items()}
+
+
+@pytest.mark.parametrize(("family", "softcap"), [("tiny-llama", None), ("tiny-gemma3", 30.0)])
+def test_engine_scores_heads_in_chunks_or_the_models_own_logits(
+    family, softcap, windows_for, engine_options, monkeypatch
+):
+    """A plain head scores the pruned variants' hidden states a vocabulary chunk at a time (64
+    of the 320 entries here); a model that soft-caps its logits after the head is scored from its
+    own logits. Both equal each pruned model's own full forward pass."""
+    monkeypatch.setattr(scoring, "VOCAB_CHUNK", 64)
+    lm = load_model(f"random:{family}")
+    if softcap is not None:
+        lm.model.config.final_logit_softcapping = softcap
+    fused = scoring.plain_head(lm.model, torch.tensor([[1, 2, 3]])) is not None
+    assert fused == (softcap is None)
+    windows = windows_for(lm)
+    variants = expand_plan(parse_plan("sequential"), lm.num_layers)
+    got, stats = evaluate_variants(lm.model, windows, variants, engine_options)
+    assert stats.strategy == "prefix"  # no fallback to naive evaluation hid a wrong score
+    for variant in variants:
+        want = window_nlls(remove_layers(lm.model, variant.drop), windows, batch_size=1, progress=False)
+        assert got[variant].nll == pytest.approx(want, rel=1e-6), variant.id

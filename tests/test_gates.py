@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 
 import pytest
 
 from pruning.engine.store import run_key
 from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
+from pruning.metrics.scoring import SCORING
 from pruning.reporting.gates import Thresholds, check_baseline, check_budget, judge, machine_note
 from pruning.reporting.rows import Row, with_changes
 
@@ -90,6 +93,15 @@ def test_results_under_the_old_bos_rule_are_never_reused():
     assert fingerprint_diff(same_but_versions, old.as_dict()) == []  # versions are provenance only
     assert run_key(same_but_versions) != run_key(old)  # ... but key the store, a cache
     assert run_key(RunFingerprint(bos=None, **{**fields, "stride": 256})) != run_key(old)
+
+
+def test_results_of_the_earlier_scoring_are_never_reused():
+    """The store's key names how sums are computed: entries written before (whole-row
+    log_softmax, its key without ``scoring``) are not found."""
+    fp = RunFingerprint(**FIELDS)
+    before = {k: v for k, v in fp.store_key().items() if k != "scoring"}
+    assert fp.store_key()["scoring"] == SCORING
+    assert run_key(fp) != hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
 
 
 def test_results_from_another_machine_are_not_reused_but_its_baseline_is_compared_and_named():

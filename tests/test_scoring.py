@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from pruning.metrics import scoring
 from pruning.metrics.scoring import make_reference, score, self_scores, token_nll
+from pruning.models.loading import load_model
 
 
 def test_kl_top1_and_nll_match_their_definitions():
@@ -40,3 +43,45 @@ def test_top1_counts_the_reference_token_when_it_ties_for_the_model_maximum():
     got = score(logits, targets, make_reference(ref_logits))
     assert got.top1.tolist() == [2]  # tokens 2 and 1 tie for the maximum; token 0 does not
     assert (logits.argmax(-1) == ref_logits.argmax(-1)).sum().item() == 1  # argmax takes token 1 only
+
+
+def _exact(ref_logits, logits, targets):
+    """NLL, KL(ref || model) and top-1 hits per window, in float64 from the definitions."""
+    lp_ref, lp = ref_logits.double().log_softmax(-1), logits.double().log_softmax(-1)
+    nll = -lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(-1)
+    kl = (lp_ref.exp() * (lp_ref - lp)).sum(-1).sum(-1)
+    return nll, kl, (logits.argmax(-1) == ref_logits.argmax(-1)).sum(-1)
+
+
+def test_chunked_scores_equal_float64_definitions_and_the_fused_head_equals_them(monkeypatch):
+    """Chunks of 64 over a vocabulary of 300 (the last chunk shorter): the sums of whole logits
+    and of a linear head applied a chunk at a time (bias included) both equal float64."""
+    monkeypatch.setattr(scoring, "VOCAB_CHUNK", 64)
+    gen = torch.Generator().manual_seed(1)
+    hidden, ref_hidden = torch.randn(2, 30, 16, generator=gen), torch.randn(2, 30, 16, generator=gen)
+    weight, bias = torch.randn(300, 16, generator=gen), torch.randn(300, generator=gen)
+    ref_logits, logits = F.linear(ref_hidden, weight, bias), F.linear(hidden, weight, bias)
+    targets = torch.randint(0, 300, (2, 30), generator=gen)
+    reference = make_reference(ref_logits)
+    assert [p.shape[-1] for p in reference.probs] == [64, 64, 64, 64, 44]
+    nll, kl, top1 = _exact(ref_logits, logits, targets)
+    fused = scoring.score_hidden(hidden, scoring.Head(weight, bias), targets, reference)
+    for got in (score(logits, targets, reference), fused):
+        torch.testing.assert_close(got.nll, nll, rtol=1e-7, atol=0)
+        torch.testing.assert_close(got.kl, kl, rtol=1e-5, atol=0)
+        assert got.top1.tolist() == top1.tolist()
+    per_token = scoring.hidden_nll(hidden[0], scoring.Head(weight, bias), targets[0])
+    torch.testing.assert_close(per_token.sum(), nll[0], rtol=1e-7, atol=0)
+
+
+def test_the_head_is_fused_only_where_the_logits_are_exactly_its_output():
+    """A plain linear head is found; where the model soft-caps its logits after the head (Gemma 2
+    and 3 can), scoring must use the model's own logits, so no head is returned."""
+    ids = torch.tensor([[1, 2, 3, 4]])
+    plain = load_model("random:tiny-llama").model
+    head = scoring.plain_head(plain, ids)
+    assert head is not None and head.weight is plain.lm_head.weight
+    capped = load_model("random:tiny-gemma3").model
+    assert scoring.plain_head(capped, ids) is not None  # final_logit_softcapping is None by default
+    capped.config.final_logit_softcapping = 30.0
+    assert scoring.plain_head(capped, ids) is None

@@ -37,9 +37,9 @@ from transformers import DynamicCache, PreTrainedConfig
 from pruning.data.windows import Window
 from pruning.engine.cost import block_share, forward_cost, head_weight, schedule_shares, weighted_passes
 from pruning.engine.options import EXACT_RTOL, EngineOptions
-from pruning.engine.runners import Runner, States, build_runner, max_states, run_step
+from pruning.engine.runners import Runner, States, build_runner, max_states, pass_through_head, run_step
 from pruning.engine.schedule import Prefix, Schedule, Step, plan_schedule
-from pruning.metrics.scoring import scored_logits, token_nll
+from pruning.metrics.scoring import Head, hidden_nll, scored_logits, token_nll
 from pruning.models.surgery import get_blocks, remove_layers
 from pruning.models.variant import Variant
 
@@ -166,7 +166,8 @@ class _Heads:
     """Batched LM-head scoring: stacks variants' final hidden states, one head product per batch."""
 
     def __init__(self, model: nn.Module, targets: torch.Tensor) -> None:
-        self.head = cast(nn.Module, cast(Any, model).get_output_embeddings())
+        head = cast(nn.Linear, cast(Any, model).get_output_embeddings())
+        self.head = Head(head.weight, head.bias)
         self.targets = targets  # (keep,) the same next tokens for every variant
         self.pending: list[tuple[Variant, torch.Tensor]] = []
         self.nll: dict[Variant, torch.Tensor] = {}
@@ -180,7 +181,7 @@ class _Heads:
         if self.pending:
             hidden = torch.cat([h for _, h in self.pending])  # (rows, C)
             targets = self.targets.to(hidden.device).repeat(len(self.pending))  # (rows,)
-            nll = token_nll(self.head(hidden), targets)  # (rows,)
+            nll = hidden_nll(hidden, self.head, targets)  # (rows,)
             for (variant, _), part in zip(self.pending, torch.split(nll, len(self.targets)), strict=True):
                 self.nll[variant] = part
             self.pending.clear()
@@ -202,18 +203,9 @@ def _runner(model: nn.Module, step: Step, n_layers: int, runners: RunnerCache, b
     if key not in runners:
         runner = build_runner(model, step, n_layers)
         if _headless(step, batch_heads):
-            _pass_through_head(runner.model)
+            pass_through_head(runner.model)
         runners[key] = runner
     return runners[key]
-
-
-def _pass_through_head(model: nn.Module) -> None:
-    """Replace the model's LM head by an identity, so its "logits" are the final hidden states."""
-    head = cast(Any, model).get_output_embeddings()
-    for parent in model.modules():
-        for name, child in parent.named_children():
-            if child is head:
-                setattr(parent, name, nn.Identity())
 
 
 def _cache_argument(model: nn.Module) -> str:

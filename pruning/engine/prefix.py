@@ -8,10 +8,12 @@ the head (see ``pruning.engine.runners``).
 Window batches run in lanes (``pruning.engine.lanes``), each with its own step models and
 cached states; the memory bound holds for all lanes together.
 
-Each variant's per-window NLL equals the naive full forward pass (the same kernels on the
-same inputs). The first window checks that: if any resumed variant disagrees with its naive
-forward by more than ``EXACT_RTOL`` relative, the engine falls back to naive evaluation and
-says so.
+Each pruned variant's final hidden states are scored a vocabulary chunk at a time by its head
+(``pruning.metrics.scoring.score_hidden``) where the head is a plain linear map: its (n, V)
+logits never exist. Each variant's per-window NLL equals the naive full forward pass's (the
+same kernels on the same inputs, up to the rounding of the head's chunked products). The
+first window checks that: if any resumed variant disagrees with its naive forward by more than
+``EXACT_RTOL`` relative, the engine falls back to naive evaluation and says so.
 """
 
 from __future__ import annotations
@@ -31,20 +33,26 @@ from pruning.data.windows import Window
 from pruning.engine.cost import EngineStats, head_weight, schedule_shares, weighted_passes
 from pruning.engine.lanes import SharedBar, in_lanes
 from pruning.engine.options import EXACT_RTOL, EngineOptions
-from pruning.engine.runners import Runner, States, build_runner, max_states, run_step
-from pruning.engine.schedule import Schedule, plan_schedule
+from pruning.engine.runners import Runner, States, build_runner, max_states, pass_through_head, run_step
+from pruning.engine.schedule import Schedule, Step, plan_schedule
 from pruning.metrics.scoring import (
+    Head,
     Reference,
     batches,
     make_reference,
+    plain_head,
     score,
+    score_hidden,
     scored_logits,
+    scored_outputs,
     self_scores,
     stack,
 )
 from pruning.metrics.sums import VariantSums, WindowSums
 from pruning.models.surgery import get_blocks, remove_layers
 from pruning.models.variant import BASE, Variant
+
+PROBE_TOKENS = 8  # input positions of the one forward pass that checks the head is plain linear
 
 OnWindow = Callable[[list[int], dict[Variant, list[WindowSums]]], None]
 """Called as each window batch finishes: (indices of its windows, each variant's sums on them)."""
@@ -70,7 +78,8 @@ def evaluate_variants(
     bar = SharedBar(open_bar("quality: variants x windows", total, options.progress))
     checked = not options.share_prefixes
     groups = list(batches(windows, options.batch_size))
-    done = _passes(model, schedule, windows, groups, lanes, bar)
+    head = plain_head(model, windows[0].ids[None, :PROBE_TOKENS].to(next(model.parameters()).device))
+    done = _passes(model, schedule, windows, groups, lanes, head, bar)
     for group, (ids, found) in zip(groups, done, strict=True):
         if not checked:
             checked = True
@@ -95,14 +104,16 @@ def _passes(
     windows: Sequence[Window],
     groups: list[list[int]],
     lanes: int,
+    head: Head | None,
     bar: Bar,
 ) -> Generator[tuple[torch.Tensor, dict[Variant, list[WindowSums]]], None, None]:
     """Every step on each window batch of ``groups``, in order, ``lanes`` batches at a time
-    (``pruning.engine.lanes``): (the batch's ids, each variant's sums on its windows)."""
+    (``pruning.engine.lanes``): (the batch's ids, each variant's sums on its windows). With a
+    plain ``head``, the pruned variants' models end in an identity and ``head`` scores them."""
     device = next(model.parameters()).device
     free: queue.SimpleQueue[list[Runner]] = queue.SimpleQueue()  # a runner set per lane: its
     for _ in range(lanes):  # placeholder and captures belong to the pass running it
-        free.put([build_runner(model, step, schedule.n_layers) for step in schedule.steps])
+        free.put([_runner(model, step, schedule.n_layers, head) for step in schedule.steps])
 
     def run(group: list[int]) -> tuple[torch.Tensor, dict[Variant, list[WindowSums]]]:
         runners = free.get()
@@ -110,7 +121,7 @@ def _passes(
             with torch.inference_mode():  # thread-local: entered on the lane's own thread
                 ids = stack(windows, group).to(device)  # (B, T)
                 tokens = [windows[i].scored for i in group]
-                return ids, _run_window(runners, ids, windows[group[0]].score_from, tokens, bar)
+                return ids, _run_window(runners, ids, windows[group[0]].score_from, tokens, head, bar)
         finally:
             free.put(runners)
 
@@ -146,8 +157,15 @@ def _schedule(
     return plan_schedule(variants, n_layers, options.share_prefixes, bound)
 
 
+def _runner(model: nn.Module, step: Step, n_layers: int, head: Head | None) -> Runner:
+    runner = build_runner(model, step, n_layers)
+    if head is not None and step.variant != BASE:  # the reference keeps its head: its whole
+        pass_through_head(runner.model)  # logits give the reference probabilities
+    return runner
+
+
 def _run_window(
-    runners: list[Runner], ids: torch.Tensor, start: int, tokens: list[int], bar: Bar
+    runners: list[Runner], ids: torch.Tensor, start: int, tokens: list[int], head: Head | None, bar: Bar
 ) -> dict[Variant, list[WindowSums]]:
     """Every step on one window batch; each variant's sums on each of its windows."""
     states: States = {}
@@ -156,12 +174,15 @@ def _run_window(
     found: dict[Variant, list[WindowSums]] = {}
     for runner in runners:
         step = runner.step
-        logits = run_step(runner, states, lambda m: scored_logits(m, ids, start))  # (B, n, V)
+        out = run_step(runner, states, lambda m: scored_outputs(m, ids, start))  # (B, n, V or C)
         if step.variant == BASE:  # the unpruned model runs first: the fidelity reference
+            logits = out.float()
             reference = make_reference(logits)
             scores = self_scores(logits, targets)
+        elif head is not None:
+            scores = score_hidden(out, head, targets, reference)
         else:
-            scores = score(logits, targets, reference)
+            scores = score(out.float(), targets, reference)
         found[step.variant] = scores.windows(tokens)
         for prefix in step.evict:
             states.pop(prefix, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from torch import nn
 
@@ -87,6 +87,16 @@ def run_step(runner: Runner, states: States, forward: Callable[[nn.Module], T]) 
         states[step.resume + step.run[: j + 1]] = output
     runner.captured.clear()
     return out
+
+
+def pass_through_head(model: nn.Module) -> None:
+    """Replace the model's LM head by an identity, so its "logits" are the final hidden states
+    (scored a vocabulary chunk at a time, ``pruning.metrics.scoring.score_hidden``)."""
+    head = cast(Any, model).get_output_embeddings()
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if child is head:
+                setattr(parent, name, nn.Identity())
 
 
 def max_states(model: nn.Module, positions: int, options: EngineOptions) -> int:

@@ -20,6 +20,7 @@ from pruning.common.machine import Machine
 from pruning.data.corpora import Corpus
 from pruning.data.windows import EvalProtocol
 from pruning.metrics.perplexity import bos_if_asked
+from pruning.metrics.scoring import SCORING
 from pruning.models.loading import LoadedModel
 
 COMPARED = (
@@ -72,7 +73,8 @@ class RunFingerprint:
     def store_key(self) -> dict[str, Any]:
         """What keys the results store: ``COMPARED``, the library versions, the processor and the
         kernel path (not the threads: one lane of two threads and two lanes of one gave
-        bit-identical SmolLM2 sums; ``tests/test_engine.py`` checks lanes on tiny models).
+        bit-identical SmolLM2 sums; ``tests/test_engine.py`` checks lanes on tiny models), and how
+        the sums are computed (``pruning.metrics.scoring.SCORING``).
 
         ``eval_tokens`` is left out on purpose: entries are per window (checked by the window's
         token hash), so a run over more tokens reuses the windows a shorter run computed.
@@ -80,7 +82,7 @@ class RunFingerprint:
         data = self.as_dict()
         keyed = {k: data[k] for k in COMPARED if k != "eval_tokens"}
         versions = {"torch": self.torch, "transformers": self.transformers}
-        return {**keyed, **versions, "cpu": self.cpu, "kernels": self.kernels}
+        return {**keyed, **versions, "cpu": self.cpu, "kernels": self.kernels, "scoring": SCORING}
 
     @property
     def machine(self) -> Machine:
