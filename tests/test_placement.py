@@ -13,6 +13,7 @@ from pruning import count_parameters, load_model, remove_layers
 from pruning.data.windows import EvalProtocol
 from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.perplexity import prepare_windows
+from pruning.metrics.scoring import plain_head
 from pruning.models.placement import block_devices
 from pruning.search.racing import race
 from pruning.study.plan import expand_plan, parse_plan
@@ -52,6 +53,7 @@ def test_the_engine_and_racing_are_exact_on_a_placed_model(pair, small_corpus, e
     plain, placed = pair
     windows = prepare_windows(plain.tokenizer, small_corpus.text, EvalProtocol("windows", 64, 256))
     variants = expand_plan(parse_plan("combos:2"), plain.num_layers)
+    assert plain_head(placed.model, IDS) is None  # a placed head scores through its own forward
     want, _ = evaluate_variants(plain.model, windows, variants, engine_options)
     got, _ = evaluate_variants(placed.model, windows, variants, engine_options)
     for variant in variants:

@@ -39,7 +39,7 @@ from pruning.engine.cost import block_share, forward_cost, head_weight, schedule
 from pruning.engine.options import EXACT_RTOL, EngineOptions
 from pruning.engine.runners import Runner, States, build_runner, max_states, pass_through_head, run_step
 from pruning.engine.schedule import Prefix, Schedule, Step, plan_schedule
-from pruning.metrics.scoring import Head, hidden_nll, scored_logits, token_nll
+from pruning.metrics.scoring import hidden_nll, linear_head, scored_logits, token_nll
 from pruning.models.surgery import get_blocks, remove_layers
 from pruning.models.variant import Variant
 
@@ -166,8 +166,8 @@ class _Heads:
     """Batched LM-head scoring: stacks variants' final hidden states, one head product per batch."""
 
     def __init__(self, model: nn.Module, targets: torch.Tensor) -> None:
-        head = cast(nn.Linear, cast(Any, model).get_output_embeddings())
-        self.head = Head(head.weight, head.bias)
+        self.module = cast(nn.Module, cast(Any, model).get_output_embeddings())
+        self.head = linear_head(self.module)  # None: placed by accelerate, run as a module
         self.targets = targets  # (keep,) the same next tokens for every variant
         self.pending: list[tuple[Variant, torch.Tensor]] = []
         self.nll: dict[Variant, torch.Tensor] = {}
@@ -181,7 +181,10 @@ class _Heads:
         if self.pending:
             hidden = torch.cat([h for _, h in self.pending])  # (rows, C)
             targets = self.targets.to(hidden.device).repeat(len(self.pending))  # (rows,)
-            nll = hidden_nll(hidden, self.head, targets)  # (rows,)
+            if self.head is not None:
+                nll = hidden_nll(hidden, self.head, targets)  # (rows,)
+            else:
+                nll = token_nll(self.module(hidden), targets)
             for (variant, _), part in zip(self.pending, torch.split(nll, len(self.targets)), strict=True):
                 self.nll[variant] = part
             self.pending.clear()

@@ -109,10 +109,11 @@ class Head:
 
 def plain_head(model: nn.Module, ids: torch.Tensor) -> Head | None:
     """The model's head as a ``Head`` when its logits on ``ids`` (B, T) are exactly the head's
-    output; None when something follows the head (soft-capping, a logit scale) or it is no
-    ``nn.Linear``: such a model's logits come from its own forward only."""
+    output; None when something follows the head (soft-capping, a logit scale), it is no
+    ``nn.Linear``, or accelerate places it (``_hf_hook``: its weight may be offloaded, or on
+    another device than the hidden states): such a model's logits come from its own forward."""
     head = cast(Any, model).get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if not isinstance(head, nn.Linear):
+    if head is None or linear_head(head) is None:
         return None
     seen: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda _m, _a, out: seen.append(out))
@@ -121,7 +122,15 @@ def plain_head(model: nn.Module, ids: torch.Tensor) -> Head | None:
             logits = model(input_ids=ids, use_cache=False).logits
     finally:
         hook.remove()
-    return Head(head.weight, head.bias) if len(seen) == 1 and torch.equal(seen[0], logits) else None
+    return linear_head(head) if len(seen) == 1 and torch.equal(seen[0], logits) else None
+
+
+def linear_head(module: nn.Module | None) -> Head | None:
+    """``module`` as a ``Head`` if it is an ``nn.Linear`` whose weight is at hand: not placed by
+    accelerate (``_hf_hook``: offloaded, or on another device than the hidden states)."""
+    if not isinstance(module, nn.Linear) or hasattr(module, "_hf_hook") or module.weight.is_meta:
+        return None
+    return Head(module.weight, module.bias)
 
 
 @dataclass(frozen=True)
