@@ -113,7 +113,8 @@ def plain_head(model: nn.Module, ids: torch.Tensor) -> Head | None:
     ``nn.Linear``, or accelerate places it (``_hf_hook``: its weight may be offloaded, or on
     another device than the hidden states): such a model's logits come from its own forward."""
     head = cast(Any, model).get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if head is None or linear_head(head) is None:
+    linear = linear_head(head)
+    if head is None or linear is None:
         return None
     seen: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda _m, _a, out: seen.append(out))
@@ -122,7 +123,7 @@ def plain_head(model: nn.Module, ids: torch.Tensor) -> Head | None:
             logits = model(input_ids=ids, use_cache=False).logits
     finally:
         hook.remove()
-    return linear_head(head) if len(seen) == 1 and torch.equal(seen[0], logits) else None
+    return linear if len(seen) == 1 and torch.equal(seen[0], logits) else None
 
 
 def linear_head(module: nn.Module | None) -> Head | None:
