@@ -9,14 +9,21 @@ import pytest
 from pruning.engine.store import run_key
 from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
 from pruning.metrics.scoring import SCORING
-from pruning.reporting.gates import Thresholds, check_baseline, check_budget, judge, machine_note
+from pruning.reporting.gates import (
+    Thresholds,
+    check_baseline,
+    check_budget,
+    judge,
+    machine_note,
+    scoring_note,
+)
 from pruning.reporting.rows import Row, with_changes
 
 FIELDS = dict(
     model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",
     corpus_sha256="c", protocol="windows", ctx=512, stride=None, bos=None, eval_tokens=2048,
     torch="2.13.0", transformers="5", corpus_source="file", cpu="AMD EPYC", cores=2, threads=2,
-    kernels="AVX2",
+    kernels="AVX2", scoring=SCORING,
 )  # fmt: skip
 
 
@@ -124,3 +131,19 @@ def test_results_from_another_machine_are_not_reused_but_its_baseline_is_compare
     assert machine_note(here, {**here.as_dict(), "threads": 1}) == ""  # -n 2 workers: the same machine
     old = {k: v for k, v in here.as_dict().items() if k not in ("cpu", "cores", "threads", "kernels")}
     assert machine_note(here, old).startswith("the baseline does not record its machine")
+
+
+def test_a_baseline_scored_another_way_is_compared_and_named():
+    """The scoring method is provenance: a baseline from the earlier scoring (which never recorded
+    it) or another one is compared, the verdict says so, and the store never shares their sums."""
+    here = RunFingerprint(**FIELDS)
+    old = {k: v for k, v in here.as_dict().items() if k != "scoring"}
+    verdict = judge(_rows(), Thresholds(), here, (old, _rows()), "compared against 0001")
+    assert verdict.compared and verdict.failures == [] and verdict.machine == ""
+    assert verdict.scoring.startswith("the baseline does not record its scoring")
+    assert SCORING in verdict.scoring
+    other = RunFingerprint(**{**FIELDS, "scoring": "whole rows"})
+    want = f"the baseline was scored differently (whole rows; this run: {SCORING})"
+    assert scoring_note(here, other.as_dict()) == want
+    assert scoring_note(here, here.as_dict()) == ""
+    assert run_key(here) != run_key(other)

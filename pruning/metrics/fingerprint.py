@@ -3,11 +3,12 @@
 Two runs may be compared (a baseline gate) or share stored results only when every field of
 ``COMPARED`` is equal: the model and its weights, dtype, device, the corpus and its text, and
 the protocol with every parameter that changes which tokens are scored (ctx, stride, the BOS
-rule) and how many (eval tokens). Library versions and the machine are provenance: a baseline
-from an older torch or another machine is still comparable (the gates exist to catch what an
-upgrade changes; speedups are ratios), but the results store, a cache of exact sums, keys on
-the versions and on the processor and kernel path too (``pruning.common.machine``: the last
-digits differ between machines).
+rule) and how many (eval tokens). Library versions, the machine and the scoring method are
+provenance: a baseline from an older torch, another machine or the earlier scoring is still
+comparable (the gates exist to catch what an upgrade changes; speedups are ratios; the scorings
+differ by under 2e-5 relative in perplexity), and the verdict names such a difference; but the
+results store, a cache of exact sums, keys on the versions, the processor and kernel path
+(``pruning.common.machine``: the last digits differ between machines) and the scoring too.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class RunFingerprint:
     cores: int
     threads: int  # torch's intra-op threads of the process that computed the quality
     kernels: str  # torch's CPU capability (AVX2, AVX512, ...) or the GPU's compute capability
+    scoring: str  # how NLL and KL sums are computed (``pruning.metrics.scoring.SCORING``)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (reports, baselines)."""
@@ -74,7 +76,7 @@ class RunFingerprint:
         """What keys the results store: ``COMPARED``, the library versions, the processor and the
         kernel path (not the threads: one lane of two threads and two lanes of one gave
         bit-identical SmolLM2 sums; ``tests/test_engine.py`` checks lanes on tiny models), and how
-        the sums are computed (``pruning.metrics.scoring.SCORING``).
+        the sums are computed (``scoring``).
 
         ``eval_tokens`` is left out on purpose: entries are per window (checked by the window's
         token hash), so a run over more tokens reuses the windows a shorter run computed.
@@ -82,7 +84,7 @@ class RunFingerprint:
         data = self.as_dict()
         keyed = {k: data[k] for k in COMPARED if k != "eval_tokens"}
         versions = {"torch": self.torch, "transformers": self.transformers}
-        return {**keyed, **versions, "cpu": self.cpu, "kernels": self.kernels, "scoring": SCORING}
+        return {**keyed, **versions, "cpu": self.cpu, "kernels": self.kernels, "scoring": self.scoring}
 
     @property
     def machine(self) -> Machine:
@@ -115,6 +117,7 @@ def run_fingerprint(
         cores=machine.cores,
         threads=machine.threads,
         kernels=machine.kernels,
+        scoring=SCORING,
     )
 
 

@@ -104,6 +104,7 @@ class Verdict:
     refused: list[str]  # fingerprint differences: the baseline was not comparable
     failures: list[GateFailure]
     machine: str = ""  # how the baseline's machine differs from this run's ("" when it does not)
+    scoring: str = ""  # how the baseline's scoring differs from this run's ("" when it does not)
 
     @property
     def failed(self) -> bool:
@@ -130,7 +131,8 @@ def judge(
     if not refused:
         failures += check_baseline(rows, baseline[1], t)
     machine = machine_note(fingerprint, baseline[0])
-    return Verdict(t, baseline_note, baseline[1], refused, failures, machine)
+    scoring = scoring_note(fingerprint, baseline[0])
+    return Verdict(t, baseline_note, baseline[1], refused, failures, machine, scoring)
 
 
 def machine_note(now: RunFingerprint, saved: Mapping[str, object]) -> str:
@@ -145,6 +147,22 @@ def machine_note(now: RunFingerprint, saved: Mapping[str, object]) -> str:
         return ""
     here = now.machine.describe()
     return f"the baseline was measured on another machine ({then.describe()}; this run: {here})"
+
+
+def scoring_note(now: RunFingerprint, saved: Mapping[str, object]) -> str:
+    """Whether the baseline's sums were computed another way (``pruning.metrics.scoring``), said
+    without refusing it: the earlier whole-row ``log_softmax`` put perplexities under 2e-5
+    relative lower, far inside any gate's threshold, but a reader comparing digits should know."""
+    then = saved.get("scoring")
+    if then == now.scoring:
+        return ""
+    if then is None:
+        return (
+            "the baseline does not record its scoring (saved before runs recorded it; one saved "
+            "before pruning-kit's commit 98c351f used a whole-row float32 log_softmax, its "
+            f"perplexities up to 2e-5 relative lower; this run: {now.scoring})"
+        )
+    return f"the baseline was scored differently ({then}; this run: {now.scoring})"
 
 
 def speed_gate_state(verdict: Verdict, rows: Sequence[Row]) -> str:

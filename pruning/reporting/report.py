@@ -60,7 +60,7 @@ def markdown(outcome: Outcome) -> str:
         *healing_lines(outcome.log.healings),
         f"Machine: {outcome.fingerprint.machine.describe()}.",
         f"Gates: {outcome.verdict.baseline_note}.",
-        *([f"Baseline: {verdict.machine}."] if verdict.machine and verdict.baseline else []),
+        *[f"Baseline: {note}." for note in (verdict.machine, verdict.scoring) if note and verdict.baseline],
     ]
     text += "\n" + "\n".join(f"- {line}" for line in notes) + "\n"
     if outcome.criteria is not None:

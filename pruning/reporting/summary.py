@@ -149,8 +149,9 @@ def verdict_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
     ]
     if verdict.compared:
         lines.append(("", f"pruning: speedup gate: {speed_gate_state(verdict, outcome.rows)}"))
-    if verdict.machine and verdict.baseline:
-        lines.append(("warn", f"pruning: {verdict.machine}"))
+    for note in (verdict.machine, verdict.scoring):
+        if note and verdict.baseline:
+            lines.append(("warn", f"pruning: {note}"))
     if verdict.refused:
         lines.append(("error", "pruning: baseline REFUSED for the quality gates; its fingerprint differs:"))
         lines += [("error", f"  {line}") for line in verdict.refused]

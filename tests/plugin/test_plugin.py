@@ -181,6 +181,7 @@ def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite):
         ]
     )
     assert "another machine" not in result.stdout.str()  # the same machine is not worth a line
+    assert "its scoring" not in result.stdout.str() and "scored differently" not in result.stdout.str()
     quality_only = pytester.runpytest(*args, "--benchmark-compare", "-k", "quality")
     quality_only.stdout.fnmatch_lines(["pruning: speedup gate: did NOT run: this run has no prefill*"])
     assert "FAILED" not in result.stdout.str()
