@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 import torch
 
 from pruning import ModelLoadError, load_model
+from pruning.models import loading
 from pruning.models.architectures import ARCHITECTURES
 from pruning.models.loading import state_dict_sha256
+from pruning.models.tokenizers import byte_tokenizer
 
 
 def test_random_models_are_seeded_and_fingerprinted():
@@ -79,3 +82,40 @@ def test_local_directory_spec_loads(tmp_path):
     again = load_model(str(tmp_path))
     assert again.num_layers == 4
     assert again.fingerprint.weights_sha256 == lm.fingerprint.weights_sha256
+
+
+def test_one_process_converts_a_gguf_file_while_the_others_wait(tmp_path):
+    """Two loaders of the same GGUF file with an empty cache (xdist workers): the second waits on
+    the first's lock and loads its saved directory instead of converting the file again."""
+    target = tmp_path / "converted" / "abc-transformers-5"
+    calls = []
+
+    def convert():
+        calls.append(threading.current_thread().name)
+        time.sleep(0.5)  # long enough for the other thread to find no directory without the lock
+        return load_model("random:tiny-llama").model, byte_tokenizer()
+
+    found = {}
+
+    def load(name):
+        found[name] = loading._converted_once(target, convert)
+
+    threads = [threading.Thread(target=load, args=(name,), name=name) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and (target / loading.CONVERTED_MARK).is_file()
+    a, b = (found[name][0] for name in ("a", "b"))
+    assert state_dict_sha256(a) == state_dict_sha256(b)
+    assert found["a"][1]("hello")["input_ids"] == found["b"][1]("hello")["input_ids"]
+
+
+def test_a_read_only_cache_converts_without_a_lock(tmp_path):
+    """Where the cache cannot be written, each process converts for itself (nothing is saved)."""
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    target = blocked / "converted" / "abc"  # its parent cannot be created
+    tiny = load_model("random:tiny-llama").model
+    model, _ = loading._converted_once(target, lambda: (tiny, byte_tokenizer()))
+    assert model is tiny and not target.exists()
