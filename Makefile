@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PRUNING_DATA_DIR ?= $(abspath ../shared/data)
 BENCH_ARGS ?=
-# Two xdist workers: on 2 cores the tests took 3 min 15 s-3 min 39 s against 5 min 49 s serially.
+# Two xdist workers: on the earlier 2-core machine the tests took 3 min 15 s-3 min 39 s against
+# 5 min 49 s serially; on the AMD EPYC 6 min 56 s-7 min 35 s (479 tests; see README, Cost).
 TEST_ARGS ?= -n 2
 
 .PHONY: test bench lint install clean
