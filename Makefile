@@ -6,11 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PRUNING_DATA_DIR ?= $(abspath ../shared/data)
 BENCH_ARGS ?=
-# Two xdist workers: on the earlier 2-core machine the tests took 3 min 15 s-3 min 39 s against
-# 5 min 49 s serially; on the AMD EPYC 6 min 56 s-7 min 35 s (479 tests; see README, Cost).
+# Two xdist workers: the suite's long tests (golden real-model runs, subprocesses) overlap.
 TEST_ARGS ?= -n 2
 
-.PHONY: test bench lint install clean
+.PHONY: test bench lint install docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +17,7 @@ $(STAMP): pyproject.toml
 	# The pinned CPU wheel first, so no resolver ever reaches for a CUDA build.
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile torch==2.13.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]'
-	# Bytecode on every core: pip compiles one file at a time (the bootstrap took 2 min 21 s on
-	# 2 cores, 2 min 2 s this way). A few files in a newer Python's syntax (torch's py312 test
+	# Bytecode on every core: pip compiles one file at a time. A few files in a newer Python's syntax (torch's py312 test
 	# helpers) fail to compile here as under pip, and are ignored as pip ignores them.
 	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" > /dev/null || true
 	touch $(STAMP)
@@ -35,6 +33,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks -p no:cacheprovider --prune-report reports/latest $(BENCH_ARGS)
+
+# The options reference is generated from the plugin's option table (a test checks it is current).
+docs: $(STAMP)
+	$(BIN)/python -m pruning.plugin.reference > docs/options.md
 
 clean:
 	rm -rf $(VENV) reports .benchmarks

@@ -1,4 +1,4 @@
-"""The sweep engine's own benchmarks (opt-in: ``--prune-engine-bench``; 15-30 min on 2 cores).
+"""The sweep engine's own benchmarks (opt-in: ``--prune-engine-bench``; long on a CPU).
 
 Side by side in one run, on the session's model, corpus and protocol:
 - the naive loop (every variant a full forward pass) against the prefix-sharing engine on
@@ -7,7 +7,7 @@ Side by side in one run, on the session's model, corpus and protocol:
   top-10 set with the same perplexities, at a fraction of the exhaustive naive cost (in
   block-forward equivalents, with wall-clock samples to show the count tracks time: the race's
   own windows, and a timed naive loop over 29 sampled pairs); the exhaustive truth is computed
-  once through the engine (13 min) and kept in the results store;
+  once through the engine (the long part) and kept in the results store;
 - bfloat16 against float32: sweep speedup, perplexity distance, and whether the ranking of
   single-block removals is unchanged (Spearman).
 Findings are printed and written to ``engine.json`` in ``--prune-report`` (or the cwd).
@@ -40,7 +40,7 @@ FINDINGS: dict[str, object] = {}
 @pytest.fixture(scope="module")
 def engine_bench(pytestconfig, prune_study):
     if not pytestconfig.getoption("prune_engine_bench"):
-        pytest.skip("opt-in: pass --prune-engine-bench (15-30 minutes on 2 cores)")
+        pytest.skip("opt-in: pass --prune-engine-bench (long on a CPU: it evaluates every pair exhaustively)")
     study = prune_study
     yield study
     out = Path(study.settings.report_dir or ".") / "engine.json"

@@ -3,13 +3,9 @@
 Speed depends on the processor and on the threads torch uses. Float results depend, in their
 last digits, on which kernels ran: torch picks its CPU kernels by instruction set
 (``torch.backends.cpu.get_cpu_capability()``: ``AVX2``, ``AVX512``, ...) and MKL picks its own by
-processor, and a matrix product summed in another order rounds differently. Measured
-(2026-12-01): the default SmolLM2 sweep run on an AMD EPYC with AVX2 kernels against the
-runs of an earlier machine of this project (whose processor was not recorded; fp32 matrix
-products near 190 GFLOP/s there, 120-125 here), with the same torch and transformers, differed
-in every one of the 31 perplexities, by at most 8.5e-6 relative (window NLL sums by 2.7e-6, KL
-by 1.9e-4 nats), and in 29 of the README table's 93 printed perplexity, KL and top-1 values by
-one unit of the last printed digit. So a run records its machine, the results store keys on
+processor, and a matrix product summed in another order rounds differently: the same sweep on
+two processors differs in the last digits of its perplexities and KLs (``docs/engine.md``, *The
+results store*). So a run records its machine, the results store keys on
 the processor and the kernel path (results computed elsewhere are recomputed, never mixed in),
 and a baseline from another machine is named as such (its speedups are ratios and stay
 comparable).
@@ -27,8 +23,8 @@ import torch
 CPUINFO = Path("/proc/cpuinfo")
 SLOW_BF16 = (
     "WARNING: --prune-dtype bfloat16 on a CPU without native bfloat16 kernels (no avx512_bf16 or "
-    "amx_bf16 flag): its matrix products run about 100x slower than float32 here (measured on "
-    "an AVX2 EPYC: 1.3 against 121 GFLOP/s); float32 is the faster choice on this machine"
+    "amx_bf16 flag): torch falls back to generic kernels, far slower than float32 (about 100x "
+    "on an AVX2 processor); float32 is the faster choice on this machine"
 )
 
 
@@ -66,8 +62,7 @@ def this_machine(device: str = "cpu") -> Machine:
 def slow_bfloat16(device: str, cpuinfo: Path | None = None) -> bool:
     """Whether bfloat16 matrix products lack native kernels on ``device``: a CPU whose flags
     (``/proc/cpuinfo``) name neither ``avx512_bf16`` nor ``amx_bf16``. There torch falls back to
-    slow generic kernels: 2026-12-01 on this project's AMD EPYC (AVX2), 1.3 GFLOP/s for a 512²
-    bfloat16 product against 121 in float32 (2 threads). False off Linux or on a GPU (not known)."""
+    slow generic kernels, far slower than its float32 ones. False off Linux or on a GPU (not known)."""
     flags = _cpuinfo("flags", cpuinfo) if device.startswith("cpu") else None
     return flags is not None and not {"avx512_bf16", "amx_bf16"} & set(flags.split())
 

@@ -8,12 +8,10 @@ instead of returning it, which is the right trade for a benchmark process.
 
 This holds for the main thread's arena only. Other threads (the engine's lanes,
 ``pruning.engine.lanes``) allocate from arenas that grow in heaps of at most 64 MiB, so glibc
-serves their 100 MB blocks from fresh mmap pages whatever the threshold. ``python
-scripts/page_faults.py 1`` / ``2`` (4 SmolLM2 windows x 3 variants, 2026-12-01): 2,980 minor
-page faults in one lane, 803,792 in two; 46,667 in two with ``MALLOC_ARENA_MAX=1`` in the
-environment at start. ``mallopt(M_ARENA_MAX, 1)`` from here does not help (tried: 816,327 in
-two; glibc fixes its arena limit when the first thread takes an arena, before this runs).
-Timed alone, two lanes were as fast as one all the same (``pruning.engine.lanes``).
+serves their 100 MB blocks from fresh mmap pages whatever the threshold (``python
+scripts/page_faults.py N`` counts the page faults with N lanes). ``MALLOC_ARENA_MAX=1`` in the
+environment at start avoids it; ``mallopt(M_ARENA_MAX, 1)`` from here cannot, because glibc
+fixes its arena limit when the first thread takes an arena, before this runs.
 """
 
 from __future__ import annotations

@@ -6,14 +6,11 @@ much more robust than giving every thread to one window: each operation split ov
 ends in a barrier where all of them wait for the slowest, which is whichever one another
 process just preempted; a lane with one thread waits for nobody.
 
-Measured on this project's 2-core machine (2026-12-01, ``python scripts/lanes.py [--busy] 3``:
-SmolLM2-135M in float32, the unpruned model and five single removals on four windows of 512
-tokens, alternated): alone, one lane of 2 threads 15.35, 14.08, 16.68 s against two lanes of
-1 thread 15.12, 14.39, 16.66 s (the same); beside a one-thread busy loop in another process,
-45.3, 50.6, 44.1 s against 24.3, 25.8, 21.3 s (half). The sums are bit-identical: a window's
-NLL, KL and top-1 sums do not depend on the thread count (checked there and in the tests).
+``python scripts/lanes.py [--busy] N`` measures the two layouts against each other, alone or
+beside a busy process (``docs/engine.md`` gives what it showed). The sums are bit-identical: a
+window's NLL, KL and top-1 sums do not depend on the thread count (the tests check it).
 A lane's thread takes its large blocks from fresh mmap pages (glibc's per-thread arenas; see
-``pruning.common.memory``, which also says how to avoid it), and the times above include that.
+``pruning.common.memory``, which also says how to avoid it).
 
 Lanes split the session's intra-op threads (``torch.get_num_threads``) among them for the
 duration of a call and restore the count afterwards, so timing, which measures one pass with
@@ -39,9 +36,10 @@ MAX_AUTO_LANES = 4  # each lane holds a window's logits and states (~0.4 GB for 
 
 
 def auto_lanes(threads: int, device: str, device_map: str | None = None) -> int:
-    """The default lane count: one per intra-op thread on a CPU, up to ``MAX_AUTO_LANES`` (the
-    gain is measured on 2 cores only); one on an accelerator (its kernels are not split into CPU
-    threads) and for a model placed by accelerate (its offload hooks move weights per pass)."""
+    """The default lane count: one per intra-op thread on a CPU, up to ``MAX_AUTO_LANES`` (more
+    lanes would each hold a window's logits for little gain); one on an accelerator (its kernels
+    are not split into CPU threads) and for a model placed by accelerate (its offload hooks move
+    weights per pass)."""
     if device != "cpu" or device_map is not None:
         return 1
     return max(1, min(threads, MAX_AUTO_LANES))

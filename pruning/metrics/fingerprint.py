@@ -3,8 +3,8 @@
 Two runs may be compared (a baseline gate) or share stored results only when every field of
 ``COMPARED`` is equal: the model and its weights, dtype, device, the corpus and its text, and
 the protocol with every parameter that changes which tokens are scored (ctx, stride, the BOS
-rule) and how many (eval tokens). Library versions, the machine and the scoring method are
-provenance: a baseline from an older torch, another machine or the earlier scoring is still
+rule) and how many (eval tokens). Library versions, the machine, the scoring method and the
+code's commit are provenance: a baseline from an older torch, another machine or the earlier scoring is still
 comparable (the gates exist to catch what an upgrade changes; speedups are ratios; the scorings
 differ by under 2e-5 relative in perplexity), and the verdict names such a difference; but the
 results store, a cache of exact sums, keys on the versions, the processor and kernel path
@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pruning.common.machine import Machine
+from pruning.common.revision import code_commit
 from pruning.data.corpora import Corpus
 from pruning.data.windows import EvalProtocol
 from pruning.metrics.perplexity import bos_if_asked
@@ -62,6 +63,7 @@ class RunFingerprint:
     threads: int  # torch's intra-op threads of the process that computed the quality
     kernels: str  # torch's CPU capability (AVX2, AVX512, ...) or the GPU's compute capability
     scoring: str  # how NLL and KL sums are computed (``pruning.metrics.scoring.SCORING``)
+    commit: str | None = None  # pruning-kit's git commit (``pruning.common.revision``), None unknown
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (reports, baselines)."""
@@ -118,6 +120,7 @@ def run_fingerprint(
         threads=machine.threads,
         kernels=machine.kernels,
         scoring=SCORING,
+        commit=code_commit(),
     )
 
 

@@ -32,8 +32,8 @@ from pruning.metrics.sums import WindowSums
 VOCAB_CHUNK = 2048
 """Vocabulary entries per scoring pass (and per head product, ``score_hidden``). A (511, 2048)
 float32 chunk is 4 MB and stays in cache while it is scored, where SmolLM2's whole (511, 49152)
-logits are 100 MB that every pass streams from memory. On SmolLM2's head (AMD EPYC, 2 threads,
-2026-12-01): head product and scoring 507-530 ms on whole logits, 351-397 ms in chunks of 2048."""
+logits are 100 MB that every pass streams from memory, so chunked scoring is the faster one on
+a CPU (the measurement is in ``docs/measurement.md``)."""
 
 SCORING = "vocabulary chunks, log-sum-exp combined"
 """How NLL and KL are computed, for the results store's key: sums from the earlier whole-row

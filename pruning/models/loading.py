@@ -128,9 +128,9 @@ Converted = tuple[PreTrainedModel, Any]  # a model and its tokenizer (untyped up
 def _load_gguf(path: Path, sha256: str | None = None) -> _Raw:
     """A GGUF model, dequantised to fp32 once and kept in the cache as a transformers directory.
 
-    Converting takes about 25 s for SmolLM2-135M and 46 s for Gemma-3-270M on this project's 2
-    cores (``_one_gguf_parse``); the saved directory loads in 0.4-6 s with the same weights bit for
-    bit (a test compares the state-dict hashes). It is keyed by the GGUF's sha256 and the
+    Converting parses the file once (``_one_gguf_parse``) and is the slow part of a first load;
+    the saved directory loads in seconds with the same weights bit for bit (a test compares the
+    state-dict hashes). It is keyed by the GGUF's sha256 and the
     transformers version, written to a temporary directory and renamed into place, and skipped
     (loaded from the GGUF again) where the cache cannot be written.
     """
@@ -191,12 +191,11 @@ def _one_gguf_parse() -> Iterator[None]:
 
     ``AutoTokenizer`` and ``AutoModelForCausalLM`` each build a ``gguf.GGUFReader`` of the whole
     file (the model twice: config, then weights), and the reader decodes the metadata element by
-    element: 23 s for Gemma-3's 262,144 vocabulary strings on 2 cores, three times. A reader is
-    read-only (a memory map and what was decoded), so one per file serves all three. Measured:
-    Gemma-3 110 -> 46 s, SmolLM2 41 -> 25 s (a whole ``load_model`` with an empty cache), the
-    same state-dict hashes.
+    element, which for Gemma-3's 262,144 vocabulary strings dominates the conversion, three
+    times over. A reader is read-only (a memory map and what was decoded), so one per file serves
+    all three, with the same state-dict hashes (a golden test counts the parses).
     """
-    import gguf  # only where a GGUF file is converted (56 ms of imports)
+    import gguf  # only where a GGUF file is converted
 
     original = gguf.GGUFReader
     readers: dict[tuple[str, str], GGUFReader] = {}

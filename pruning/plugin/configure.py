@@ -23,6 +23,7 @@ from pruning.healing.settings import HealSettings, LoraSettings
 from pruning.metrics.speed import SpeedSettings
 from pruning.metrics.timing import CampaignSettings
 from pruning.models.architectures import ARCHITECTURES
+from pruning.models.sources import cache_dir
 from pruning.plugin import options
 from pruning.reporting.gates import Thresholds
 from pruning.study.settings import ModelSettings, Settings
@@ -64,9 +65,14 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         export_dir=Path(export).expanduser() if export else None,
         calib_corpus=get("calib-corpus"),
         calib_tokens=get("calib-tokens"),
-        store_dir=None if options.no_cache(config) else Path(get("cache-dir")).expanduser(),
+        store_dir=None if options.no_cache(config) else _store_dir(get("cache-dir")),
         heal=_heal_settings(get),
     )
+
+
+def _store_dir(given: str | None) -> Path:
+    """``--prune-cache-dir``, else ``results`` under the cache (``pruning.models.sources.cache_dir``)."""
+    return Path(given).expanduser() if given else cache_dir() / "results"
 
 
 def _heal_settings(get: Callable[[str], Any]) -> HealSettings:

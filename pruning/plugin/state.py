@@ -2,7 +2,7 @@
 
 The plugin is installed for every pytest run. Until a test asks for a variant (or a pruning
 fixture runs, or an xdist worker reports pruning tests to the controller) it imports nothing
-heavy (torch, transformers and peft took 9 s of every ``pytest`` start) and gates nothing;
+heavy (importing torch, transformers and peft would slow every ``pytest`` start) and gates nothing;
 ``PluginState.session`` then starts the ``PruneSession`` once: settings from the options, the
 checks that refuse a setup that cannot work, the study.
 """

@@ -158,9 +158,9 @@ def scoring_note(now: RunFingerprint, saved: Mapping[str, object]) -> str:
         return ""
     if then is None:
         return (
-            "the baseline does not record its scoring (saved before runs recorded it; one saved "
-            "before pruning-kit's commit 98c351f used a whole-row float32 log_softmax, its "
-            f"perplexities up to 2e-5 relative lower; this run: {now.scoring})"
+            "the baseline does not record its scoring (saved by pruning-kit before 0.6.0, whose "
+            "whole-row float32 log_softmax put perplexities up to 2e-5 relative lower; "
+            f"this run: {now.scoring})"
         )
     return f"the baseline was scored differently ({then}; this run: {now.scoring})"
 

@@ -59,6 +59,7 @@ def markdown(outcome: Outcome) -> str:
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
         *healing_lines(outcome.log.healings),
         f"Machine: {outcome.fingerprint.machine.describe()}.",
+        f"Code: pruning-kit commit {outcome.fingerprint.commit or 'unknown (not a git checkout)'}.",
         f"Gates: {outcome.verdict.baseline_note}.",
         *[f"Baseline: {note}." for note in (verdict.machine, verdict.scoring) if note and verdict.baseline],
     ]
