@@ -17,10 +17,11 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 @functools.cache  # the checkout does not change during a run
 def code_commit(where: Path = PACKAGE_DIR) -> str | None:
     """The short commit hash of the git checkout holding ``where``, with ``-dirty`` when tracked
-    files differ from it; None outside a checkout or without git."""
+    files under ``where`` (the package: the code that computes) differ from it; None outside a
+    checkout or without git. Changes elsewhere in the checkout (docs, reports) do not count."""
     try:
         head = _git(where, "rev-parse", "--short=12", "HEAD")
-        changed = _git(where, "status", "--porcelain", "--untracked-files=no")
+        changed = _git(where, "status", "--porcelain", "--untracked-files=no", "--", ".")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if changed else head
