@@ -8,7 +8,7 @@ protocol: 511 scored tokens per window). Writes ``<report>/independent_check.jso
 
     PRUNING_DATA_DIR=../shared/data .venv/bin/python scripts/verify_units.py
     PRUNING_DATA_DIR=../shared/data .venv/bin/python scripts/verify_units.py \
-        docs/results/smollm2-unit-criteria "drop[attn7,attn29]" "drop[14,17]"
+        docs/results/smollm2-units-vs-blocks "drop[attn4,attn7,attn26,attn29]" "drop[14,17]"
 """
 
 from __future__ import annotations
