@@ -23,8 +23,8 @@ def test_this_machine_on_the_cpu_records_torch_threads_and_its_kernel_path():
 
 
 def test_slow_bfloat16_reads_the_cpu_flags(tmp_path):
-    """bfloat16 is flagged slow on a CPU whose flags name neither avx512_bf16 nor amx_bf16 (this
-    project's AVX2 EPYC: 1.3 GFLOP/s against 121 in float32), never on a GPU or where unknown."""
+    """bfloat16 is flagged slow on a CPU whose flags name neither avx512_bf16 nor amx_bf16 (there
+    torch's bfloat16 kernels are generic and slow), never on a GPU or where unknown."""
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
     assert slow_bfloat16("cpu", info)
