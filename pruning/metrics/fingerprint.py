@@ -4,10 +4,10 @@ Two runs may be compared (a baseline gate) or share stored results only when eve
 ``COMPARED`` is equal: the model and its weights, dtype, device, the corpus and its text, and
 the protocol with every parameter that changes which tokens are scored (ctx, stride, the BOS
 rule) and how many (eval tokens). Library versions, the machine, the scoring method and the
-code's commit are provenance: a baseline from an older torch, another machine or the earlier scoring is still
-comparable (the gates exist to catch what an upgrade changes; speedups are ratios; the scorings
-differ by under 2e-5 relative in perplexity), and the verdict names such a difference; but the
-results store, a cache of exact sums, keys on the versions, the processor and kernel path
+code's commit are provenance: a baseline from an older torch, another machine or the earlier
+scoring is still comparable (the gates exist to catch what an upgrade changes; speedups are
+ratios; the scorings differ by under 2e-5 relative in perplexity), and the verdict names such a
+difference; but the results store, a cache of exact sums, keys on the versions, the processor and kernel path
 (``pruning.common.machine``: the last digits differ between machines) and the scoring too.
 """
 

@@ -37,6 +37,11 @@ from pruning.plugin.parsers import (
 from pruning.study.plan import PLAN_KINDS
 
 
+def dest(name: str) -> str:
+    """The argparse destination and ini key of ``--prune-NAME``: ``prune_NAME`` with underscores."""
+    return "prune_" + name.replace("-", "_")
+
+
 @dataclass(frozen=True)
 class Option:
     """One ``--prune-NAME`` option: parser, default, metavar and help."""
@@ -55,7 +60,7 @@ class Option:
 
     @property
     def dest(self) -> str:
-        return "prune_" + self.name.replace("-", "_")
+        return dest(self.name)
 
 
 OPTIONS = (
@@ -220,7 +225,7 @@ class Flag:
 
     @property
     def dest(self) -> str:
-        return "prune_" + self.name.replace("-", "_")
+        return dest(self.name)
 
 
 FLAGS = (

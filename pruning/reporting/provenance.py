@@ -10,29 +10,27 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
+from pruning.metrics.fingerprint import RunFingerprint
 
-def fingerprint_line(fp: Mapping[str, object]) -> str:
-    """``results.json``'s ``fingerprint`` as one Markdown line."""
-    bos = "none" if fp.get("bos") is None else f"id {fp['bos']}"
-    threads = f"{fp.get('threads')} torch threads"
-    machine = f"{fp.get('cpu')}, {fp.get('cores')} cores, {threads}, {fp.get('kernels')}"
-    weights, text = str(fp["weights_sha256"])[:12], str(fp["corpus_sha256"])[:12]
+
+def fingerprint_line(fp: RunFingerprint) -> str:
+    """A run's fingerprint as one Markdown line."""
+    bos = "none" if fp.bos is None else f"id {fp.bos}"
     return (
-        f"**Fingerprint:** model `{fp['model']}` (weights sha256 `{weights}`), "
-        f"{fp['dtype']} on {fp.get('device')}; corpus `{fp['corpus']}` (sha256 `{text}`); "
-        f"protocol `{fp['protocol']}`, ctx {fp['ctx']}, eval tokens {fp['eval_tokens']}, BOS {bos}; "
-        f"scoring: {fp.get('scoring')}; machine: {machine}; torch {fp['torch']}, "
-        f"transformers {fp['transformers']}; pruning-kit commit `{fp.get('commit')}`."
+        f"**Fingerprint:** model `{fp.model}` (weights sha256 `{fp.weights_sha256[:12]}`), "
+        f"{fp.dtype} on {fp.device}; corpus `{fp.corpus}` (sha256 `{fp.corpus_sha256[:12]}`); "
+        f"protocol `{fp.protocol}`, ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}; "
+        f"scoring: {fp.scoring}; machine: {fp.machine.describe()}; torch {fp.torch}, "
+        f"transformers {fp.transformers}; pruning-kit commit `{fp.commit}`."
     )
 
 
 def report_fingerprint_line(directory: Path) -> str:
     """The fingerprint line of the report in ``directory`` (its ``results.json``)."""
     meta = json.loads((directory / "results.json").read_text(encoding="utf-8"))
-    return fingerprint_line(meta["fingerprint"])
+    return fingerprint_line(RunFingerprint.from_dict(meta["fingerprint"]))
 
 
 if __name__ == "__main__":
