@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from pruning.healing.methods import Healed, heal
     from pruning.healing.settings import HealSettings, LoraSettings
     from pruning.metrics.perplexity import PerplexityResult, perplexity
-    from pruning.models.loading import Fingerprint, LoadedModel, ModelLoadError, load_model
+    from pruning.models.loading import (
+        Fingerprint,
+        LoadedModel,
+        ModelLoadError,
+        WeightsFingerprint,
+        load_model,
+    )
     from pruning.models.parameters import count_parameters
     from pruning.models.surgery import num_layers, remove_layers
     from pruning.models.variant import Variant
@@ -39,6 +45,7 @@ _HOMES = {  # public name -> the module that defines it
     "LoadedModel": "pruning.models.loading",
     "ModelLoadError": "pruning.models.loading",
     "load_model": "pruning.models.loading",
+    "WeightsFingerprint": "pruning.models.loading",
     "count_parameters": "pruning.models.parameters",
     "num_layers": "pruning.models.surgery",
     "remove_layers": "pruning.models.surgery",
@@ -56,6 +63,7 @@ __all__ = [
     "ModelLoadError",
     "PerplexityResult",
     "Variant",
+    "WeightsFingerprint",
     "count_parameters",
     "export",
     "heal",

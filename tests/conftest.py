@@ -15,10 +15,12 @@ import pytest
 import torch
 
 from pruning.data.corpora import Corpus, load_corpus
+from pruning.data.specs import parse_corpus_spec
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.metrics.speed import SpeedSettings
-from pruning.reporting.gates import Thresholds
+from pruning.models.specs import parse_model_spec
+from pruning.results.gates import Thresholds
 from pruning.study.plan import parse_plan
 from pruning.study.settings import ModelSettings, Settings
 
@@ -70,8 +72,8 @@ def wikitext_study_settings(data_dir, monkeypatch, engine_options) -> Settings:
     calibration), 256 evaluation tokens in windows of 64; tests ``replace`` what they vary."""
     monkeypatch.setenv("PRUNING_DATA_DIR", str(data_dir))
     return Settings(
-        model=ModelSettings("random:tiny-gpt2"),
-        corpus="wikitext2",
+        model=ModelSettings(parse_model_spec("random:tiny-gpt2")),
+        corpus=parse_corpus_spec("wikitext2"),
         protocol=EvalProtocol("windows", 64, 256),
         plan=parse_plan("sequential"),
         max_variants=100,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
 from pruning.metrics import scoring
 from pruning.metrics.perplexity import prepare_windows, window_nlls
-from pruning.models.variant import BASE, Variant
+from pruning.models.variant import BASE
 from pruning.study.plan import expand_plan, parse_plan
 
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-gemma3", "tiny-opt", "tiny-gptneox", "tiny-falcon", "tiny-qwen2"]
@@ -58,13 +60,43 @@ def test_engine_on_units_equals_naive_full_forward_passes(family, windows_for, e
         assert got[variant].nll == pytest.approx(want, rel=1e-5), variant.id
 
 
-def test_fidelity_is_zero_for_base_and_positive_for_pruned(windows_for, engine_options):
-    lm = load_model("random:tiny-llama")
+def float64_fidelity(model, variant, windows):
+    """The reference: per window, KL(base || pruned) summed over the scored positions and the
+    count of positions where the base's top token is a top token of the pruned model, from full
+    forward passes of the float64 base and the float64 pruned model (``scoring``'s definitions,
+    computed without any of its code)."""
+    base = copy.deepcopy(model).double()
+    pruned = remove_layers(base, variant.drop, variant.attn, variant.mlp)
+    kl, top1 = [], []
+    with torch.no_grad():
+        for window in windows:
+            ids = window.ids.unsqueeze(0)  # (1, T)
+            scored = slice(window.score_from - 1, ids.shape[1] - 1)  # logits predicting ids[score_from:]
+            ref = torch.log_softmax(base(input_ids=ids).logits[0, scored], dim=-1)  # (n, V)
+            out = pruned(input_ids=ids).logits[0, scored]  # (n, V)
+            kl.append(float((ref.exp() * (ref - torch.log_softmax(out, dim=-1))).sum()))
+            ref_top = ref.argmax(-1)  # (n,)
+            top1.append(int((out.gather(-1, ref_top[:, None])[:, 0] == out.max(-1).values).sum()))
+    return kl, top1
+
+
+@pytest.mark.parametrize("family", ["tiny-llama", "tiny-gpt2", "tiny-gemma3"])
+def test_kl_and_top1_equal_float64_full_passes_of_each_pruned_model(family, windows_for, engine_options):
+    """Every single unit, every pair of blocks and mixed sets: the engine's fidelity sums (float32,
+    shared prefixes, chunked scoring) against the independent float64 reference."""
+    lm = load_model(f"random:{family}")
     windows = windows_for(lm)
-    got, _ = evaluate_variants(lm.model, windows, [BASE, Variant((1,))], engine_options)
-    tokens = sum(w.scored for w in windows)
-    assert got[BASE].kl == [0.0] * len(windows) and sum(got[BASE].top1) == tokens
-    assert all(k > 0 for k in got[Variant((1,))].kl) and sum(got[Variant((1,))].top1) < tokens
+    variants = expand_plan(parse_plan("sequential:units"), lm.num_layers)
+    variants += expand_plan(parse_plan("combos:2"), lm.num_layers)[1:]
+    variants += expand_plan(parse_plan(UNIT_MIXES), lm.num_layers)[1:]
+    got, _ = evaluate_variants(lm.model, windows, variants, engine_options)
+    assert got[BASE].kl == [0.0] * len(windows) and got[BASE].top1 == [w.scored for w in windows]
+    for variant in variants[1:]:
+        kl, top1 = float64_fidelity(lm.model, variant, windows)
+        assert min(kl) > 0, variant.id
+        # float32 rounding: about 3e-7 a position
+        assert got[variant].kl == pytest.approx(kl, rel=1e-3, abs=1e-4), variant.id
+        assert got[variant].top1 == top1, variant.id
 
 
 def test_memory_bound_degrades_to_recomputation_with_the_same_numbers(windows_for, engine_options):

@@ -24,7 +24,7 @@ from pruning.models import saving
 from pruning.models.saving import ExportError
 from pruning.models.variant import Variant
 from pruning.reporting.export import export
-from pruning.reporting.rows import Row
+from pruning.results.rows import Row
 
 FAMILIES = ["tiny-gpt2", "tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-phi3", "tiny-gemma3"]
 FAMILIES += ["tiny-opt", "tiny-gptneox", "tiny-falcon"]

@@ -9,7 +9,7 @@ import pytest
 from pruning.engine.store import run_key
 from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
 from pruning.metrics.scoring import SCORING
-from pruning.reporting.gates import (
+from pruning.results.gates import (
     Thresholds,
     check_baseline,
     check_budget,
@@ -17,7 +17,7 @@ from pruning.reporting.gates import (
     machine_note,
     scoring_note,
 )
-from pruning.reporting.rows import Row, with_changes
+from pruning.results.rows import Row, with_changes
 
 FIELDS = dict(
     model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",

@@ -26,9 +26,9 @@ from pruning.metrics.timing import (
     round_order,
     run_campaign,
 )
-from pruning.reporting.gates import Thresholds, check_baseline
-from pruning.reporting.rows import Row, with_changes
 from pruning.reporting.tables import speed_lines, speed_meta
+from pruning.results.gates import Thresholds, check_baseline
+from pruning.results.rows import Row, with_changes
 
 
 def synthetic(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -17,7 +18,18 @@ def test_random_models_are_seeded_and_fingerprinted():
     a = load_model("random:tiny-gpt2")
     b = load_model("random:tiny-gpt2")
     assert a.fingerprint == b.fingerprint
-    assert a.fingerprint.weights_sha256 == state_dict_sha256(a.model)
+    # the documented definition, by hand: sha256 over name|dtype|shape| and the raw bytes of
+    # every tensor of the state dict, sorted by name
+    digest = hashlib.sha256()
+    for name, tensor in sorted(a.model.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    assert a.fingerprint.weights_sha256 == digest.hexdigest()
+    with torch.no_grad():  # one weight one ulp away is another model
+        next(b.model.parameters()).view(-1)[0] = torch.nextafter(
+            next(b.model.parameters()).view(-1)[0], torch.tensor(1.0)
+        )
+    assert state_dict_sha256(b.model) != a.fingerprint.weights_sha256
     assert a.num_layers == 4 and not a.model.training
     assert a.fingerprint.torch == torch.__version__
 

@@ -5,7 +5,7 @@ from matplotlib.axes import Axes
 from pruning.models.variant import Variant
 from pruning.reporting.criteria_report import build_criteria_report, write_plots
 from pruning.reporting.plots import SpeedPoint, pareto, plot_pareto
-from pruning.reporting.rows import Row, with_changes, with_fits
+from pruning.results.rows import Row, with_changes, with_fits
 from pruning.search.criteria import CriterionResult
 
 

@@ -4,8 +4,8 @@ import csv
 import io
 import json
 
-from pruning.reporting.rows import Row, with_changes
 from pruning.reporting.tables import render_markdown, render_text, table, to_csv, to_json, write_reports
+from pruning.results.rows import Row, with_changes
 
 ROWS = with_changes(
     [

@@ -12,7 +12,7 @@ from pruning.metrics.perplexity import prepare_windows
 from pruning.models.variant import BASE, Variant
 from pruning.search.beam import beam
 from pruning.search.racing import race
-from pruning.study.plan import expand_plan, parse_best, parse_plan
+from pruning.study.plan import Best, Criterion, expand_plan, parse_plan
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +50,17 @@ def test_greedy_beam_k1_is_the_best_single_removal(setup, engine_options):
     [("K=2", (2, 10, "race", 1)), ("K=3,top=5,search=beam:4", (3, 5, "beam", 4))],
 )
 def test_best_plans_parse(arg, want):
-    spec = parse_best(arg)
-    assert (spec.k, spec.top, spec.search, spec.width) == want
+    spec = parse_plan(f"best:{arg}")
+    assert isinstance(spec, Best) and (spec.k, spec.top, spec.search, spec.width) == want
     assert str(parse_plan(f"best:{arg}")) == f"best:{arg}"
 
 
-@pytest.mark.parametrize("arg", ["top=3", "K=x", "K=2,search=dfs", "K=2,colour=red", "K=0"])
+@pytest.mark.parametrize(
+    "arg", ["top=3", "K=x", "K=2,search=dfs", "K=2,colour=red", "K=0", "K=2,K=3", "K=2,search=race:3"]
+)
 def test_bad_best_plans_quote_the_value(arg):
     with pytest.raises(ValueError, match=r"invalid best plan 'best:.*'; expected best:K=<int>"):
-        parse_best(arg)
+        parse_plan(f"best:{arg}")
 
 
 def test_beam_grows_a_given_start_set(setup, engine_options):
@@ -146,30 +148,29 @@ def space_units_of(variant):
     [("best:K=4,search=beam:1,units=all", "all"), ("best:K=2,units=attn", "attn"), ("best:K=2", "blocks")],
 )
 def test_best_plans_take_a_unit_space(text, units):
-    assert parse_best(text.removeprefix("best:")).units == units
+    spec = parse_plan(text)
+    assert isinstance(spec, Best) and spec.units == units
 
 
 def test_criterion_plans_take_a_unit_space_and_refuse_others():
-    from pruning.study.plan import parse_criterion_plan, plan_size
+    from pruning.study.plan import plan_size
 
-    assert parse_criterion_plan("all:K=1..6,units=all").units == "all"
-    assert parse_criterion_plan("sleb:K=1..3").units == "blocks"
+    assert parse_plan("criterion:all:K=1..6,units=all") == Criterion((), 6, "all")
+    assert parse_plan("criterion:sleb:K=1..3") == Criterion(("sleb",), 3, "blocks")
     assert plan_size(parse_plan("criterion:all:K=1..6,units=all"), 30) == 1 + 60 + 8 * 6
     with pytest.raises(ValueError, match=r"invalid criterion plan 'criterion:all:K=1\.\.2,units=heads'"):
-        parse_criterion_plan("all:K=1..2,units=heads")
+        parse_plan("criterion:all:K=1..2,units=heads")
     with pytest.raises(
         ValueError, match=r"invalid best plan 'best:K=2,units=heads'; .*units=blocks\|attn\|mlp\|all"
     ):
-        parse_best("K=2,units=heads")
+        parse_plan("best:K=2,units=heads")
 
 
 def test_the_oracle_races_pairs_of_a_small_space_and_grows_greedily_in_a_large_one(setup, engine_options):
     from pruning.search.oracle import search_oracle
-    from pruning.study.plan import parse_criterion_plan
-
-    assert parse_criterion_plan("all:K=1..3").races_pairs(30)  # 435 pairs
-    assert not parse_criterion_plan("all:K=1..6,units=all").races_pairs(30)  # 1770 pairs
-    assert parse_criterion_plan("all:K=1..6,units=all,oracle=pairs").races_pairs(30)
+    assert Criterion((), 3).races_pairs(30)  # 435 pairs
+    assert not Criterion((), 6, "all").races_pairs(30)  # 1770 pairs
+    assert Criterion((), 6, "all", "pairs").races_pairs(30)
     lm, windows = setup
     single = Variant(mlp=(2,))
     sets, searches = search_oracle(lm.model, windows, 3, engine_options, "all", best_single=single)

@@ -12,7 +12,7 @@ from pruning.metrics.speed import (
     speed_tokens,
     start_decode,
 )
-from pruning.reporting.rows import Row, with_changes
+from pruning.results.rows import Row, with_changes
 
 
 def test_campaign_ratio_drives_the_speed_change_and_its_interval():

@@ -152,3 +152,11 @@ def test_three_processes_share_one_store_one_killed_and_it_equals_a_serial_run(t
     assert (reused, computed) == (total, 0)  # the survivors left every entry, whole
     assert _payloads(store) == _payloads(reference)  # entry for entry (a killed writer may leave a
     # hidden temporary file, never an entry: entries appear only by rename)
+
+
+def test_the_json_digest_is_sha256_of_sorted_json_whatever_the_key_order():
+    from pruning.common.digest import digest_json
+
+    # sha256 of the bytes {"a": [1, 2], "b": 1}, computed with sha256sum
+    known = "3813f9409eb0095bf9c8e1225c627acf867d89bd18b8856fc38588a0c8c490f3"
+    assert digest_json({"b": 1, "a": [1, 2]}) == known == digest_json({"a": [1, 2], "b": 1})

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 
 from pruning.data.corpora import Corpus
+from pruning.data.specs import parse_corpus_spec
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.engine.prefix import evaluate_variants
 from pruning.metrics.speed import SpeedSettings
+from pruning.models.specs import parse_model_spec
 from pruning.models.variant import BASE, Variant
-from pruning.reporting.gates import Thresholds
+from pruning.results.gates import Thresholds
 from pruning.study.plan import parse_plan
 from pruning.study.settings import ModelSettings, Settings
 from pruning.study.study import Study
@@ -18,15 +20,15 @@ from pruning.study.study import Study
 
 def _study(plan: str, corpus: Corpus) -> Study:
     settings = Settings(
-        model=ModelSettings("random:tiny-llama", threads=1),
-        corpus=corpus.name,
+        model=ModelSettings(parse_model_spec("random:tiny-llama"), threads=1),
+        corpus=parse_corpus_spec(corpus.name),
         protocol=EvalProtocol("windows", 32, 128),
         plan=parse_plan(plan),
         max_variants=1000,
         engine=EngineOptions(progress=False),
         speed=SpeedSettings(),
         thresholds=Thresholds(),
-        calib_corpus=corpus.name,
+        calib_corpus=parse_corpus_spec(corpus.name),
         calib_tokens=128,
     )
     return Study(settings)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pruning.models.variant import BASE, Variant
-from pruning.study.plan import Plan, expand_plan, parse_plan, plan_size
+from pruning.study.plan import Combos, Explicit, Last, UnitSet, expand_plan, parse_plan, plan_size
 
 
 def test_ids_are_stable_and_readable():
@@ -101,9 +101,9 @@ def test_bad_plans_quote_the_value(text):
 @pytest.mark.parametrize(
     ("plan", "message"),
     [
-        (Plan("combos", "6"), r"combos:6 removes too many blocks; expected K in \[1, 5\]"),
-        (Plan("last", "5"), r"last:5 removes too many blocks; expected N in \[1, 4\]"),
-        (Plan("drop", "7"), r"layer index 7 is out of range"),
+        (Combos(6), r"combos:6 removes too many blocks; expected K in \[1, 5\]"),
+        (Last(5), r"last:5 removes too many blocks; expected N in \[1, 4\]"),
+        (Explicit((UnitSet((7,)),)), r"layer index 7 is out of range"),
     ],
 )
 def test_plans_that_do_not_fit_the_model(plan, message):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pruning.common.hub import hub_reachable
 from pruning.common.registry import Registry
+from pruning.data.specs import CorpusSpec, parse_corpus_spec
 
 SPLITS = ("test", "validation")
 _LOCAL_FILES = {"test": "wiki.test.raw", "validation": "wiki.valid.tokens"}
@@ -50,15 +51,19 @@ class CorpusError(ValueError):
 CORPORA: Registry[Callable[[str, Path | None], Corpus]] = Registry("corpus")
 
 
-def load_corpus(name: str, split: str = "test", data_dir: str | Path | None = None) -> Corpus:
-    """Load corpus ``name`` (a registered name or ``file:PATH``) for ``split``."""
+def load_corpus(name: str | CorpusSpec, split: str = "test", data_dir: str | Path | None = None) -> Corpus:
+    """Load corpus ``name`` (a registered name or ``file:PATH``, ``pruning.data.specs``) for ``split``."""
     if split not in SPLITS:
         raise CorpusError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    if name.startswith("file:"):
-        return _load_file(Path(name.removeprefix("file:")).expanduser(), name, split)
-    if name not in CORPORA:
-        raise CorpusError(CORPORA.unknown_message(name) + " (or file:PATH)")
-    return CORPORA.get(name)(split, Path(data_dir) if data_dir is not None else None)
+    try:
+        spec = parse_corpus_spec(name)
+    except ValueError as exc:
+        raise CorpusError(str(exc)) from None
+    if spec.file:
+        return _load_file(spec.path, str(spec), split)
+    if spec.name not in CORPORA:
+        raise CorpusError(CORPORA.unknown_message(spec.name) + " (or file:PATH)")
+    return CORPORA.get(spec.name)(split, Path(data_dir) if data_dir is not None else None)
 
 
 def make_corpus(name: str, split: str, text: str, source: str) -> Corpus:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from pruning.common.digest import digest_json
 from pruning.common.files import atomic_write
 from pruning.data.windows import Window
 from pruning.metrics.fingerprint import RunFingerprint
@@ -26,7 +25,7 @@ from pruning.models.variant import Variant
 
 def run_key(fingerprint: RunFingerprint) -> str:
     """sha256 of what determines every window's numbers (sorted JSON of its ``store_key()``)."""
-    return hashlib.sha256(json.dumps(fingerprint.store_key(), sort_keys=True).encode()).hexdigest()
+    return digest_json(fingerprint.store_key())
 
 
 def window_digest(window: Window) -> str:
@@ -50,7 +49,7 @@ class Store:
         try:
             record = json.loads(self._path(variant, index).read_text(encoding="utf-8"))
             payload = record["payload"]
-            if record["sha256"] != _digest(payload) or payload["window"] != window_digest(window):
+            if record["sha256"] != digest_json(payload) or payload["window"] != window_digest(window):
                 return None
             return WindowSums(
                 float(payload["nll"]), float(payload["kl"]), int(payload["top1"]), int(payload["tokens"])
@@ -69,8 +68,5 @@ class Store:
         }
         path = self._path(variant, index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps({"payload": payload, "sha256": _digest(payload)}))
+        atomic_write(path, json.dumps({"payload": payload, "sha256": digest_json(payload)}))
 
-
-def _digest(payload: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(dict(payload), sort_keys=True).encode()).hexdigest()

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from pruning.common.digest import digest_json
 from pruning.data.windows import Window
 from pruning.models.saving import staged_directory
 
@@ -42,7 +43,7 @@ def heal_key(
         "settings": dict(settings),
         "calib": calib.hexdigest(),
     }
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    return digest_json(what)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""Loading models by spec, with a fingerprint that every result carries.
+"""Loading models by spec, with the weights' fingerprint that every result carries.
 
-Specs:
+Specs (parsed by ``pruning.models.specs``):
 - ``smollm2-135m``, ``gemma3-270m``: offline pretrained GGUF files (see ``pruning.models.sources``);
 - ``gguf:PATH``: any local GGUF file transformers can load;
 - ``random:NAME``: an architecture from ``pruning.models.architectures`` with seeded random weights;
@@ -28,6 +28,7 @@ from pruning.models import sources
 from pruning.models.architectures import ARCHITECTURES
 from pruning.models.placement import DeviceMap, place
 from pruning.models.saving import save_plain, staged_directory
+from pruning.models.specs import OFFLINE_SPECS, ModelSpec, parse_model_spec
 from pruning.models.surgery import num_layers
 from pruning.models.tokenizers import byte_tokenizer
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from gguf import GGUFReader
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-OFFLINE_SPECS = ("smollm2-135m", "gemma3-270m", "gguf:PATH", "random:NAME")
 RANDOM_SEED = 0
 
 
@@ -44,8 +44,9 @@ class ModelLoadError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Fingerprint:
-    """What identifies a model's numbers: spec, weights, dtype and library versions."""
+class WeightsFingerprint:
+    """What identifies a loaded model's numbers: spec, weights, dtype and library versions (the
+    whole run's is ``pruning.metrics.fingerprint.RunFingerprint``, which includes it)."""
 
     spec: str
     weights_sha256: str  # of the weights file (GGUF) or of the state dict
@@ -58,6 +59,9 @@ class Fingerprint:
         return dict(vars(self))
 
 
+Fingerprint = WeightsFingerprint  # the name before 0.8.0, kept for ``pruning.Fingerprint``
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A model in eval mode with its tokenizer and provenance."""
@@ -66,7 +70,7 @@ class LoadedModel:
     tokenizer: Any  # a transformers tokenizer; untyped upstream
     spec: str
     num_layers: int
-    fingerprint: Fingerprint
+    fingerprint: WeightsFingerprint
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ OFFLINE_MODELS: Registry[Any] = Registry("model")
 
 
 def load_model(
-    spec: str,
+    spec: str | ModelSpec,
     dtype: str = "float32",
     device: str = "cpu",
     device_map: str | DeviceMap | None = None,
@@ -90,26 +94,27 @@ def load_model(
     (``pruning.models.placement``), accelerate places its blocks instead, under ``max_memory``."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    raw = _load_raw(spec)
+    parsed = parse_model_spec(spec)
+    raw = _load_raw(parsed)
     target = "cpu" if device_map is not None else device  # placement moves the blocks itself
     model = raw.model.to(device=torch.device(target), dtype=DTYPES[dtype])
     model.eval()
     sha = raw.weights_sha256 or state_dict_sha256(model)  # before placement: offloaded weights are meta
     if device_map is not None:
         model = cast(PreTrainedModel, place(model, device_map, max_memory))
-    fingerprint = Fingerprint(spec, sha, dtype, version("torch"), version("transformers"))
-    return LoadedModel(model, raw.tokenizer, spec, num_layers(model), fingerprint)
+    fingerprint = WeightsFingerprint(str(parsed), sha, dtype, version("torch"), version("transformers"))
+    return LoadedModel(model, raw.tokenizer, str(parsed), num_layers(model), fingerprint)
 
 
-def _load_raw(spec: str) -> _Raw:
-    if spec in OFFLINE_MODELS:
-        loader = OFFLINE_MODELS.get(spec)
+def _load_raw(spec: ModelSpec) -> _Raw:
+    if spec.kind == "gguf":
+        return _load_gguf(spec.path)
+    if spec.kind == "random":
+        return _load_random(spec.target)
+    if spec.target in OFFLINE_MODELS:
+        loader = OFFLINE_MODELS.get(spec.target)
         return loader()  # type: ignore[no-any-return]
-    if spec.startswith("gguf:"):
-        return _load_gguf(Path(spec.removeprefix("gguf:")).expanduser())
-    if spec.startswith("random:"):
-        return _load_random(spec.removeprefix("random:"))
-    return _load_hub(spec)
+    return _load_hub(spec.target)
 
 
 @OFFLINE_MODELS.register("smollm2-135m")

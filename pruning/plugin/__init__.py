@@ -24,6 +24,7 @@ from pruning.plugin import hookspec, options
 from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record, prune_study
 from pruning.plugin.scheduler import SETUP_ERROR, VariantGroupScheduling, has_pruning_tests, setup_error
 from pruning.plugin.state import STATE_KEY, state_of
+from pruning.study.plan import searches
 
 __all__ = ["STATE_KEY", "prune_decode", "prune_prefill", "prune_quality", "prune_record", "prune_study"]
 
@@ -109,7 +110,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Variant
     """xdist's public hook, on the controller of plain ``-n`` / ``--dist load``: whole variant
     groups per worker (``pruning.plugin.distribution``), made once a worker collected pruning
     tests; a plan that searches keeps xdist's default (expanding it here would run its searches)."""
-    if config.getvalue("dist") != "load" or options.get(config, "plan").searches:
+    if config.getvalue("dist") != "load" or searches(options.get(config, "plan")):
         return None
     state = state_of(config)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pruning.plugin.state import PROPERTY
-from pruning.reporting.rows import Row, with_changes
+from pruning.results.rows import Row, with_changes
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,17 @@ import torch
 from xdist.workermanage import parse_tx_spec_config
 
 from pruning.common.progress import Progress
+from pruning.data.specs import CorpusSpec
 from pruning.data.windows import EvalProtocol
 from pruning.engine.lanes import auto_lanes
 from pruning.engine.options import EngineOptions
 from pruning.healing.settings import HealSettings, LoraSettings
 from pruning.metrics.speed import SpeedSettings
 from pruning.metrics.timing import CampaignSettings
-from pruning.models.architectures import ARCHITECTURES
 from pruning.models.sources import cache_dir
+from pruning.models.specs import ModelSpec
 from pruning.plugin import options
-from pruning.reporting.gates import Thresholds
+from pruning.results.gates import Thresholds
 from pruning.study.settings import ModelSettings, Settings
 
 
@@ -93,27 +94,17 @@ def workers(config: pytest.Config) -> int:
 
 def check_settings(settings: Settings) -> None:
     """``pytest.UsageError`` for a corpus file, device or model file that cannot work."""
-    for option, corpus in (
+    checks: tuple[tuple[str, CorpusSpec | ModelSpec], ...] = (
         ("--prune-corpus", settings.corpus),
         ("--prune-calib-corpus", settings.calib_corpus),
-    ):
-        if corpus.startswith("file:"):
-            path = Path(corpus.removeprefix("file:")).expanduser()
-            if not path.is_file():
-                raise pytest.UsageError(
-                    f"{option}: corpus file {str(path)!r} does not exist; "
-                    f"expected file:PATH of a UTF-8 text file"
-                )
+        ("--prune-model", settings.model.spec),
+    )
+    for option, spec in checks:
+        try:
+            spec.check()
+        except ValueError as exc:
+            raise pytest.UsageError(f"{option}: {exc}") from None
     _check_device(settings.model.device)
-    spec = settings.model.spec
-    if spec.startswith("gguf:"):
-        path = Path(spec.removeprefix("gguf:")).expanduser()
-        if not path.is_file():
-            raise pytest.UsageError(f"--prune-model: GGUF file {str(path)!r} does not exist")
-    if spec.startswith("random:") and spec.removeprefix("random:") not in ARCHITECTURES:
-        raise pytest.UsageError(
-            f"--prune-model: {ARCHITECTURES.unknown_message(spec.removeprefix('random:'))}"
-        )
 
 
 def _check_device(device: str) -> None:

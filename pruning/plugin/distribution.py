@@ -20,7 +20,7 @@ from pruning.engine.cost import head_weight
 from pruning.engine.partition import partition, schedule_cost
 from pruning.models.variant import Variant
 from pruning.plugin.configure import workers
-from pruning.reporting.runlog import WorkerCost
+from pruning.results.runlog import WorkerCost
 from pruning.study.study import Study
 
 

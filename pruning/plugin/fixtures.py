@@ -14,7 +14,7 @@ from pruning.plugin.state import PROPERTY, state_of
 
 if TYPE_CHECKING:  # the plugin entry imports this module for every run: nothing heavy at import
     from pruning.plugin.session import PruneSession
-    from pruning.reporting.rows import Row
+    from pruning.results.rows import Row
     from pruning.study.study import Study
 
 Record = Callable[[Variant, dict[str, Any]], None]
@@ -83,7 +83,7 @@ def prune_prefill(
 
     def run(benchmark: Any, variant: Variant) -> float:
         from pruning.metrics import speed
-        from pruning.reporting.rows import timed_fields
+        from pruning.results.rows import timed_fields
 
         _require_timing(benchmark)
         campaign = session.campaign("prefill")
@@ -115,7 +115,7 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
 
     def run(benchmark: Any, variant: Variant) -> float:
         from pruning.metrics import speed
-        from pruning.reporting.rows import timed_fields
+        from pruning.results.rows import timed_fields
 
         _require_timing(benchmark)
         campaign = session.campaign("decode")
@@ -144,7 +144,7 @@ def prune_decode(pytestconfig: pytest.Config, prune_record: Record) -> Callable[
 def _with_long_prefill(session: PruneSession, variant: Variant, row: Row) -> Row:
     """``row`` with its prefill at the second length (``--prune-speed-seq N,M``), from the campaign
     that times the same variants interleaved again at M tokens; unchanged without one."""
-    from pruning.reporting.rows import timed_fields
+    from pruning.results.rows import timed_fields
 
     if not session.settings.speed.long_seq:
         return row

@@ -20,12 +20,14 @@ from pruning.plugin.parsers import (
     POLICIES,
     PROTOCOLS,
     choice,
+    corpus_spec,
     count_or_auto,
     device,
     eval_tokens,
     heal_methods,
     max_memory,
     megabytes,
+    model_spec,
     percent,
     plan,
     positive,
@@ -66,13 +68,15 @@ class Option:
 OPTIONS = (
     Option(
         "model",
-        text,
+        model_spec,
         "smollm2-135m",
         "SPEC",
         "model spec: smollm2-135m, gemma3-270m, gguf:PATH, random:NAME, a hub id or a directory",
     ),
-    Option("corpus", text, "wikitext2", "NAME", "evaluation corpus: wikitext2 or file:PATH"),
-    Option("calib-corpus", text, "wikitext2", "NAME", "calibration corpus (validation split) for criteria"),
+    Option("corpus", corpus_spec, "wikitext2", "NAME", "evaluation corpus: wikitext2 or file:PATH"),
+    Option(
+        "calib-corpus", corpus_spec, "wikitext2", "NAME", "calibration corpus (validation split) for criteria"
+    ),
     Option(
         "calib-tokens", eval_tokens, "2048", "N", "calibration tokens for criteria and beam search, or 'all'"
     ),

@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pruning.common.registry import unknown_name
+from pruning.data.specs import CorpusSpec, parse_corpus_spec
+from pruning.models.specs import ModelSpec, parse_model_spec
 from pruning.study.plan import Plan, parse_plan
 
 N = TypeVar("N", int, float)
+T = TypeVar("T")
 
 # The choices of three options, whose homes import torch, accelerate or peft: pytest imports this
 # module for every run, so they are spelled here and tests/plugin/test_entry.py holds them equal
@@ -135,12 +138,22 @@ def device(value: str) -> str:
     raise argparse.ArgumentTypeError(f"invalid device {value!r}; expected cpu, cuda or cuda:N")
 
 
-def plan(value: str) -> Plan:
-    """A variant plan (see ``pruning.study.plan``)."""
-    try:
-        return parse_plan(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` (a library parser raising ``ValueError``) as an option parser."""
+
+    def parse_option(value: str) -> T:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse_option.__doc__ = parse.__doc__
+    return parse_option
+
+
+plan: Callable[[str], Plan] = _argument(parse_plan)  # pruning.study.plan
+model_spec: Callable[[str], ModelSpec] = _argument(parse_model_spec)  # pruning.models.specs
+corpus_spec: Callable[[str], CorpusSpec] = _argument(parse_corpus_spec)  # pruning.data.specs
 
 
 def heal_methods(value: str) -> tuple[str, ...]:

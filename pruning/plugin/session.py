@@ -30,10 +30,10 @@ from pruning.plugin.progress import TerminalProgress
 from pruning.plugin.state import PROPERTY, PluginState
 from pruning.reporting.criteria_report import build_criteria_report
 from pruning.reporting.export import export
-from pruning.reporting.gates import judge
 from pruning.reporting.report import Outcome, append_job_summary, write_report
-from pruning.reporting.rows import Row, with_changes, with_fits
-from pruning.reporting.runlog import WorkerCost
+from pruning.results.gates import judge
+from pruning.results.rows import Row, with_changes, with_fits
+from pruning.results.runlog import WorkerCost
 from pruning.study.expansion import TooManyVariants
 from pruning.study.settings import Settings
 from pruning.study.study import Study

@@ -1,7 +1,6 @@
-"""Turning results into what a reader sees: rows (one per variant, with changes and depth fits),
-text/markdown/CSV/JSON tables, report files, plots, the criteria table, the regression gates, the
-run log a summary receives, and the terminal summary's lines.
+"""Presentation only: turning results (``pruning.results``) into what a reader sees: text,
+markdown, CSV and JSON tables, report files, plots, the criteria table, the terminal summary's
+lines, and exported model directories with their model cards.
 
-It may import every layer below it (``pruning.common`` … ``pruning.search``), never
-``pruning.study`` or the plugin.
+It may import every layer below it (``pruning.common`` … ``pruning.study``), never the plugin.
 """

@@ -17,8 +17,8 @@ from pruning.reporting.plots import (
     plot_scores,
     plot_vs_blocks,
 )
-from pruning.reporting.rows import TIMED, Row, SpeedFits
 from pruning.reporting.tables import num_cell
+from pruning.results.rows import TIMED, Row, SpeedFits
 from pruning.search.assessment import Assessment, assess
 from pruning.search.criteria import CriterionResult
 from pruning.search.oracle import best_by_k, oracle_by_k
@@ -67,7 +67,7 @@ def write_plots(
     title: str,
     fits: SpeedFits | None = None,
 ) -> list[Path]:
-    """The PNG plots the rows (with changes, see ``pruning.reporting.rows``) support."""
+    """The PNG plots the rows (with changes, see ``pruning.results.rows``) support."""
     by_variant = {r.variant: r for r in rows if not r.heal}
     base = by_variant.get(BASE)
     written = _speed_plots(directory, rows, fits, title)
@@ -130,7 +130,7 @@ def _series(
 
 
 def _speed(row: Row) -> float | None:
-    """Prefill time relative to the unpruned model (%), as ``pruning.reporting.rows.with_changes`` set it.
+    """Prefill time relative to the unpruned model (%), as ``pruning.results.rows.with_changes`` set it.
 
     That is the ratio from the run's interleaved campaign where timed: absolute medians drift
     over a long run on a shared machine, the interleaved comparison does not (``pruning.metrics.timing``).

@@ -26,8 +26,8 @@ from pruning.models.parameters import count_parameters
 from pruning.models.saving import check_reload, save_plain, staged_directory
 from pruning.models.surgery import remove_layers
 from pruning.models.variant import Variant
-from pruning.reporting.rows import Row
 from pruning.reporting.tables import num_cell
+from pruning.results.rows import Row
 
 PROBE_TOKENS = 32  # input positions of the reload check
 

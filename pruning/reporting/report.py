@@ -15,9 +15,6 @@ from typing import Any
 from pruning.metrics.fingerprint import RunFingerprint
 from pruning.metrics.timing import Campaign
 from pruning.reporting.criteria_report import CriteriaReport, write_plots
-from pruning.reporting.gates import Verdict
-from pruning.reporting.rows import Row, SpeedFits
-from pruning.reporting.runlog import RunLog, WorkerCost
 from pruning.reporting.tables import (
     healing_lines,
     render_markdown,
@@ -28,13 +25,16 @@ from pruning.reporting.tables import (
     to_json,
     write_reports,
 )
+from pruning.results.gates import Verdict
+from pruning.results.rows import Row, SpeedFits
+from pruning.results.runlog import RunLog, WorkerCost
 
 
 @dataclass(frozen=True)
 class Outcome:
     """Everything a run's report and summary show."""
 
-    rows: list[Row]  # with changes and fits (``pruning.reporting.rows``)
+    rows: list[Row]  # with changes and fits (``pruning.results.rows``)
     fingerprint: RunFingerprint
     plan: str
     fits: SpeedFits | None

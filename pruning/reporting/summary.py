@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pruning.data.corpora import FALLBACK_SOURCE
 from pruning.metrics.change import pct_change
-from pruning.reporting.gates import speed_gate_state
 from pruning.reporting.report import Outcome
-from pruning.reporting.rows import Row
 from pruning.reporting.tables import healing_lines, num_cell, render_text, speed_lines, table
+from pruning.results.gates import speed_gate_state
+from pruning.results.rows import Row
 
 Line = tuple[str, str]
 

@@ -23,7 +23,7 @@ from pruning.common.files import atomic_write
 from pruning.healing.methods import HealRecord
 from pruning.metrics.latency import excludes, labels
 from pruning.metrics.timing import Campaign
-from pruning.reporting.rows import TIMED, Row, SpeedFits
+from pruning.results.rows import TIMED, Row, SpeedFits
 
 CSV_FIELDS = (
     "id",

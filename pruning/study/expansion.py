@@ -14,19 +14,12 @@ from pruning.data.windows import Window
 from pruning.healing.methods import HEALERS
 from pruning.models.loading import LoadedModel
 from pruning.models.variant import BASE, Variant, from_units, space_names
-from pruning.reporting.rows import Row
-from pruning.reporting.runlog import RunLog
+from pruning.results.rows import Row
+from pruning.results.runlog import RunLog
 from pruning.search.beam import beam
 from pruning.search.criteria import CRITERIA, CriterionResult
 from pruning.search.oracle import race_subsets, search_oracle
-from pruning.study.plan import (
-    BestSpec,
-    CriterionSpec,
-    expand_plan,
-    parse_best,
-    parse_criterion_plan,
-    plan_size,
-)
+from pruning.study.plan import Best, Criterion, expand_plan, plan_size
 from pruning.study.settings import Settings
 
 
@@ -69,10 +62,10 @@ def expand(study: Study) -> list[Variant]:
     count = plan_size(plan, n_layers)
     if count > study.settings.max_variants:
         raise TooManyVariants(str(plan), count, n_layers, study.settings.max_variants)
-    if plan.kind == "best":
-        return [BASE, *_search(study, parse_best(plan.arg))]
-    if plan.kind == "criterion":
-        return _criterion_variants(study, parse_criterion_plan(plan.arg))
+    if isinstance(plan, Best):
+        return [BASE, *_search(study, plan)]
+    if isinstance(plan, Criterion):
+        return _criterion_variants(study, plan)
     return expand_plan(plan, n_layers)
 
 
@@ -98,7 +91,7 @@ def with_healed(study: Study, variants: list[Variant]) -> list[Variant]:
     return out
 
 
-def _search(study: Study, spec: BestSpec) -> list[Variant]:
+def _search(study: Study, spec: Best) -> list[Variant]:
     """Racing on the evaluation text (the oracle's cheap form) or beam search on calibration text."""
     engine = study.settings.engine
     if spec.search == "race":
@@ -110,19 +103,18 @@ def _search(study: Study, spec: BestSpec) -> list[Variant]:
     return [v for v, _ in found.best[: spec.top]]
 
 
-def _criterion_variants(study: Study, spec: CriterionSpec) -> list[Variant]:
+def _criterion_variants(study: Study, spec: Criterion) -> list[Variant]:
     """Base, every single removal of the space (the truth), each criterion's K-sets, and the oracle's."""
-    if spec.name != "all" and spec.name not in CRITERIA:
-        raise ValueError(CRITERIA.unknown_message(spec.name) + " (or all)")
+    for name in spec.names:
+        if name not in CRITERIA:
+            raise ValueError(CRITERIA.unknown_message(name) + " (or all)")
     names = space_names(spec.units, study.lm.num_layers)
     if not 1 <= spec.k_max <= len(names) // 2:
         raise ValueError(
             f"criterion plan K=1..{spec.k_max} is out of range for {len(names)} units ({spec.units}); "
             f"expected K=1..N with N in [1, {len(names) // 2}]"
         )
-    criteria = study.run_criteria(
-        CRITERIA.names() if spec.name == "all" else [spec.name], spec.k_max, spec.units
-    )
+    criteria = study.run_criteria(spec.names or CRITERIA.names(), spec.k_max, spec.units)
     sets = [from_units([name]) for name in names]  # K=1: the oracle is exhaustive
     sets += [v for r in criteria for v in r.chosen.values()]
     best_single = None

@@ -5,19 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pruning.data.specs import CorpusSpec
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.healing.settings import HealSettings
 from pruning.metrics.speed import SpeedSettings
-from pruning.reporting.gates import Thresholds
+from pruning.models.specs import ModelSpec
+from pruning.results.gates import Thresholds
 from pruning.study.plan import Plan
+
+DEFAULT_MODEL = ModelSpec("name", "smollm2-135m")
+DEFAULT_CORPUS = CorpusSpec("wikitext2")
 
 
 @dataclass(frozen=True)
 class ModelSettings:
     """Which model to load and how."""
 
-    spec: str = "smollm2-135m"
+    spec: ModelSpec = DEFAULT_MODEL
     dtype: str = "float32"
     device: str = "cpu"
     threads: int | None = None
@@ -35,7 +40,7 @@ class Settings:
     """Everything a pruning benchmark session needs, built once from the options."""
 
     model: ModelSettings
-    corpus: str
+    corpus: CorpusSpec
     protocol: EvalProtocol
     plan: Plan
     max_variants: int
@@ -43,7 +48,7 @@ class Settings:
     speed: SpeedSettings
     thresholds: Thresholds
     report_dir: Path | None = None
-    calib_corpus: str = "wikitext2"
+    calib_corpus: CorpusSpec = DEFAULT_CORPUS
     calib_tokens: int | None = 2048
     store_dir: Path | None = None  # the results store; None: off
     export_dir: Path | None = None  # each measured variant as a stock model directory; None: off

@@ -3,7 +3,7 @@
 It loads each resource once and caches what it computed, so a benchmark session loads the
 model once, builds each variant once (weights shared) and evaluates quality in as few
 engine passes as it is asked for. What it ran (evaluations, searches, criteria) goes into its
-``log`` (``pruning.reporting.runlog.RunLog``), which reporting receives.
+``log`` (``pruning.results.runlog.RunLog``), which reporting receives.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pruning.models.parameters import count_parameters
 from pruning.models.surgery import remove_layers
 from pruning.models.variant import Variant
 from pruning.models.work import block_kinds, work_class
-from pruning.reporting.rows import Row, quality_row
-from pruning.reporting.runlog import Calibration, RunLog
+from pruning.results.rows import Row, quality_row
+from pruning.results.runlog import Calibration, RunLog
 from pruning.search.criteria import CriterionInput, CriterionResult, run_criterion
 from pruning.study.expansion import expand, with_healed
 from pruning.study.settings import Settings

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pruning.common.machine import Machine
 from pruning.metrics.change import pct_change
 from pruning.metrics.fingerprint import RunFingerprint, fingerprint_diff
-from pruning.reporting.rows import Row
+from pruning.results.rows import Row
 
 
 @dataclass(frozen=True)
