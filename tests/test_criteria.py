@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import replace
 
 import pytest
 import torch
 
-from pruning import load_model
+from pruning import load_model, remove_layers
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.metrics.perplexity import prepare_windows
@@ -145,3 +147,112 @@ def test_assessment_correlations_and_regret():
     assert a.regret == {1: 0.0, 2: 0.0}
     worse = assess(CriterionResult("y", None, {1: v((1,))}, 0.0), truth, measured, oracle)
     assert worse.spearman is None and worse.regret[1] == pytest.approx(100 * (19 / 11 - 1))
+
+
+# The criteria from their papers' formulas, by hand, on a float64 copy of a tiny Llama: block
+# inputs and outputs from forward hooks of our own, nothing of ``pruning.search``'s.
+
+
+@pytest.fixture(scope="module")
+def hand(lm, small_corpus):
+    """Calibration windows, the float64 model, and every block's (input, output) per window:
+    L x (W, T, C), the output before the final norm."""
+    windows = tuple(prepare_windows(lm.tokenizer, small_corpus.text, EvalProtocol("windows", 64, 256)))
+    model = copy.deepcopy(lm.model).double()
+    blocks = model.model.layers  # a Llama's decoder blocks
+    ins, outs = [[] for _ in blocks], [[] for _ in blocks]
+
+    def record(i):
+        def hook(module, args, kwargs, output):
+            ins[i].append((args[0] if args else kwargs["hidden_states"]).detach())
+            outs[i].append((output[0] if isinstance(output, tuple) else output).detach())
+
+        return hook
+
+    handles = [b.register_forward_hook(record(i), with_kwargs=True) for i, b in enumerate(blocks)]
+    with torch.no_grad():
+        model(input_ids=torch.stack([w.ids for w in windows]))  # (W, T): equal-length windows
+    for h in handles:
+        h.remove()
+    return windows, model, [torch.cat(x) for x in ins], [torch.cat(x) for x in outs]
+
+
+def _cos(a, b):
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+
+
+def test_block_influence_is_one_minus_the_mean_cosine_of_block_input_and_output(lm, hand, engine_options):
+    """ShortGPT: BI_l = 1 - E_tokens[cos(x_l, x_{l+1})]; the K lowest are removed."""
+    windows, _, ins, outs = hand
+    want = [1 - float(_cos(x, y).mean()) for x, y in zip(ins, outs, strict=True)]
+    got = run_criterion("block_influence", CriterionInput(lm.model, windows, 2, engine_options))
+    assert got.scores == pytest.approx(want, rel=1e-5)
+    order = sorted(range(4), key=lambda i: want[i])
+    assert got.chosen == {1: Variant((order[0],)), 2: Variant(tuple(sorted(order[:2])))}
+
+
+def test_angular_distance_is_arccos_of_the_last_token_states_n_blocks_apart(lm, hand, engine_options):
+    """Gromov et al.: d(l, n) = arccos(cos(h_l, h_{l+n})) / pi at each window's last token,
+    averaged over windows; the K consecutive blocks from argmin_l d(l, K) are removed."""
+    windows, _, ins, outs = hand
+    h = [x[:, -1] for x in ins] + [outs[-1][:, -1]]  # h_0 .. h_4: (W, C) each
+
+    def d(lo, n):
+        return float((torch.arccos(_cos(h[lo], h[lo + n]).clamp(-1, 1)) / math.pi).mean())
+
+    got = run_criterion("angular", CriterionInput(lm.model, windows, 3, engine_options))
+    assert got.scores == pytest.approx([d(lo, 1) for lo in range(4)], rel=1e-5)
+    for k in (1, 2, 3):
+        start = min(range(4 - k + 1), key=lambda lo: d(lo, k))
+        assert got.chosen[k] == Variant(tuple(range(start, start + k)))
+
+
+def test_taylor_is_the_sum_of_weight_times_gradient_of_the_calibration_loss(lm, hand, engine_options):
+    """Shortened LLaMA's Taylor+: I_l = sum over block l's weights of |w * dL(D)/dw|, L(D) the
+    mean next-token NLL over every scored calibration token (one loss over the whole set)."""
+    windows, model, _, _ = hand
+    ids = torch.stack([w.ids for w in windows])  # (W, T)
+    start = windows[0].score_from
+    logits = model(input_ids=ids).logits[:, start - 1 : -1]  # (W, n, V) predicting ids[:, start:]
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, start:].flatten())
+    blocks = [list(b.parameters()) for b in model.model.layers]
+    grads = torch.autograd.grad(loss, [p for ps in blocks for p in ps])
+    it = iter(grads)
+    want = [sum(float((p.detach() * next(it)).abs().sum()) for p in ps) for ps in blocks]
+    got = run_criterion("taylor", CriterionInput(lm.model, windows, 1, engine_options))
+    assert got.scores == pytest.approx(want, rel=1e-4)
+    assert got.chosen[1] == Variant((min(range(4), key=lambda i: want[i]),))
+
+
+def test_calibration_perplexity_and_sleb_follow_full_passes_of_each_pruned_model(lm, hand, engine_options):
+    """calib_ppl: exp(mean NLL) of the calibration text with one block removed; SLEB: remove the
+    block with the lowest such NLL, then repeat on the pruned model."""
+    windows, model, _, _ = hand
+    ids = torch.stack([w.ids for w in windows])  # (W, T)
+    start = windows[0].score_from
+
+    def ppl(drop):
+        with torch.no_grad():
+            logits = remove_layers(model, drop)(input_ids=ids).logits[:, start - 1 : -1]  # (W, n, V)
+        nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, start:].flatten())
+        return math.exp(float(nll))
+
+    data = CriterionInput(lm.model, windows, 2, engine_options)
+    singles = [ppl([i]) for i in range(4)]
+    assert run_criterion("calib_ppl", data).scores == pytest.approx(singles, rel=1e-5)
+    first = min(range(4), key=lambda i: singles[i])
+    second = min((i for i in range(4) if i != first), key=lambda i: ppl(sorted([first, i])))
+    want = {1: Variant((first,)), 2: Variant(tuple(sorted([first, second])))}
+    assert run_criterion("sleb", data).chosen == want
+
+
+def test_a_criterion_plan_runs_the_criteria_it_names_and_refuses_an_unknown_one(wikitext_study_settings):
+    plan = parse_plan("criterion:block_influence+random:K=1..2")
+    study = Study(replace(wikitext_study_settings, plan=plan, calib_tokens=256))
+    variants = study.variants()
+    assert [r.name for r in study.log.criteria] == ["block_influence", "random"]
+    chosen = {v for r in study.log.criteria for v in r.chosen.values()}
+    assert chosen <= set(variants) and {Variant((i,)) for i in range(4)} <= set(variants)
+    wrong = Study(replace(wikitext_study_settings, plan=parse_plan("criterion:random+angualr:K=1..2")))
+    with pytest.raises(ValueError, match=r"unknown criterion 'angualr'.*did you mean 'angular'"):
+        wrong.variants()

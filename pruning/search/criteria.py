@@ -13,7 +13,8 @@ input, x + c its output; a branch: ``pruning.models.sublayers.Residual``), defin
   are not consecutive in one residual stream, so for them the scores are arccos(cos(x, x + c))
   / pi at the last token and the K lowest are removed.
 - ``taylor`` (Shortened LLaMA's Taylor+): sum over a unit's weights (a branch: its module and the
-  norms only it reads) of |w * dL/dw|, L the mean calibration NLL; remove lowest.
+  norms only it reads) of |w * dL(D)/dw|, L(D) the mean NLL over all calibration tokens (the
+  gradient of that one loss, then the absolute value); remove lowest.
 - ``calib_ppl``: perplexity on calibration text with the unit removed; remove lowest, one shot.
 - ``sleb``: SLEB's iterative greedy (BlockPruner's, over branches): remove the unit whose removal
   gives the lowest calibration NLL, then repeat on the pruned model; each further step races its
@@ -142,18 +143,25 @@ def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @CRITERIA.register("taylor")
 def taylor(data: CriterionInput) -> tuple[tuple[float, ...], Chosen]:
+    """|w * dL(D)/dw| summed over each unit's weights, with L(D) the mean NLL over every scored
+    calibration token: the gradient of the one loss over the whole set, accumulated a window at
+    a time (each window's mean NLL weighted by its share of the tokens), then the product's
+    absolute value, as the paper defines it (not a sum of per-window absolute values)."""
     model = data.model
     params = _unit_parameters(model, data.space)
-    sums = [0.0] * len(params)
+    flat = [p for group in params for p in group]
+    total = [torch.zeros_like(p) for p in flat]  # dL(D)/dw, accumulated
+    scored = sum(w.scored for w in data.windows)
     with torch.enable_grad():
         for window in data.windows:
             ids = window.ids.unsqueeze(0).to(next(model.parameters()).device)  # (1, T)
             logits = model(input_ids=ids, use_cache=False).logits[:, window.score_from - 1 : -1]
             loss = F.cross_entropy(logits.float().flatten(0, 1), ids[0, window.score_from :])
-            grads = torch.autograd.grad(loss, [p for group in params for p in group])
-            it = iter(grads)
-            for i, group in enumerate(params):
-                sums[i] += sum(float((p.detach() * next(it)).abs().sum()) for p in group)
+            grads = torch.autograd.grad(loss * (window.scored / scored), flat)
+            for acc, grad in zip(total, grads, strict=True):
+                acc += grad
+    it = iter(zip(flat, total, strict=True))
+    sums = [sum(float((p.detach() * g).abs().sum()) for p, g in (next(it) for _ in ps)) for ps in params]
     return tuple(sums), lowest(sums, data.k_max, data.names)
 
 
