@@ -7,7 +7,10 @@ Exact definitions (``pruning.metrics.timing`` says how slots are timed):
 - the *machine level* ``L_i`` at slot ``i`` is the median of ``log t_j - c_v(j)`` over the
   ``NEIGHBOURS`` slots before and after it in time, where ``c_v`` is variant v's log time
   relative to the unpruned model; ``c`` and ``L`` are found by alternating the two medians
-  (``ITERATIONS`` times, ``c_unpruned = 0``). Every variant's slot tells the level, because
+  (``c_unpruned = 0``) until no ``c`` moves by more than ``CONVERGED`` (at most ``ITERATIONS``
+  rounds; the alternation converges geometrically, by about a quarter a round). A fixed 4
+  rounds left a bias where slots of one variant cluster: a noise-free campaign of 4 ms and
+  5 ms slots read a ratio of 0.811 for 0.800. Every variant's slot tells the level, because
   interference lasts seconds while a slot lasts a fraction of one;
 - a slot's *contrast* is ``d_i = log t_i - L_i``: its time with the machine's drift removed;
 - a slot *hit by interference* is left out: its residual ``d_i`` minus the median contrast of
@@ -49,7 +52,8 @@ import numpy as np
 from scipy import stats
 
 NEIGHBOURS = 3
-ITERATIONS = 4
+ITERATIONS = 200
+CONVERGED = 1e-12  # in log time
 TRIM = 3.0
 Z95 = 1.959963984540054
 
@@ -118,19 +122,29 @@ def contrasts(slots: Sequence[Slot], reference: str, classes: Mapping[str, str] 
     log_t = np.log([s.seconds for s in slots])
     names = [s.variant if classes is None or s.variant == reference else classes[s.variant] for s in slots]
     cost = dict.fromkeys(names, 0.0)
+    members = {n: np.array([v == n for v in names]) for n in cost}
     level = np.zeros(len(slots))
     for _ in range(ITERATIONS):
         norm = log_t - np.array([cost[n] for n in names])
-        level = np.array([_neighbour_median(norm, i) for i in range(len(slots))])
+        level = _neighbour_medians(norm)
         d = log_t - level
-        cost = {n: float(np.median(d[[v == n for v in names]])) for n in cost}
-        cost = {n: c - cost[reference] for n, c in cost.items()}
+        found = {n: float(np.median(d[members[n]])) for n in cost}
+        found = {n: c - found[reference] for n, c in found.items()}
+        moved = max(abs(found[n] - cost[n]) for n in cost)
+        cost = found
+        if moved <= CONVERGED:
+            break
     return [float(x) for x in log_t - level]
 
 
-def _neighbour_median(values: np.ndarray, i: int) -> float:
-    around = np.r_[values[max(0, i - NEIGHBOURS) : i], values[i + 1 : i + 1 + NEIGHBOURS]]
-    return float(np.median(around)) if around.size else float(values[i])
+def _neighbour_medians(values: np.ndarray) -> np.ndarray:
+    """Each value's median of the ``NEIGHBOURS`` values before and after it (fewer at the ends;
+    a lone value is its own)."""
+    if values.size < 2:
+        return values.copy()
+    pad = np.full(NEIGHBOURS, np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(np.r_[pad, values, pad], 2 * NEIGHBOURS + 1)
+    return np.asarray(np.nanmedian(np.delete(windows, NEIGHBOURS, axis=1), axis=1))  # (n,)
 
 
 def shift(sample: Sequence[float], reference: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
