@@ -267,7 +267,7 @@ def test_a_noise_free_campaign_reads_its_exact_ratio_however_its_slots_cluster()
     """5 ms for the unpruned model, 4 ms for four variants of one class, in an order where the
     unpruned model's slots bunch together (as a campaign's confirmation rounds make them): the
     level and the costs must converge to the ratio 0.8 (four fixed rounds read 0.811)."""
-    order = "b a c b b b d e d b b a b b e c d b e b b b d e b b b b".split()
+    order = list("bacbbbdedbbabbecdbebbbdebbbb")  # one slot each, in time order
     times = {"b": 5e-3, "a": 4e-3, "c": 4e-3, "d": 4e-3, "e": 4e-3}
     slots = [Slot(i // 7, name, times[name]) for i, name in enumerate(order)]
     found = estimates(slots, "b", dict.fromkeys("acde", "3 blocks"))
