@@ -150,14 +150,20 @@ def test_the_bootstrap_interval_covers_a_known_perplexity_at_its_stated_rate():
     """Windows of 100 tokens whose mean NLLs are drawn from N(3, 0.3^2): the true perplexity is
     e^3. Over 1000 draws of 32 windows the 95% interval must cover it 92-97% of the time (the
     percentile bootstrap of a mean runs a little under 95%; a 90% interval, or one that resampled
-    tokens instead of windows, lands far outside)."""
+    tokens instead of windows, lands far outside). With 8 windows it covers less, as the
+    measurement guide declares."""
     import numpy as np
 
     from pruning.metrics.perplexity import bootstrap_ci
 
-    covered = 0
-    for seed in range(1000):
-        mean_nll = np.random.default_rng(seed).normal(3.0, 0.3, size=32)
-        low, high = bootstrap_ci((100 * mean_nll).tolist(), [100] * 32)
-        covered += low <= math.exp(3.0) <= high
-    assert 0.92 <= covered / 1000 <= 0.97
+    def coverage(windows: int) -> float:
+        covered = 0
+        for seed in range(1000):
+            mean_nll = np.random.default_rng(seed).normal(3.0, 0.3, size=windows)
+            low, high = bootstrap_ci((100 * mean_nll).tolist(), [100] * windows)
+            covered += low <= math.exp(3.0) <= high
+        return covered / 1000
+
+    assert 0.92 <= coverage(32) <= 0.97
+    # the default 8 windows: too few for a percentile bootstrap; docs/measurement.md says 88%
+    assert 0.86 <= coverage(8) <= 0.90
