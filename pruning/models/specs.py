@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-MODEL_KINDS = ("gguf", "random", "name")
+PREFIXES = ("gguf", "random")  # kinds written as a prefix; anything else is a ``name``
 OFFLINE_SPECS = ("smollm2-135m", "gemma3-270m", "gguf:PATH", "random:NAME")
 
 
@@ -24,8 +24,8 @@ class ModelSpecError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec: its kind (``MODEL_KINDS``) and target (the GGUF path as written, the
-    architecture name, or the name / directory / hub id)."""
+    """A parsed model spec: its kind (one of ``PREFIXES``, or ``name``) and target (the GGUF path
+    as written, the architecture name, or the name / directory / hub id)."""
 
     kind: str
     target: str
@@ -57,7 +57,7 @@ def parse_model_spec(text: str | ModelSpec) -> ModelSpec:
         return text
     spec = text.strip()
     kind, sep, target = spec.partition(":")
-    if sep and kind in ("gguf", "random"):
+    if sep and kind in PREFIXES:
         if not target:
             what = "PATH" if kind == "gguf" else "NAME"
             raise ModelSpecError(f"invalid model spec {text!r}; expected {kind}:{what}")
