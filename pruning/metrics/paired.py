@@ -1,0 +1,64 @@
+"""Paired intervals: a variant against the unpruned model, scored on the same windows.
+
+Both were scored on the same tokens, so their difference is measured far more precisely than
+either perplexity: most of a window's difficulty is shared. Definitions, per window w of n:
+``D_w = NLL_variant(w) - NLL_base(w)`` (sums over the window's scored positions) and ``N_w`` its
+scored tokens; the mean NLL difference is the ratio ``r = sum D / sum N`` and the perplexity
+change ``100 (exp(r) - 1)`` percent.
+
+Interval methods (each a 95% interval of the change; which one the reports use is decided by the
+coverage measurement in ``docs/results/paired-coverage``):
+- ``window_t``: the ratio estimator's linearised standard error over windows,
+  ``se = sqrt(n / (n - 1) * sum (D_w - r N_w)^2) / sum N``, and ``r +- t(n-1) se``;
+- ``window_bootstrap``: the percentile bootstrap of ``r`` over whole windows (2,000 resamples);
+- ``marginal``: for comparison only, the variant's own perplexity interval (the bootstrap over
+  windows of ``pruning.metrics.perplexity.bootstrap_ci``) divided by the unpruned model's
+  perplexity, which ignores the pairing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from pruning.metrics.perplexity import BOOTSTRAP_RESAMPLES, bootstrap_ci
+
+Interval = tuple[float, float]  # a 95% interval of the perplexity change, in percent
+
+
+def change_pct(diff: Sequence[float], tokens: Sequence[int]) -> float:
+    """The perplexity change in percent from per-window NLL differences and scored tokens."""
+    return 100.0 * math.expm1(math.fsum(diff) / sum(tokens))
+
+
+def window_t(diff: Sequence[float], tokens: Sequence[int]) -> Interval:
+    """The ``window_t`` interval (see the module docstring); needs two windows at least."""
+    d, n = np.asarray(diff, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+    if d.size < 2:
+        raise ValueError(f"a paired interval needs at least 2 windows; got {d.size}")
+    r = d.sum() / n.sum()
+    se = math.sqrt(d.size / (d.size - 1) * float(((d - r * n) ** 2).sum())) / float(n.sum())
+    half = float(stats.t.ppf(0.975, d.size - 1)) * se
+    return 100.0 * math.expm1(r - half), 100.0 * math.expm1(r + half)
+
+
+def window_bootstrap(diff: Sequence[float], tokens: Sequence[int]) -> Interval:
+    """The ``window_bootstrap`` interval: percentiles of ``r`` over windows resampled (seed 0)."""
+    d, n = np.asarray(diff, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+    picks = np.random.default_rng(0).integers(0, d.size, size=(BOOTSTRAP_RESAMPLES, d.size))
+    low, high = np.percentile(d[picks].sum(1) / n[picks].sum(1), [2.5, 97.5])
+    return 100.0 * math.expm1(float(low)), 100.0 * math.expm1(float(high))
+
+
+def marginal(variant_nll: Sequence[float], base_nll: Sequence[float], tokens: Sequence[int]) -> Interval:
+    """The ``marginal`` interval: the variant's perplexity interval over the base's perplexity."""
+    low, high = bootstrap_ci(variant_nll, tokens)
+    base = math.exp(math.fsum(base_nll) / sum(tokens))
+    return 100.0 * (low / base - 1.0), 100.0 * (high / base - 1.0)
+
+
+PairedMethod = Callable[[Sequence[float], Sequence[int]], Interval]
+METHODS: dict[str, PairedMethod] = {"window_t": window_t, "window_bootstrap": window_bootstrap}
