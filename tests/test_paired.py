@@ -26,3 +26,18 @@ def test_paired_intervals_cover_a_known_change_at_their_rate_over_eight_windows(
         lo, hi = method(diff.tolist(), [511] * 8)
         covered += lo <= truth <= hi
     assert low <= covered / 1000 <= high
+
+
+def test_rank_groups_join_identical_variants_and_separate_clearly_worse_ones():
+    from pruning.metrics.paired import same_as_best
+
+    rng = np.random.default_rng(0)
+    base = 511 * rng.normal(3.0, 0.3, size=8)  # (8,) per-window NLL sums
+
+    def variant(shift: float) -> list[float]:  # base + a shift per token, with per-window noise
+        return (base + 511 * (shift + rng.normal(0, 0.005, size=8))).tolist()
+
+    a = variant(0.10)
+    nll = {"a": a, "b": list(a), "c": variant(0.30), "d": variant(0.50)}  # b: a's identical twin
+    marks = same_as_best(nll, [511] * 8, {"a": 1, "b": 1, "c": 1, "d": 2})
+    assert marks == {"a": True, "b": True, "c": False, "d": True}  # d: the only variant of its size

@@ -36,13 +36,9 @@ def change_pct(diff: Sequence[float], tokens: Sequence[int]) -> float:
 
 def window_t(diff: Sequence[float], tokens: Sequence[int]) -> Interval:
     """The ``window_t`` interval (see the module docstring); needs two windows at least."""
-    d, n = np.asarray(diff, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
-    if d.size < 2:
-        raise ValueError(f"a paired interval needs at least 2 windows; got {d.size}")
-    r = d.sum() / n.sum()
-    se = math.sqrt(d.size / (d.size - 1) * float(((d - r * n) ** 2).sum())) / float(n.sum())
-    half = float(stats.t.ppf(0.975, d.size - 1)) * se
-    return 100.0 * math.expm1(r - half), 100.0 * math.expm1(r + half)
+    if len(diff) < 2:
+        raise ValueError(f"a paired interval needs at least 2 windows; got {len(diff)}")
+    return _t_interval(diff, tokens, 0.05)
 
 
 def window_bootstrap(diff: Sequence[float], tokens: Sequence[int]) -> Interval:
@@ -62,3 +58,32 @@ def marginal(variant_nll: Sequence[float], base_nll: Sequence[float], tokens: Se
 
 PairedMethod = Callable[[Sequence[float], Sequence[int]], Interval]
 METHODS: dict[str, PairedMethod] = {"window_t": window_t, "window_bootstrap": window_bootstrap}
+
+
+def same_as_best(
+    window_nll: dict[str, Sequence[float]], tokens: Sequence[int], sizes: dict[str, int]
+) -> dict[str, bool]:
+    """For each number of removed units, which variants are statistically indistinguishable from
+    the best one (lowest perplexity) of that size: the paired ``window_t`` interval of the
+    variant's change against the best's, at the Bonferroni level 1 - 0.05 / m for the m other
+    variants of that size, holds 0. The best is marked too; a size with one variant marks it."""
+    out: dict[str, bool] = {}
+    for size in sorted(set(sizes.values())):
+        group = [v for v, k in sizes.items() if k == size]
+        best = min(group, key=lambda v: (math.fsum(window_nll[v]), v))
+        others = [v for v in group if v != best]
+        out[best] = True
+        for v in others:
+            diff = [a - b for a, b in zip(window_nll[v], window_nll[best], strict=True)]
+            low, high = _t_interval(diff, tokens, 0.05 / len(others))
+            out[v] = low <= 0.0 <= high
+    return out
+
+
+def _t_interval(diff: Sequence[float], tokens: Sequence[int], alpha: float) -> Interval:
+    """``window_t`` at level 1 - ``alpha``."""
+    d, n = np.asarray(diff, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+    r = d.sum() / n.sum()
+    se = math.sqrt(d.size / (d.size - 1) * float(((d - r * n) ** 2).sum())) / float(n.sum())
+    half = float(stats.t.ppf(1.0 - alpha / 2, d.size - 1)) * se
+    return 100.0 * math.expm1(r - half), 100.0 * math.expm1(r + half)
