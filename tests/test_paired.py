@@ -41,3 +41,30 @@ def test_rank_groups_join_identical_variants_and_separate_clearly_worse_ones():
     nll = {"a": a, "b": list(a), "c": variant(0.30), "d": variant(0.50)}  # b: a's identical twin
     marks = same_as_best(nll, [511] * 8, {"a": 1, "b": 1, "c": 1, "d": 2})
     assert marks == {"a": True, "b": True, "c": False, "d": True}  # d: the only variant of its size
+
+
+def test_rows_carry_paired_intervals_and_rank_marks():
+    """Base and three single removals on 8 windows: the paired change interval holds the point
+    change and is far narrower than the marginal one; KL and top-1 intervals hold their means."""
+    from pruning.metrics.sums import VariantSums, WindowSums
+    from pruning.models.variant import BASE, Variant
+    from pruning.results.rows import quality_row, with_changes
+
+    rng = np.random.default_rng(1)
+    base = 511 * rng.normal(3.0, 0.3, size=8)
+
+    def sums(shift: float, kl: float) -> VariantSums:
+        nll = base + 511 * (shift + rng.normal(0, 0.01, size=8))
+        return VariantSums.of([WindowSums(float(n), 511 * kl, 400, 511) for n in nll])
+
+    given = {BASE: sums(0.0, 0.0), Variant((1,)): sums(0.1, 0.2), Variant((2,)): sums(0.1, 0.2)}
+    given[Variant((3,))] = sums(0.4, 0.5)
+    rows = {r.id: r for r in with_changes(quality_row(v, s, 4, 100) for v, s in given.items())}
+    one = rows["drop[1]"]
+    assert one.ppl_change_ci95[0] < one.ppl_change_pct < one.ppl_change_ci95[1]
+    paired_width = one.ppl_change_ci95[1] - one.ppl_change_ci95[0]
+    marginal_width = 100 * (one.ppl_ci95[1] - one.ppl_ci95[0]) / rows["base"].ppl
+    assert paired_width < marginal_width / 5
+    assert one.kl_ci95 == pytest.approx((0.2, 0.2)) and one.top1_ci95 == pytest.approx((400 / 511, 400 / 511))
+    assert rows["drop[3]"].same_as_best is False and rows["base"].same_as_best is None
+    assert {rows["drop[1]"].same_as_best, rows["drop[2]"].same_as_best} == {True}

@@ -87,3 +87,15 @@ def _t_interval(diff: Sequence[float], tokens: Sequence[int], alpha: float) -> I
     se = math.sqrt(d.size / (d.size - 1) * float(((d - r * n) ** 2).sum())) / float(n.sum())
     half = float(stats.t.ppf(1.0 - alpha / 2, d.size - 1)) * se
     return 100.0 * math.expm1(r - half), 100.0 * math.expm1(r + half)
+
+
+def mean_interval(window_sums: Sequence[float], tokens: Sequence[int]) -> tuple[float, float]:
+    """95% interval of a per-token mean (``sum / sum tokens``, e.g. KL per token or the top-1
+    agreement share) from per-window sums: the ratio estimator's ``window_t`` over windows."""
+    s, n = np.asarray(window_sums, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+    if s.size < 2:
+        raise ValueError(f"an interval over windows needs at least 2 windows; got {s.size}")
+    r = s.sum() / n.sum()
+    se = math.sqrt(s.size / (s.size - 1) * float(((s - r * n) ** 2).sum())) / float(n.sum())
+    half = float(stats.t.ppf(0.975, s.size - 1)) * se
+    return float(r - half), float(r + half)

@@ -39,6 +39,7 @@ from typing import Any
 
 from pruning.metrics.change import pct_change
 from pruning.metrics.latency import DepthFit, disagrees, fit_depth
+from pruning.metrics.paired import mean_interval, same_as_best, window_t
 from pruning.metrics.perplexity import bootstrap_ci
 from pruning.metrics.sums import VariantSums
 from pruning.metrics.timing import Campaign
@@ -93,6 +94,13 @@ class Row:
     speed_off_class: bool | None = None
     decode_off_class: bool | None = None
     long_off_class: bool | None = None
+    window_kl: tuple[float, ...] = ()
+    window_top1: tuple[int, ...] = ()
+    window_tokens: tuple[int, ...] = ()
+    ppl_change_ci95: tuple[float, float] | None = None  # paired against base (pruning.metrics.paired)
+    kl_ci95: tuple[float, float] | None = None
+    top1_ci95: tuple[float, float] | None = None
+    same_as_best: bool | None = None  # indistinguishable from the best of its size (paired)
 
     @property
     def variant(self) -> Variant:
@@ -104,7 +112,8 @@ class Row:
         out = asdict(self)
         out["removed"] = list(self.removed)
         out["ppl_ci95"] = list(self.ppl_ci95)
-        out["window_nll"] = list(self.window_nll)
+        for key in _WINDOWS:
+            out[key] = list(getattr(self, key))
         for key in _PAIRS:
             value = getattr(self, key)
             out[key] = None if value is None else list(value)
@@ -116,7 +125,8 @@ class Row:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["removed"] = tuple(known.get("removed", ()))
         known["ppl_ci95"] = tuple(known.get("ppl_ci95", (float("nan"), float("nan"))))
-        known["window_nll"] = tuple(known.get("window_nll", ()))
+        for key in _WINDOWS:
+            known[key] = tuple(known.get(key, ()))
         known["units"] = tuple(known.get("units", ()))
         for key in _PAIRS:
             if known.get(key) is not None:
@@ -142,10 +152,17 @@ def quality_row(
         top1_agree=sums.top1_agree,
         tokens_scored=sums.scored,
         window_nll=tuple(sums.nll),
+        window_kl=tuple(sums.kl),
+        window_top1=tuple(sums.top1),
+        window_tokens=tuple(sums.tokens),
     )
 
 
+_WINDOWS = ("window_nll", "window_kl", "window_top1", "window_tokens")
 _PAIRS = (
+    "ppl_change_ci95",
+    "kl_ci95",
+    "top1_ci95",
     "speed_ratio_ci95",
     "speed_change_ci95",
     "speedup_ci95",
@@ -187,9 +204,34 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
                 long_change_ci95=None if row.long_ratio_ci95 is None else _pct_pair(row.long_ratio_ci95),
                 unhealed_change_pct=None if plain is None else pct_change(row.ppl, plain.ppl),
                 recovered_pct=None if plain is None else _recovered(row.ppl, plain.ppl, base.ppl),
+                **_paired(row, base),
             )
         )
-    return out
+    return _with_rank_groups(out)
+
+
+def _paired(row: Row, base: Row) -> dict[str, Any]:
+    """The paired intervals of ``row`` against ``base`` on the same windows
+    (``pruning.metrics.paired``); none for the base itself or rows without per-window sums."""
+    tokens = row.window_tokens
+    if row.id == "base" or len(tokens) < 2 or tokens != base.window_tokens:
+        return {}
+    diff = [a - b for a, b in zip(row.window_nll, base.window_nll, strict=True)]
+    return {
+        "ppl_change_ci95": window_t(diff, tokens),
+        "kl_ci95": mean_interval(row.window_kl, tokens),
+        "top1_ci95": mean_interval([float(t) for t in row.window_top1], tokens),
+    }
+
+
+def _with_rank_groups(rows: list[Row]) -> list[Row]:
+    """Rows with ``same_as_best`` marked among the unhealed removals of each size."""
+    ranked = [r for r in rows if r.id != "base" and not r.heal and len(r.window_tokens) >= 2]
+    if not ranked or len({r.window_tokens for r in ranked}) != 1:
+        return rows
+    sizes = {r.id: len(r.variant.units) for r in ranked}
+    marks = same_as_best({r.id: r.window_nll for r in ranked}, ranked[0].window_tokens, sizes)
+    return [replace(r, same_as_best=marks.get(r.id)) for r in rows]
 
 
 def _recovered(healed: float, unhealed: float, base: float) -> float | None:
