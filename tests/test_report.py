@@ -54,7 +54,7 @@ ROWS = with_changes(
 
 def test_sequential_table_has_the_study_columns_base_first_in_block_order():
     header, cells = table(ROWS, sequential=True)
-    assert header[:8] == [
+    assert header[:9] == [
         "layer removed",
         "layers",
         "perplexity (↓)",
@@ -62,11 +62,13 @@ def test_sequential_table_has_the_study_columns_base_first_in_block_order():
         "speed (ms) ↓",
         "parameters (M)",
         "ppl change (%)",
+        "ppl change 95% CI (paired)",
         "speed change (%)",
     ]
     assert [c[0] for c in cells] == ["none", "0", "2"]
     assert cells[2][1:3] == ["3", "15.000"] and cells[2][5] == "90.00"
-    assert cells[2][6] == "+50.00" and cells[2][7] == "-25.00"
+    assert cells[2][6] == "+50.00" and cells[2][8] == "-25.00"
+    assert cells[0][7] == "reference" and cells[2][7] == "—"  # these rows carry no per-window sums
 
 
 def test_combination_table_is_sorted_by_perplexity():

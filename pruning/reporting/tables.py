@@ -35,6 +35,8 @@ CSV_FIELDS = (
     "speed_ms",
     "decode_ms_per_token",
     "ppl_change_pct",
+    "ppl_change_ci95",
+    "same_as_best",
     "speed_change_pct",
     "speed_change_ci95",
     "decode_change_pct",
@@ -44,7 +46,9 @@ CSV_FIELDS = (
     "long_change_pct",
     "long_change_ci95",
     "kl",
+    "kl_ci95",
     "top1_agree",
+    "top1_ci95",
     "tokens_scored",
     "heal",
     "heal_s",
@@ -78,6 +82,7 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
         "speed (ms) ↓",
         "parameters (M)",
         "ppl change (%)",
+        "ppl change 95% CI (paired)",
         "speed change (%)",
         "speed 95% CI",
         "KL (nats)",
@@ -127,6 +132,7 @@ def _cells(r: Row) -> list[str]:
         num_cell(r.speed_ms, 2),
         f"{r.params / 1e6:.2f}",
         num_cell(r.ppl_change_pct, 2, signed=True),
+        paired_cell(r.ppl_change_ci95, r.same_as_best, reference),
         change_cell(r.speed_change_pct, r.speed_change_ci95, reference),
         interval_cell(r.speed_change_ci95, r.speed_off_fit, reference, r.speed_off_class),
         f"{r.kl:.4f}",
@@ -135,6 +141,16 @@ def _cells(r: Row) -> list[str]:
         change_cell(r.decode_change_pct, r.decode_change_ci95, reference),
         interval_cell(r.decode_change_ci95, r.decode_off_fit, reference, r.decode_off_class),
     ]
+
+
+def paired_cell(ci: tuple[float, float] | None, same_as_best: bool | None, reference: bool) -> str:
+    """A paired 95% interval of the perplexity change, marked ``≈ best`` where the variant cannot
+    be told from the best of its size (``pruning.metrics.paired.same_as_best``)."""
+    if reference:
+        return "reference"
+    if ci is None:
+        return "—"
+    return f"{ci[0]:+.2f} … {ci[1]:+.2f}" + (" ≈ best" if same_as_best else "")
 
 
 def change_cell(pct: float | None, ci: tuple[float, float] | None, reference: bool) -> str:
