@@ -68,3 +68,20 @@ def test_rows_carry_paired_intervals_and_rank_marks():
     assert one.kl_ci95 == pytest.approx((0.2, 0.2)) and one.top1_ci95 == pytest.approx((400 / 511, 400 / 511))
     assert rows["drop[3]"].same_as_best is False and rows["base"].same_as_best is None
     assert {rows["drop[1]"].same_as_best, rows["drop[2]"].same_as_best} == {True}
+
+
+def test_the_summary_names_the_best_or_the_removals_tied_with_it():
+    from dataclasses import replace
+
+    from pruning.reporting.summary import rank_lines
+    from pruning.results.rows import Row
+
+    def row(i: int, ppl: float, same: bool | None) -> Row:
+        return replace(Row(f"drop[{i}]", (i,), 3, ppl, (ppl, ppl), 1, 0.1, 0.9, 511), same_as_best=same)
+
+    tied = [row(17, 33.7, True), row(14, 34.1, True), row(12, 35.0, True), row(0, 9e4, False)]
+    assert rank_lines(tied) == [
+        "removals of 1 unit indistinguishable from the best (paired): drop[17], drop[14], drop[12]"
+    ]
+    clear = [row(17, 33.7, True), row(14, 40.0, False)]
+    assert rank_lines(clear) == ["best removal of 1 unit: drop[17], clear of the other 1 (paired)"]

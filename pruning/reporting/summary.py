@@ -24,6 +24,7 @@ def summary_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
     fell_back = outcome.fingerprint.corpus_source.startswith(FALLBACK_SOURCE)
     lines: list[Line] = [("=", "depth pruning results"), ("warn" if fell_back else "", header_line(outcome))]
     lines.append(("", render_text(*table(outcome.rows, outcome.sequential))))
+    lines += [("", line) for line in rank_lines(outcome.rows)]
     lines += [("", line) for line in speed_lines(outcome.campaigns, outcome.fits, outcome.rows)]
     lines += [("", line) for line in cost_lines(outcome)]
     if outcome.criteria is not None:
@@ -34,6 +35,28 @@ def summary_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
             ("", render_text(*comparison(outcome.verdict.baseline, outcome.rows))),
         ]
     return lines + verdict_lines(outcome, written)
+
+
+def rank_lines(rows: Sequence[Row]) -> list[str]:
+    """Per number of removed units, the best removal, or the removals that cannot be told from
+    it (``Row.same_as_best``: paired intervals against the best, Bonferroni-corrected)."""
+    by_size: dict[int, list[Row]] = {}
+    for row in rows:
+        if row.same_as_best is not None:
+            by_size.setdefault(len(row.variant.units), []).append(row)
+    lines = []
+    for size, group in sorted(by_size.items()):
+        if len(group) < 2:
+            continue
+        tied = sorted((r for r in group if r.same_as_best), key=lambda r: r.ppl)
+        units = f"{size} unit{'s' if size > 1 else ''}"
+        if len(tied) == 1:
+            others = len(group) - 1
+            lines.append(f"best removal of {units}: {tied[0].id}, clear of the other {others} (paired)")
+        else:
+            names = ", ".join(r.id for r in tied)
+            lines.append(f"removals of {units} indistinguishable from the best (paired): {names}")
+    return lines
 
 
 def header_line(outcome: Outcome) -> str:
