@@ -10,8 +10,10 @@ from pruning.metrics.change import pct_change
 from pruning.models.variant import BASE, Variant, from_units, space_names
 from pruning.reporting.plots import (
     FitPanel,
+    ProfilePoint,
     SpeedPoint,
     plot_latency_fit,
+    plot_layer_profile,
     plot_pair_heatmap,
     plot_pareto,
     plot_scores,
@@ -71,6 +73,10 @@ def write_plots(
     by_variant = {r.variant: r for r in rows if not r.heal}
     base = by_variant.get(BASE)
     written = _speed_plots(directory, rows, fits, title)
+    profile = _profile(rows)
+    if base is not None and profile:
+        path = directory / "layer_profile.png"
+        written.append(plot_layer_profile(path, profile, f"Single removals, paired 95% intervals — {title}"))
     n_layers = _n_layers(rows)
     pairs = {(r.removed[0], r.removed[1]): r.ppl for r in rows if len(r.removed) == 2 and not r.units}
     if base is not None and len(pairs) == n_layers * (n_layers - 1) // 2:
@@ -93,6 +99,21 @@ def write_plots(
             plot_scores(path, truth, scores, f"{what} damage and criterion scores — {title}", names)
         )
     return written
+
+
+def _profile(rows: Sequence[Row]) -> list[ProfilePoint]:
+    """The layer profile's points when every removal of the run is one unit (a sequential
+    plan), in block order; none otherwise."""
+    singles = [r for r in rows if r.id != "base" and not r.heal]
+    if not singles or any(len(r.variant.units) != 1 for r in singles):
+        return []
+    out = []
+    for r in sorted(singles, key=lambda r: r.variant.sort_key):
+        change = r.ppl_change_ci95
+        ratio_ci = None if change is None else (1 + change[0] / 100, 1 + change[1] / 100)
+        ratio = 1 + (r.ppl_change_pct or 0.0) / 100
+        out.append(ProfilePoint(r.variant.units[0], ratio, ratio_ci, r.kl, r.kl_ci95))
+    return out
 
 
 def _speed_plots(directory: Path, rows: Sequence[Row], fits: SpeedFits | None, title: str) -> list[Path]:

@@ -245,3 +245,34 @@ def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+@dataclass(frozen=True)
+class ProfilePoint:
+    """One single removal for the layer profile: its unit (``12``, ``attn5``), perplexity ratio
+    to the unpruned model with the paired 95% interval, and mean KL with its interval."""
+
+    unit: str
+    ratio: float
+    ratio_ci: tuple[float, float] | None
+    kl: float
+    kl_ci: tuple[float, float] | None
+
+
+def plot_layer_profile(path: Path, points: Sequence[ProfilePoint], title: str) -> Path:
+    """Perplexity ratio (log scale) and KL per removed unit, in block order, with paired 95%
+    intervals: which layers matter, and whether neighbours can be told apart."""
+    fig, (ax_ppl, ax_kl) = plt.subplots(2, 1, figsize=(13, 7), sharex=True, constrained_layout=True)
+    xs = np.arange(len(points))
+    for ax, value, interval in ((ax_ppl, "ratio", "ratio_ci"), (ax_kl, "kl", "kl_ci")):
+        ys = np.array([getattr(p, value) for p in points])
+        cis = [getattr(p, interval) or (getattr(p, value),) * 2 for p in points]
+        low = [y - lo for y, (lo, _) in zip(ys, cis, strict=True)]
+        err = np.array([low, [hi - y for y, (_, hi) in zip(ys, cis, strict=True)]])  # (2, n)
+        ax.errorbar(xs, ys, yerr=np.clip(err, 0, None), fmt="o", capsize=3)
+        ax.grid(True, alpha=0.3)
+    ax_ppl.set(yscale="log", ylabel="perplexity / unpruned (log scale)")
+    ax_kl.set(ylabel="KL(unpruned ‖ variant), nats/token", xlabel="unit removed")
+    ax_kl.set_xticks(xs, [p.unit for p in points], rotation=90 if len(points) > 40 else 0, fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -217,11 +217,11 @@ def _paired(row: Row, base: Row) -> dict[str, Any]:
     if row.id == "base" or len(tokens) < 2 or tokens != base.window_tokens:
         return {}
     diff = [a - b for a, b in zip(row.window_nll, base.window_nll, strict=True)]
-    return {
-        "ppl_change_ci95": window_t(diff, tokens),
-        "kl_ci95": mean_interval(row.window_kl, tokens),
-        "top1_ci95": mean_interval([float(t) for t in row.window_top1], tokens),
-    }
+    out: dict[str, Any] = {"ppl_change_ci95": window_t(diff, tokens)}
+    if len(row.window_kl) == len(tokens) == len(row.window_top1):  # older reports lack them
+        out["kl_ci95"] = mean_interval(row.window_kl, tokens)
+        out["top1_ci95"] = mean_interval([float(t) for t in row.window_top1], tokens)
+    return out
 
 
 def _with_rank_groups(rows: list[Row]) -> list[Row]:
