@@ -73,7 +73,7 @@ def test_rows_carry_paired_intervals_and_rank_marks():
 def test_the_summary_names_the_best_or_the_removals_tied_with_it():
     from dataclasses import replace
 
-    from pruning.reporting.summary import rank_lines
+    from pruning.reporting.tables import rank_lines
     from pruning.results.rows import Row
 
     def row(i: int, ppl: float, same: bool | None) -> Row:

@@ -17,6 +17,7 @@ from pruning.metrics.timing import Campaign
 from pruning.reporting.criteria_report import CriteriaReport, write_plots
 from pruning.reporting.tables import (
     healing_lines,
+    rank_lines,
     render_markdown,
     speed_lines,
     speed_meta,
@@ -56,6 +57,7 @@ def markdown(outcome: Outcome) -> str:
     verdict = outcome.verdict
     text = f"### Depth pruning: {outcome.fingerprint.model}\n\n" + render_markdown(header, cells)
     notes = [
+        *rank_lines(outcome.rows),
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
         *healing_lines(outcome.log.healings),
         f"Machine: {outcome.fingerprint.machine.describe()}.",

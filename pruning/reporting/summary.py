@@ -12,7 +12,7 @@ from pathlib import Path
 from pruning.data.corpora import FALLBACK_SOURCE
 from pruning.metrics.change import pct_change
 from pruning.reporting.report import Outcome
-from pruning.reporting.tables import healing_lines, num_cell, render_text, speed_lines, table
+from pruning.reporting.tables import healing_lines, num_cell, rank_lines, render_text, speed_lines, table
 from pruning.results.gates import speed_gate_state
 from pruning.results.rows import Row
 
@@ -35,28 +35,6 @@ def summary_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
             ("", render_text(*comparison(outcome.verdict.baseline, outcome.rows))),
         ]
     return lines + verdict_lines(outcome, written)
-
-
-def rank_lines(rows: Sequence[Row]) -> list[str]:
-    """Per number of removed units, the best removal, or the removals that cannot be told from
-    it (``Row.same_as_best``: paired intervals against the best, Bonferroni-corrected)."""
-    by_size: dict[int, list[Row]] = {}
-    for row in rows:
-        if row.same_as_best is not None:
-            by_size.setdefault(len(row.variant.units), []).append(row)
-    lines = []
-    for size, group in sorted(by_size.items()):
-        if len(group) < 2:
-            continue
-        tied = sorted((r for r in group if r.same_as_best), key=lambda r: r.ppl)
-        units = f"{size} unit{'s' if size > 1 else ''}"
-        if len(tied) == 1:
-            others = len(group) - 1
-            lines.append(f"best removal of {units}: {tied[0].id}, clear of the other {others} (paired)")
-        else:
-            names = ", ".join(r.id for r in tied)
-            lines.append(f"removals of {units} indistinguishable from the best (paired): {names}")
-    return lines
 
 
 def header_line(outcome: Outcome) -> str:

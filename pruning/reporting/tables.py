@@ -175,6 +175,28 @@ def interval_cell(
     return f"{ci[0]:+.1f} … {ci[1]:+.1f}" + "".join(f" {m}" for m in marks)
 
 
+def rank_lines(rows: Sequence[Row]) -> list[str]:
+    """Per number of removed units, the best removal, or the removals that cannot be told from
+    it (``Row.same_as_best``: paired intervals against the best, Bonferroni-corrected)."""
+    by_size: dict[int, list[Row]] = {}
+    for row in rows:
+        if row.same_as_best is not None:
+            by_size.setdefault(len(row.variant.units), []).append(row)
+    lines = []
+    for size, group in sorted(by_size.items()):
+        if len(group) < 2:
+            continue
+        tied = sorted((r for r in group if r.same_as_best), key=lambda r: r.ppl)
+        units = f"{size} unit{'s' if size > 1 else ''}"
+        if len(tied) == 1:
+            others = len(group) - 1
+            lines.append(f"best removal of {units}: {tied[0].id}, clear of the other {others} (paired)")
+        else:
+            names = ", ".join(r.id for r in tied)
+            lines.append(f"removals of {units} indistinguishable from the best (paired): {names}")
+    return lines
+
+
 def speed_meta(campaigns: Mapping[str, Campaign], fits: SpeedFits | None) -> dict[str, Any]:
     """The timing campaigns and depth fits for ``results.json``."""
     out: dict[str, Any] = {}
