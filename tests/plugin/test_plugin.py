@@ -107,7 +107,7 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
             "*depth pruning results*",
             "model random:tiny-gpt2 (float32, cpu), *; machine *, * cores, * torch thread*, * kernels",
             "layer removed | layers | perplexity (↓) | ppl 95% CI*| speed (ms) ↓ | parameters (M) "
-            "| ppl change (%) | speed change (%)*",
+            "| ppl change (%) | ppl change 95% CI (paired) | speed change (%)*",
             "*none |      4 |*",
             "*engine (prefix):*",
         ]
@@ -120,9 +120,15 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     for row in data["rows"]:
         assert row["speed_ms"] > 0 and row["decode_ms_per_token"] > 0 and row["params"] > 0
         assert row["tokens_scored"] == 4 * 63 and len(row["window_nll"]) == 4
+        assert row["window_tokens"] == [63] * 4 and len(row["window_kl"]) == len(row["window_top1"]) == 4
+        if row["id"] != "base":  # paired against the unpruned model, holding the point values
+            low, high = row["ppl_change_ci95"]
+            assert low <= row["ppl_change_pct"] <= high and row["same_as_best"] in (True, False)
+            assert row["kl_ci95"][0] <= row["kl"] <= row["kl_ci95"][1]
     assert data["rows"][1]["layers"] == 3 and data["rows"][1]["removed"] == [0]
     names = {p.name for p in (tmp_path / "rep").iterdir()}
-    assert names == {"results.json", "results.csv", "results.md", "pareto.png", "latency_vs_blocks.png"}
+    plots = {"pareto.png", "latency_vs_blocks.png", "layer_profile.png"}
+    assert names == {"results.json", "results.csv", "results.md", *plots}
     assert "![pareto](pareto.png)" in (tmp_path / "rep" / "results.md").read_text()
     assert "- Machine: " in (tmp_path / "rep" / "results.md").read_text()
     speed = data["speed"]
