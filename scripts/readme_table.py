@@ -15,18 +15,25 @@ from pathlib import Path
 from typing import Any
 
 HEADER = (
-    "| block removed | perplexity (95% CI) | change | KL (nats) | top-1 agree |",
+    "| block removed | perplexity (95% CI) | change (paired 95% CI) | KL, nats (95% CI) | top-1 agree (95% CI) |",
     "|---|---|---|---|---|",
 )
 
 
 def row_line(row: dict[str, Any]) -> str:
-    """One variant's quality as a table line."""
+    """One variant's quality as a table line; ``≈ best`` marks the removals that cannot be told
+    from the best single removal."""
     removed = ", ".join(str(i) for i in row["removed"]) or "none"
     low, high = row["ppl_ci95"]
-    change = "reference" if not row["removed"] else f"{row['ppl_change_pct']:+.1f}%"
-    cells = [removed, f"{row['ppl']:.3f} ({low:.2f}–{high:.2f})", change, f"{row['kl']:.4f}"]
-    return "| " + " | ".join([*cells, f"{row['top1_agree']:.3f}"]) + " |"
+    cells = [removed, f"{row['ppl']:.3f} ({low:.2f}–{high:.2f})"]
+    if not row["removed"]:
+        return "| " + " | ".join([*cells, "reference", "0 (reference)", "1 (reference)"]) + " |"
+    c_low, c_high = row["ppl_change_ci95"]
+    change = f"{row['ppl_change_pct']:+.1f}% ({c_low:+.1f} … {c_high:+.1f})"
+    change += " ≈ best" if row["same_as_best"] else ""
+    kl = "{:.4f} ({:.4f}–{:.4f})".format(row["kl"], *row["kl_ci95"])
+    top1 = "{:.3f} ({:.3f}–{:.3f})".format(row["top1_agree"], *row["top1_ci95"])
+    return "| " + " | ".join([*cells, change, kl, top1]) + " |"
 
 
 def readme_table(report: Path) -> str:

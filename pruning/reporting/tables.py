@@ -86,7 +86,9 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
         "speed change (%)",
         "speed 95% CI",
         "KL (nats)",
+        "KL 95% CI",
         "top-1 agree",
+        "top-1 95% CI",
         "decode (ms/tok)",
         "decode change (%)",
         "decode 95% CI",
@@ -136,7 +138,9 @@ def _cells(r: Row) -> list[str]:
         change_cell(r.speed_change_pct, r.speed_change_ci95, reference),
         interval_cell(r.speed_change_ci95, r.speed_off_fit, reference, r.speed_off_class),
         f"{r.kl:.4f}",
+        mean_cell(r.kl_ci95, 4, reference),
         f"{r.top1_agree:.3f}",
+        mean_cell(r.top1_ci95, 3, reference),
         num_cell(r.decode_ms_per_token, 2),
         change_cell(r.decode_change_pct, r.decode_change_ci95, reference),
         interval_cell(r.decode_change_ci95, r.decode_off_fit, reference, r.decode_off_class),
@@ -151,6 +155,16 @@ def paired_cell(ci: tuple[float, float] | None, same_as_best: bool | None, refer
     if ci is None:
         return "—"
     return f"{ci[0]:+.2f} … {ci[1]:+.2f}" + (" ≈ best" if same_as_best else "")
+
+
+def mean_cell(ci: tuple[float, float] | None, digits: int, reference: bool) -> str:
+    """A 95% interval of a per-token mean against the unpruned model (KL, top-1 agreement);
+    the unpruned model is the reference, a row from an older report has none."""
+    if reference:
+        return "reference"
+    if ci is None:
+        return "—"
+    return f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}"
 
 
 def change_cell(pct: float | None, ci: tuple[float, float] | None, reference: bool) -> str:
