@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 HEADER = (
-    "| block removed | perplexity (95% CI) | change (paired 95% CI) | KL, nats (95% CI) | top-1 agree (95% CI) |",
+    "| block removed | perplexity (95% CI) | change (paired 95% CI) | KL, nats (95% CI) | top-1 (95% CI) |",
     "|---|---|---|---|---|",
 )
 
