@@ -5,6 +5,9 @@
     python scripts/paired_coverage.py docs/results/paired-coverage/population/results.json \\
         docs/results/paired-coverage/coverage.json [--draws 500 --windows 8]
 
+It writes ``coverage.json`` (``pooled_coverage``: the reported method's, over random draws) and
+``coverage.md`` (the same as tables) beside it.
+
 The population is a run of the default sequential plan over 131,072 WikiText-2 test tokens
 (256 windows of 512): its per-window NLL sums (``window_nll``) for the unpruned model and each
 single removal. The change each removal makes over all 256 windows is the truth. Each draw takes
@@ -20,10 +23,13 @@ import argparse
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from pruning.metrics.paired import METHODS, change_pct, marginal
 
 Population = dict[str, list[float]]  # variant id -> per-window NLL sums
+KINDS = ("random", "consecutive")
+CHOSEN = "window_t"  # the method the reports use; ``pooled_coverage`` is its coverage over random draws
 
 
 def draws(n_windows: int, size: int, count: int, kind: str, seed: int = 0) -> list[list[int]]:
@@ -62,6 +68,18 @@ def coverage(pop: Population, tokens: list[int], sets: list[list[int]]) -> dict[
     return out
 
 
+def markdown(result: dict[str, Any], truths: dict[str, float]) -> str:
+    """The coverage tables: pooled, then per variant, for both kinds of draw."""
+    names = [*METHODS, "marginal"]
+    head = "| variant | true change (%) | " + " | ".join(f"{m} ({k})" for k in KINDS for m in names) + " |"
+    lines = [head, "|" + "---|" * (2 + len(names) * len(KINDS))]
+    for vid in ["pooled", *truths]:
+        truth = "—" if vid == "pooled" else f"{truths[vid]:+.2f}"
+        cells = [f"{100 * result[k][m][vid]:.1f}%" for k in KINDS for m in names]
+        lines.append(f"| {vid} | {truth} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
@@ -77,15 +95,23 @@ def main() -> None:
     if rest:
         raise SystemExit("the population's windows score different token counts; expected equal windows")
     tokens = [per_window] * len(rows[0]["window_nll"])
-    result: dict[str, object] = {"windows": len(tokens), "draws": args.draws, "size": args.windows}
-    for kind in ("consecutive", "random"):
+    truths = {
+        vid: change_pct([a - b for a, b in zip(nll, pop["base"], strict=True)], tokens)
+        for vid, nll in pop.items()
+        if vid != "base"
+    }
+    result: dict[str, Any] = {"windows": len(tokens), "draws": args.draws, "size": args.windows}
+    result["true_change_pct"] = truths
+    for kind in KINDS:
         sets = draws(len(tokens), args.windows, args.draws, kind)
         result[kind] = coverage(pop, tokens, sets)
-        pooled = {m: round(v["pooled"], 4) for m, v in result[kind].items()}  # type: ignore[attr-defined]
+        pooled = {m: round(v["pooled"], 4) for m, v in result[kind].items()}
         print(f"{kind}: pooled coverage {pooled}", flush=True)
-    result["pooled_coverage"] = result["consecutive"]["window_t"]["pooled"]  # type: ignore[index]
+    result["pooled_coverage"] = result["random"][CHOSEN]["pooled"]
+    result["method"] = CHOSEN
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(result, truths))
 
 
 if __name__ == "__main__":

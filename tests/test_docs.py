@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -195,3 +196,16 @@ def test_the_readme_table_is_the_published_default_run() -> None:
         "README.md's table is not docs/results/smollm2-sequential's: "
         "python scripts/readme_table.py docs/results/smollm2-sequential"
     )
+
+
+def test_the_paired_coverage_page_quotes_its_measurement() -> None:
+    """The page and the measurement guide quote the pooled coverage ``coverage.json`` holds, and
+    it lies within the 92-97% the paired interval is held to."""
+    study = ROOT / "docs" / "results" / "paired-coverage"
+    data = json.loads((study / "coverage.json").read_text(encoding="utf-8"))
+    assert data["method"] == "window_t" and data["draws"] >= 500 and data["size"] == 8
+    pooled = data["pooled_coverage"]
+    assert pooled == data["random"]["window_t"]["pooled"] and 0.92 <= pooled <= 0.97
+    quoted = f"{100 * pooled:.1f}%"
+    assert f"**{quoted}**" in (study / "README.md").read_text(encoding="utf-8")
+    assert f"**{quoted}**" in (ROOT / "docs" / "measurement.md").read_text(encoding="utf-8")
