@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own subpackage and any lower layer, never a
 higher one or a peer; ``pruning/__init__.py`` is the public facade and may import anything):
 
-    common < models, data < metrics < engine < search, healing < results < study < reporting < plugin
+    common < models, data < metrics < engine < search, healing < results < study < reporting < plugin < cli
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ RANK = {
     "study": 6,
     "reporting": 7,
     "plugin": 8,
+    "cli": 9,
 }
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40

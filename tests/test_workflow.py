@@ -29,3 +29,16 @@ def test_workflow_compares_uploads_and_saves_the_baseline_on_main_only():
     assert "torch==2.13.0" in text
     # A missing baseline is allowed only when the restore found none, never silently skipped.
     assert "--prune-allow-missing-baseline" in text and "cache-matched-key" in text
+
+
+def test_workflow_publishes_the_trend_from_main_only():
+    """The history files go to github-action-benchmark, one step per direction, in a job that
+    runs on pushes to main only and alerts on a regression."""
+    text = WORKFLOW.read_text()
+    assert "--prune-history-json reports/history.json" in text
+    assert text.count("uses: benchmark-action/github-action-benchmark@v1") == 2
+    assert "tool: customSmallerIsBetter" in text and "output-file-path: reports/history.json" in text
+    assert "tool: customBiggerIsBetter" in text and "output-file-path: reports/history-bigger.json" in text
+    trend = text[text.index("  trend:") :]
+    assert "if: github.event_name == 'push' && github.ref == 'refs/heads/main'" in trend
+    assert trend.count("fail-on-alert: true") == 2 and "contents: write" in trend

@@ -21,6 +21,7 @@ from pruning.data.windows import EvalProtocol
 from pruning.engine.lanes import auto_lanes
 from pruning.engine.options import EngineOptions
 from pruning.healing.settings import HealSettings, LoraSettings
+from pruning.metrics.samples import PromptError, SampleSettings, prompts_from_file
 from pruning.metrics.speed import SpeedSettings
 from pruning.metrics.timing import CampaignSettings
 from pruning.models.sources import cache_dir
@@ -40,7 +41,7 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         protocol = EvalProtocol(get("protocol"), get("ctx"), get("eval-tokens"))
     except ValueError as exc:
         raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
-    report, export = get("report"), get("export")
+    report = get("report")
     lengths = get("speed-seq")
     threads = get("threads") or max(1, (os.cpu_count() or 1) // workers(config))
     lanes = get("lanes") or auto_lanes(threads, get("device"), get("device-map"))
@@ -63,12 +64,31 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         ),
         thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
         report_dir=Path(report) if report else None,
-        export_dir=Path(export).expanduser() if export else None,
+        export_dir=_path(get("export")),
         calib_corpus=get("calib-corpus"),
         calib_tokens=get("calib-tokens"),
         store_dir=None if options.no_cache(config) else _store_dir(get("cache-dir")),
         heal=_heal_settings(get),
+        samples=_sample_settings(get),
+        history_json=_path(get("history-json")),
     )
+
+
+def _path(given: str | None) -> Path | None:
+    return Path(given).expanduser() if given else None
+
+
+def _sample_settings(get: Callable[[str], Any]) -> SampleSettings:
+    """``--prune-samples`` and ``--prune-samples-file``: a file alone makes every line a prompt."""
+    count, file = get("samples"), get("samples-file")
+    if not file:
+        return SampleSettings(count)
+    path = Path(file).expanduser()
+    try:
+        prompts = prompts_from_file(path, count or None)
+    except PromptError as exc:
+        raise pytest.UsageError(f"--prune-samples-file: {exc}") from None
+    return SampleSettings(len(prompts), path)
 
 
 def _store_dir(given: str | None) -> Path:

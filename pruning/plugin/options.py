@@ -22,6 +22,7 @@ from pruning.plugin.parsers import (
     choice,
     corpus_spec,
     count_or_auto,
+    count_or_off,
     device,
     eval_tokens,
     heal_methods,
@@ -180,7 +181,36 @@ OPTIONS = (
         "NAME",
         "lora: ce (next-token loss) or kd (distil the unpruned model's next-token distribution)",
     ),
-    Option("report", text, None, "DIR", "write results.json, results.csv and results.md to DIR"),
+    Option(
+        "report",
+        text,
+        None,
+        "DIR",
+        "write results.json, .csv, .md and results.html (one self-contained page) to DIR",
+    ),
+    Option(
+        "history-json",
+        text,
+        None,
+        "PATH",
+        "write the run for github-action-benchmark: PATH (customSmallerIsBetter: perplexity, KL, "
+        "latencies) and PATH's name with -bigger (customBiggerIsBetter: top-1 agreement)",
+    ),
+    Option(
+        "samples",
+        count_or_off,
+        "0",
+        "N",
+        "greedy continuations (up to 32 new tokens) of N fixed prompts per variant, in the report; 0: off",
+    ),
+    Option(
+        "samples-file",
+        text,
+        None,
+        "PATH",
+        "prompts for --prune-samples, one a line (default: paragraphs of the corpus's validation split); "
+        "alone, every line is a prompt",
+    ),
     Option(
         "export",
         text,

@@ -76,6 +76,14 @@ def count_or_auto(value: str) -> int | None:
     return _int_or_word(value, "auto", 1, "value")
 
 
+def count_or_off(value: str) -> int:
+    """An int >= 0 (0: off)."""
+    number = _number(value, int)
+    if number is None or number < 0:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r}; expected an integer >= 0 (0: off)")
+    return number
+
+
 def eval_tokens(value: str) -> int | None:
     """An int >= 2, or ``all`` (None) for the whole corpus."""
     return _int_or_word(value, "all", 2, "token count")

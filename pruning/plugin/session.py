@@ -17,6 +17,7 @@ import pytest
 from pruning.common.machine import SLOW_BF16, slow_bfloat16
 from pruning.data.corpora import CorpusError
 from pruning.metrics.fingerprint import RunFingerprint
+from pruning.metrics.samples import Samples
 from pruning.metrics.speed import Started, start_decode, time_variants
 from pruning.metrics.timing import Campaign
 from pruning.models.loading import ModelLoadError
@@ -30,6 +31,7 @@ from pruning.plugin.progress import TerminalProgress
 from pruning.plugin.state import PROPERTY, PluginState
 from pruning.reporting.criteria_report import build_criteria_report
 from pruning.reporting.export import export
+from pruning.reporting.history import write_history
 from pruning.reporting.report import Outcome, append_job_summary, write_report
 from pruning.results.gates import judge
 from pruning.results.rows import Row, with_changes, with_fits
@@ -158,6 +160,7 @@ class PruneSession:
         if log.criteria and any(r.id == "base" for r in rows):
             criteria = build_criteria_report(rows, log.criteria, log.k_max)
         verdict = judge(rows, self.settings.thresholds, self.fingerprint, baseline, self.baseline_note)
+        samples = self._samples(rows)
         self.outcome = Outcome(
             rows,
             self.fingerprint,
@@ -168,6 +171,7 @@ class PruneSession:
             criteria,
             verdict,
             tuple(sorted(self.workers.values(), key=lambda w: w.worker)),
+            samples,
         )
         self._write(self.outcome)
         exported = self._export(self.outcome)
@@ -176,9 +180,21 @@ class PruneSession:
         )
         return verdict.failed or not exported
 
+    def _samples(self, rows: list[Row]) -> Samples | None:
+        """``--prune-samples``: every measured variant's continuations (None when off)."""
+        count = self.settings.samples.count
+        if not count:
+            return None
+        self.progress.line(
+            f"samples: {count} prompt(s) x {len(rows)} variants, greedy through the KV cache ...", final=True
+        )
+        return self.study.samples([r.variant for r in rows])
+
     def _write(self, outcome: Outcome) -> None:
         if self.settings.report_dir is not None:
             self.written = write_report(self.settings.report_dir, outcome)
+        if self.settings.history_json is not None:
+            self.written += write_history(self.settings.history_json, outcome.rows, outcome.fingerprint)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             append_job_summary(Path(summary), outcome)

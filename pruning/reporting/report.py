@@ -7,14 +7,16 @@ instead of replacing it (``pruning.reporting.tables.write_reports``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pruning.metrics.fingerprint import RunFingerprint
+from pruning.metrics.samples import Samples
 from pruning.metrics.timing import Campaign
 from pruning.reporting.criteria_report import CriteriaReport, write_plots
+from pruning.reporting.html import Page, render_html
 from pruning.reporting.tables import (
     healing_lines,
     rank_lines,
@@ -44,6 +46,7 @@ class Outcome:
     criteria: CriteriaReport | None
     verdict: Verdict
     workers: tuple[WorkerCost, ...] = ()  # under pytest-xdist: what each worker evaluated and cost
+    samples: Samples | None = None  # --prune-samples: each variant's continuations
 
     @property
     def sequential(self) -> bool:
@@ -69,7 +72,25 @@ def markdown(outcome: Outcome) -> str:
     if outcome.criteria is not None:
         text += "\n#### Criteria against the truth\n\n"
         text += render_markdown(outcome.criteria.header, outcome.criteria.cells)
+    if outcome.samples is not None:
+        text += "\n" + samples_markdown(outcome.samples)
     return text
+
+
+def samples_markdown(samples: Samples) -> str:
+    """Per prompt, a table of each variant's continuation (greedy, up to ``new_tokens``)."""
+    text = f"#### Samples (greedy, up to {samples.new_tokens} new tokens)\n"
+    for i, prompt in enumerate(samples.prompts):
+        rows = [[vid, _cell(t[i])] for vid, t in samples.texts.items()]
+        text += f"\nPrompt {i + 1}: *{_cell(prompt)}*\n\n" + render_markdown(
+            ["variant", "continuation"], rows
+        )
+    return text
+
+
+def _cell(text: str) -> str:
+    """Text safe in a Markdown table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|") or "(nothing)"
 
 
 def write_report(directory: Path, outcome: Outcome) -> list[Path]:
@@ -82,8 +103,49 @@ def write_report(directory: Path, outcome: Outcome) -> list[Path]:
         "results.json": to_json(outcome.rows, meta(outcome, [p.name for p in plots])),
         "results.csv": to_csv(outcome.rows),
         "results.md": text,
+        "results.html": render_html(page(outcome, plots)),
     }
     return write_reports(directory, files, outcome.verdict.failed) + plots
+
+
+def page(outcome: Outcome, plots: Sequence[Path]) -> Page:
+    """The HTML page's content (``pruning.reporting.html``)."""
+    fp, verdict = outcome.fingerprint, outcome.verdict
+    bos = "none" if fp.bos is None else f"id {fp.bos} before every window"
+    facts = [
+        ("model", f"{fp.model} ({fp.dtype}, {fp.device}), weights sha256 {fp.weights_sha256[:12]}"),
+        ("corpus", f"{fp.corpus} sha256 {fp.corpus_sha256[:12]} ({fp.corpus_source})"),
+        ("protocol", f"{fp.protocol}, ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}"),
+        ("scored tokens", str(outcome.rows[0].tokens_scored)),
+        ("plan", outcome.plan),
+        ("machine", fp.machine.describe()),
+        ("versions", f"torch {fp.torch}, transformers {fp.transformers}, scoring {fp.scoring}"),
+        ("code", f"pruning-kit commit {fp.commit or 'unknown (not a git checkout)'}"),
+        ("baseline", verdict.baseline_note),
+    ]
+    if verdict.failed:
+        problems = [*verdict.refused, *(str(f) for f in verdict.failures)]
+        head = f"Gates FAILED: {'; '.join(problems)}"
+    else:
+        head = "Gates passed" + (" against the baseline" if verdict.compared else " (no baseline compared)")
+    notes = [
+        *rank_lines(outcome.rows),
+        *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
+        *healing_lines(outcome.log.healings),
+    ]
+    criteria = None if outcome.criteria is None else (outcome.criteria.header, outcome.criteria.cells)
+    title = f"Depth pruning: {fp.model}"
+    return Page(
+        title,
+        facts,
+        head,
+        verdict.failed,
+        table(outcome.rows, outcome.sequential),
+        notes,
+        plots,
+        outcome.samples,
+        criteria,
+    )
 
 
 def append_job_summary(path: Path, outcome: Outcome) -> None:
@@ -107,6 +169,7 @@ def meta(outcome: Outcome, plots: list[str]) -> dict[str, Any]:
         "baseline": outcome.verdict.baseline_note,
         "workers": [w.as_dict() for w in outcome.workers],
         "healings": [asdict(h) for h in outcome.log.healings],
+        "samples": None if outcome.samples is None else outcome.samples.as_dict(),
     }
 
 

@@ -116,16 +116,19 @@ def criteria_lines(outcome: Outcome) -> list[Line]:
 
 
 def comparison(baseline: Sequence[Row], now: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
-    """The baseline-vs-now table of the variants both runs measured."""
+    """The baseline-vs-now table of the variants both runs measured: perplexity, KL, parameters,
+    and the in-run speedups with their intervals."""
     saved = {r.id: r for r in baseline}
-    header = ["variant", "ppl baseline", "ppl now", "ppl Δ (%)", "params baseline", "params now"]
-    header += ["speedup baseline (95% CI)", "speedup now (95% CI)"]
+    header = ["variant", "ppl baseline", "ppl now", "ppl Δ (%)", "KL baseline", "KL now"]
+    header += ["params baseline", "params now", "speedup baseline (95% CI)", "speedup now (95% CI)"]
     cells = [
         [
             row.id,
             f"{old.ppl:.3f}",
             f"{row.ppl:.3f}",
             f"{pct_change(row.ppl, old.ppl):+.2f}",
+            f"{old.kl:.4f}",
+            f"{row.kl:.4f}",
             str(old.params),
             str(row.params),
             _speedup(old),

@@ -9,6 +9,7 @@ from pruning.data.specs import CorpusSpec
 from pruning.data.windows import EvalProtocol
 from pruning.engine.options import EngineOptions
 from pruning.healing.settings import HealSettings
+from pruning.metrics.samples import SampleSettings
 from pruning.metrics.speed import SpeedSettings
 from pruning.models.specs import ModelSpec
 from pruning.results.gates import Thresholds
@@ -53,3 +54,5 @@ class Settings:
     store_dir: Path | None = None  # the results store; None: off
     export_dir: Path | None = None  # each measured variant as a stock model directory; None: off
     heal: HealSettings = field(default_factory=HealSettings)  # no methods: no healed variants
+    samples: SampleSettings = field(default_factory=SampleSettings)  # count 0: no samples
+    history_json: Path | None = None  # github-action-benchmark's files (pruning.reporting.history)

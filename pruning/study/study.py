@@ -24,6 +24,7 @@ from pruning.healing.cache import HealCache
 from pruning.healing.methods import Healed, heal
 from pruning.metrics.fingerprint import RunFingerprint, run_fingerprint
 from pruning.metrics.perplexity import max_length, prepare_windows
+from pruning.metrics.samples import Samples, continue_greedily, prompts_from_file, prompts_from_text
 from pruning.metrics.speed import speed_tokens
 from pruning.models.loading import LoadedModel, load_model
 from pruning.models.parameters import count_parameters
@@ -159,6 +160,30 @@ class Study:
         """The second prefill input (``--prune-speed-seq N,M``): the first M corpus tokens (1, M)."""
         (seq,) = self.settings.speed.long_seq
         return speed_tokens(self.lm.tokenizer, self.corpus.text, seq).to(self.settings.model.device)
+
+    def samples(self, variants: Sequence[Variant]) -> Samples:
+        """Each variant's greedy continuations of the sample prompts (``pruning.metrics.samples``):
+        the user's file, or paragraphs of the evaluation corpus's validation split."""
+        cfg = self.settings.samples
+        if cfg.file is not None:
+            prompts = prompts_from_file(cfg.file, cfg.count)
+        else:
+            prompts = prompts_from_text(load_corpus(self.settings.corpus, split="validation").text, cfg.count)
+        bar = open_bar("samples", len(variants) * len(prompts), self.settings.engine.progress)
+        texts = {}
+        for variant in variants:
+            model = self.model_for(variant)
+            out = []
+            for prompt in prompts:
+                out.append(
+                    continue_greedily(
+                        model, self.lm.tokenizer, prompt, cfg.new_tokens, self.settings.model.device
+                    )
+                )
+                bar.update(1)
+            texts[variant.id] = tuple(out)
+        bar.close()
+        return Samples(prompts, cfg.new_tokens, texts)
 
     def healed(self, variant: Variant) -> Healed:
         """``variant`` healed (once) on the healing calibration windows, or reused from the cache."""

@@ -13,41 +13,6 @@ import torch
 
 from pruning.metrics.timing import CONFIRM_REFERENCE, CONFIRM_ROUNDS
 
-SUITE = Path(__file__).resolve().parents[2] / "benchmarks" / "test_pruning.py"
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester, small_corpus):
-    """A pytester dir holding the real suite, and the common fast options."""
-    pytester.makepyfile(test_pruning=SUITE.read_text())
-    source = small_corpus.source.removeprefix("file:")
-    storage = pytester.path / "bench-store"
-    args = [
-        "-p",
-        "no:cacheprovider",
-        "--prune-model",
-        "random:tiny-gpt2",
-        "--prune-corpus",
-        f"file:{source}",
-        "--prune-ctx",
-        "64",
-        "--prune-eval-tokens",
-        "256",
-        "--prune-speed-seq",
-        "16",
-        "--prune-decode-tokens",
-        "2",
-        "--prune-speed-rounds",
-        "2",
-        "--prune-speed-budget",
-        "2",
-        "--prune-threads",
-        "1",
-        f"--prune-cache-dir={pytester.path / 'results-store'}",
-        f"--benchmark-storage=file://{storage}",
-    ]
-    return pytester, args, storage
-
 
 def _saved(storage: Path) -> list[Path]:
     return sorted(storage.rglob("*.json"))
@@ -128,7 +93,7 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     assert data["rows"][1]["layers"] == 3 and data["rows"][1]["removed"] == [0]
     names = {p.name for p in (tmp_path / "rep").iterdir()}
     plots = {"pareto.png", "latency_vs_blocks.png", "layer_profile.png"}
-    assert names == {"results.json", "results.csv", "results.md", *plots}
+    assert names == {"results.json", "results.csv", "results.md", "results.html", *plots}
     assert "![pareto](pareto.png)" in (tmp_path / "rep" / "results.md").read_text()
     assert "- Machine: " in (tmp_path / "rep" / "results.md").read_text()
     speed = data["speed"]
