@@ -41,7 +41,6 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         protocol = EvalProtocol(get("protocol"), get("ctx"), get("eval-tokens"))
     except ValueError as exc:
         raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
-    report = get("report")
     lengths = get("speed-seq")
     threads = get("threads") or max(1, (os.cpu_count() or 1) // workers(config))
     lanes = get("lanes") or auto_lanes(threads, get("device"), get("device-map"))
@@ -63,7 +62,7 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
             lengths[0], get("decode-tokens"), get("speed-burst"), campaign, threads, lengths[1:]
         ),
         thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
-        report_dir=Path(report) if report else None,
+        report_dir=_path(get("report")),
         export_dir=_path(get("export")),
         calib_corpus=get("calib-corpus"),
         calib_tokens=get("calib-tokens"),
@@ -75,6 +74,7 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
 
 
 def _path(given: str | None) -> Path | None:
+    """A path option's value with ``~`` expanded; None when not given."""
     return Path(given).expanduser() if given else None
 
 
