@@ -73,7 +73,7 @@ __all__ = [
     "perplexity",
     "remove_layers",
 ]  # the keys of _HOMES (tests/test_layering.py checks)
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 
 def __getattr__(name: str) -> Any:
