@@ -169,19 +169,14 @@ class Study:
             prompts = prompts_from_file(cfg.file, cfg.count)
         else:
             prompts = prompts_from_text(load_corpus(self.settings.corpus, split="validation").text, cfg.count)
-        bar = open_bar("samples", len(variants) * len(prompts), self.settings.engine.progress)
+        bar = open_bar("samples: variants", len(variants), self.settings.engine.progress)
         texts = {}
         for variant in variants:
             model = self.model_for(variant)
-            out = []
-            for prompt in prompts:
-                out.append(
-                    continue_greedily(
-                        model, self.lm.tokenizer, prompt, cfg.new_tokens, self.settings.model.device
-                    )
-                )
-                bar.update(1)
-            texts[variant.id] = tuple(out)
+            texts[variant.id] = continue_greedily(
+                model, self.lm.tokenizer, prompts, cfg.new_tokens, self.settings.model.device
+            )
+            bar.update(1)
         bar.close()
         return Samples(prompts, cfg.new_tokens, texts)
 
