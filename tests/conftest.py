@@ -7,6 +7,7 @@ outer xdist session (pytest-benchmark reads ``PYTEST_XDIST_WORKER`` and would tu
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,11 @@ from pruning.models.specs import parse_model_spec
 from pruning.results.gates import Thresholds
 from pruning.study.plan import parse_plan
 from pruning.study.settings import ModelSettings, Settings
+
+# lm-eval imports datasets, which registers pyarrow extension types once per process; pytester's
+# in-process runs drop the modules first imported inside them, so import it before any of them.
+with contextlib.suppress(ImportError):  # without the tasks extra
+    import datasets  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
@@ -49,6 +55,17 @@ def data_dir() -> Path:
     if not (DATA_DIR / "wikitext-2" / "wiki.test.raw").is_file():
         pytest.fail(f"WikiText-2 not found under {DATA_DIR}; set PRUNING_DATA_DIR")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def local_tasks(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A folder of two local lm-eval tasks of 24 examples each, made from WikiText-2 validation
+    (``pruning.tasks.local``): a multiple-choice one and a log-likelihood (cloze) one."""
+    from pruning.tasks.local import write_local_tasks
+
+    folder = tmp_path_factory.mktemp("tasks")
+    write_local_tasks((data_dir / "wikitext-2" / "wiki.valid.tokens").read_text(encoding="utf-8"), folder, 24)
+    return folder
 
 
 @pytest.fixture(scope="session")

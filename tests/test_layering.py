@@ -3,7 +3,8 @@
 Layers, lowest first (a module may import its own subpackage and any lower layer, never a
 higher one or a peer; ``pruning/__init__.py`` is the public facade and may import anything):
 
-    common < models, data < metrics < engine < search, healing < results < study < reporting < plugin < cli
+    common < models, data < metrics < engine < search, healing, tasks < results < study < reporting
+        < plugin < cli
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ RANK = {
     "engine": 3,
     "search": 4,
     "healing": 4,
+    "tasks": 4,
     "results": 5,
     "study": 6,
     "reporting": 7,

@@ -94,7 +94,7 @@ def compare(old: SavedReport, new: SavedReport, t: Thresholds) -> int:
             print(f"  {line}", file=sys.stderr)
         return UNUSABLE
     print(render_text(*comparison(old.rows, new.rows)))
-    for note in (verdict.machine, verdict.scoring):
+    for note in verdict.notes:
         if note:
             print(f"pruning: {note}")
     return _verdict(verdict)

@@ -29,6 +29,7 @@ from pruning.models.specs import ModelSpec
 from pruning.plugin import options
 from pruning.results.gates import Thresholds
 from pruning.study.settings import ModelSettings, Settings
+from pruning.tasks.settings import TaskSettings
 
 
 def build_settings(config: pytest.Config, progress: Progress = None) -> Settings:
@@ -41,12 +42,8 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         protocol = EvalProtocol(get("protocol"), get("ctx"), get("eval-tokens"))
     except ValueError as exc:
         raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
-    lengths = get("speed-seq")
     threads = get("threads") or max(1, (os.cpu_count() or 1) // workers(config))
     lanes = get("lanes") or auto_lanes(threads, get("device"), get("device-map"))
-    campaign = CampaignSettings(
-        min_rounds=get("speed-rounds"), budget_s=get("speed-budget"), target_pp=get("speed-target")
-    )
     return Settings(
         model=ModelSettings(
             get("model"), get("dtype"), get("device"), threads, get("device-map"), get("max-memory")
@@ -58,10 +55,8 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         engine=EngineOptions(
             get("engine") == "prefix", get("max-state-mb"), get("batch-size"), progress, lanes
         ),
-        speed=SpeedSettings(
-            lengths[0], get("decode-tokens"), get("speed-burst"), campaign, threads, lengths[1:]
-        ),
-        thresholds=Thresholds(get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase")),
+        speed=_speed_settings(get, threads),
+        thresholds=_thresholds(get),
         report_dir=_path(get("report")),
         export_dir=_path(get("export")),
         calib_corpus=get("calib-corpus"),
@@ -69,8 +64,51 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
         store_dir=None if options.no_cache(config) else _store_dir(get("cache-dir")),
         heal=_heal_settings(get),
         samples=_sample_settings(get),
+        tasks=_task_settings(get),
         history_json=_path(get("history-json")),
     )
+
+
+def _speed_settings(get: Callable[[str], Any], threads: int) -> SpeedSettings:
+    """The timing campaigns' settings (``pruning.metrics.speed``)."""
+    lengths = get("speed-seq")
+    campaign = CampaignSettings(
+        min_rounds=get("speed-rounds"), budget_s=get("speed-budget"), target_pp=get("speed-target")
+    )
+    return SpeedSettings(lengths[0], get("decode-tokens"), get("speed-burst"), campaign, threads, lengths[1:])
+
+
+def _thresholds(get: Callable[[str], Any]) -> Thresholds:
+    """The gates' thresholds (``pruning.results.gates``)."""
+    ppl = (get("ppl-fail"), get("speedup-fail"), get("max-ppl-increase"))
+    return Thresholds(*ppl, acc_fail_pts=get("acc-fail"), max_acc_drop_pts=get("max-acc-drop"))
+
+
+def _task_settings(get: Callable[[str], Any]) -> TaskSettings:
+    """The ``--prune-tasks*`` options; a limit, few-shot or path without tasks is a usage error."""
+    names = get("tasks") or ()
+    extra = [f"--prune-{o}" for o in ("tasks-limit", "tasks-fewshot", "tasks-path") if get(o) is not None]
+    if extra and not names:
+        raise pytest.UsageError(f"{', '.join(extra)} without --prune-tasks: name the tasks to evaluate")
+    path = _path(get("tasks-path"))
+    if path is not None and not path.is_dir():
+        raise pytest.UsageError(
+            f"--prune-tasks-path: {str(path)!r} is not a folder; expected a folder of lm-eval task YAML files"
+        )
+    return TaskSettings(names, get("tasks-limit"), get("tasks-fewshot"), path)
+
+
+def check_tasks(settings: Settings) -> None:
+    """``pytest.UsageError`` for tasks that cannot run (``pruning.tasks.harness.check_tasks``)."""
+    if not settings.tasks.on:
+        return
+    from pruning.tasks.harness import TaskError, task_manager
+    from pruning.tasks.harness import check_tasks as check
+
+    try:
+        check(settings.tasks, task_manager(settings.tasks))
+    except TaskError as exc:
+        raise pytest.UsageError(f"--prune-tasks: {exc}") from None
 
 
 def _path(given: str | None) -> Path | None:
@@ -125,6 +163,7 @@ def check_settings(settings: Settings) -> None:
         except ValueError as exc:
             raise pytest.UsageError(f"{option}: {exc}") from None
     _check_device(settings.model.device)
+    check_tasks(settings)
 
 
 def _check_device(device: str) -> None:

@@ -31,10 +31,12 @@ from pruning.plugin.parsers import (
     model_spec,
     percent,
     plan,
+    points,
     positive,
     positive_int,
     seconds,
     speed_lengths,
+    task_names,
     text,
 )
 from pruning.study.plan import PLAN_KINDS
@@ -204,6 +206,25 @@ OPTIONS = (
         "greedy continuations (up to 32 new tokens) of N fixed prompts per variant, in the report; 0: off",
     ),
     Option(
+        "tasks",
+        task_names,
+        None,
+        "NAMES",
+        "lm-evaluation-harness tasks or groups, comma-separated: each variant's accuracy and its paired "
+        "change against the unpruned model (log-likelihood tasks)",
+    ),
+    Option("tasks-limit", positive_int, None, "N", "examples per task (lm-eval's limit); default: all"),
+    Option(
+        "tasks-fewshot", count_or_off, None, "N", "few-shot examples per prompt; default: each task's own"
+    ),
+    Option(
+        "tasks-path",
+        text,
+        None,
+        "DIR",
+        "a folder of your own lm-eval task YAML files (lm-eval's include_path)",
+    ),
+    Option(
         "samples-file",
         text,
         None,
@@ -239,6 +260,20 @@ OPTIONS = (
         "10",
         "PCT",
         "fail when a variant's in-run speedup interval lies wholly more than PCT% below the baseline's",
+    ),
+    Option(
+        "acc-fail",
+        points,
+        None,
+        "PTS",
+        "fail when a task's accuracy falls more than PTS points below the compared baseline's",
+    ),
+    Option(
+        "max-acc-drop",
+        points,
+        None,
+        "PTS",
+        "fail any variant whose task accuracy lies more than PTS points below the unpruned model's",
     ),
     Option(
         "max-ppl-increase",

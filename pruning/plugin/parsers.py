@@ -109,6 +109,16 @@ def percent(value: str) -> float:
     return number
 
 
+def points(value: str) -> float:
+    """Accuracy points >= 0, like 2 or 0.5."""
+    number = _number(value, float)
+    if number is None or not number >= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid points {value!r}; expected accuracy points >= 0, like 2 or 0.5"
+        )
+    return number
+
+
 def positive(kind: str, unit: str, example: str) -> Callable[[str], float]:
     """A parser for a number > 0 (a duration, a size), naming ``kind`` and ``unit`` in errors."""
 
@@ -173,6 +183,17 @@ def heal_methods(value: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
             f"invalid methods {value!r}; expected each method once, like linear,lora"
+        )
+    return names
+
+
+def task_names(value: str) -> tuple[str, ...]:
+    """Comma-separated lm-eval task or group names, like ``arc_easy,piqa`` (each once)."""
+    names = tuple(n.strip() for n in value.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"invalid task list {value!r}; expected comma-separated lm-eval task names, each once, "
+            "like arc_easy,piqa"
         )
     return names
 

@@ -12,11 +12,13 @@ from pruning.reporting.plots import (
     FitPanel,
     ProfilePoint,
     SpeedPoint,
+    TaskPoint,
     plot_latency_fit,
     plot_layer_profile,
     plot_pair_heatmap,
     plot_pareto,
     plot_scores,
+    plot_tasks,
     plot_vs_blocks,
 )
 from pruning.reporting.tables import num_cell
@@ -73,6 +75,7 @@ def write_plots(
     by_variant = {r.variant: r for r in rows if not r.heal}
     base = by_variant.get(BASE)
     written = _speed_plots(directory, rows, fits, title)
+    written += _task_plot(directory, rows, title) if base is not None else []
     profile = _profile(rows)
     if base is not None and profile:
         path = directory / "layer_profile.png"
@@ -99,6 +102,31 @@ def write_plots(
             plot_scores(path, truth, scores, f"{what} damage and criterion scores — {title}", names)
         )
     return written
+
+
+def _task_plot(directory: Path, rows: Sequence[Row], title: str) -> list[Path]:
+    """``tasks_vs_ppl.png`` where the rows have task results (``--prune-tasks``)."""
+    tasks = _task_points(rows)
+    if not tasks:
+        return []
+    path = directory / "tasks_vs_ppl.png"
+    return [plot_tasks(path, tasks, f"Task accuracy against perplexity — {title}")]
+
+
+def _task_points(rows: Sequence[Row]) -> dict[str, list[TaskPoint]]:
+    """Per task, every unhealed removal with a paired accuracy change."""
+    out: dict[str, list[TaskPoint]] = {}
+    for r in rows:
+        if r.id == "base" or r.heal or r.ppl_change_pct is None:
+            continue
+        for name, cell in (r.tasks or {}).items():
+            if cell.get("change_pts") is not None:
+                low, high = cell["change_ci95"]
+                label = ",".join(r.variant.units)
+                out.setdefault(name, []).append(
+                    TaskPoint(label, 1 + r.ppl_change_pct / 100, cell["change_pts"], (low, high))
+                )
+    return out
 
 
 def _profile(rows: Sequence[Row]) -> list[ProfilePoint]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 from transformers import PreTrainedModel
@@ -109,6 +109,7 @@ def _measured(row: Row | None, fp: RunFingerprint | None) -> list[str]:
         f"{fp.eval_tokens}; corpus `{fp.corpus}` sha256 `{fp.corpus_sha256}` ({fp.corpus_source})",
         f"- device {fp.device}, dtype {fp.dtype}",
     ]
+    lines += [_task_line(name, cell) for name, cell in sorted((row.tasks or {}).items())]
     for name, pct, ci in (
         ("prefill time", row.speed_change_pct, row.speed_change_ci95),
         ("decode time per token", row.decode_change_pct, row.decode_change_ci95),
@@ -138,3 +139,17 @@ def _kit_version() -> str:
         return version("pruning-kit")
     except PackageNotFoundError:
         return "(not installed)"
+
+
+def _task_line(name: str, cell: dict[str, Any]) -> str:
+    """One task's accuracy on the card, with its interval and paired change."""
+    low, high = cell["ci95"]
+    line = (
+        f"- task `{name}` (lm-evaluation-harness, {cell['setup']}): {cell['metric']} "
+        f"{cell['value']:.1f}% (95% CI {low:.1f}–{high:.1f}) on {cell['n']} examples"
+    )
+    if cell.get("change_pts") is not None:
+        c_low, c_high = cell["change_ci95"]
+        change = f"{cell['change_pts']:+.1f} points (paired 95% CI {c_low:+.1f} … {c_high:+.1f})"
+        line += f"; change vs unpruned {change}"
+    return line

@@ -7,7 +7,8 @@ given and charts each named value over commits. Its custom tools read a JSON lis
 
 - smaller is better: per variant, ``perplexity`` (unit ``ppl``), ``KL`` (``nats/token``),
   ``prefill`` (``ms``) and ``decode`` (``ms/token``), where measured;
-- bigger is better: per variant, ``top-1 agreement`` (``share``).
+- bigger is better: per variant, ``top-1 agreement`` (``share``) and each task's accuracy
+  (``TASK acc`` or ``TASK acc_norm``, in ``%``; ``--prune-tasks``).
 
 ``range`` is the value's 95% interval as text (``low … high``): the perplexity's bootstrap
 interval, KL's and top-1's interval over windows, and for latencies the run's paired ratio
@@ -61,6 +62,9 @@ def history(rows: Sequence[Row], fp: RunFingerprint) -> History:
             ci = _scaled(r.decode_ms_per_token, r.decode_ratio, r.decode_ratio_ci95)
             smaller.append(_entry(r.id, "decode", "ms/token", r.decode_ms_per_token, ci, extra))
         bigger.append(_entry(r.id, "top-1 agreement", "share", r.top1_agree, r.top1_ci95, extra))
+        for task, cell in sorted((r.tasks or {}).items()):
+            ci = (cell["ci95"][0], cell["ci95"][1])
+            bigger.append(_entry(r.id, f"{task} {cell['metric']}", "%", cell["value"], ci, extra))
     return History(smaller, bigger)
 
 

@@ -276,3 +276,39 @@ def plot_layer_profile(path: Path, points: Sequence[ProfilePoint], title: str) -
     ax_kl.set_xticks(xs, [p.unit for p in points], rotation=90 if len(points) > 40 else 0, fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class TaskPoint:
+    """One variant on one task: its perplexity ratio to the unpruned model and its accuracy
+    change in points with the paired 95% interval."""
+
+    label: str
+    ratio: float
+    change: float
+    change_ci: tuple[float, float]
+
+
+def plot_tasks(path: Path, points: Mapping[str, Sequence[TaskPoint]], title: str) -> Path:
+    """Per task, each variant's accuracy change (paired interval) against its perplexity ratio
+    (log scale): do the two rank the removals alike?"""
+    fig, axes = plt.subplots(
+        1, len(points), figsize=(6.5 * len(points), 5), squeeze=False, constrained_layout=True
+    )
+    for ax, (task, pts) in zip(axes[0], sorted(points.items()), strict=True):
+        xs = np.array([p.ratio for p in pts])
+        ys = np.array([p.change for p in pts])
+        err = np.array([[p.change - p.change_ci[0] for p in pts], [p.change_ci[1] - p.change for p in pts]])
+        ax.errorbar(xs, ys, yerr=np.clip(err, 0, None), fmt="o", capsize=3)
+        for p in pts:
+            ax.annotate(p.label, (p.ratio, p.change), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set(
+            xscale="log",
+            xlabel="perplexity / unpruned (log scale)",
+            ylabel="accuracy change (points)",
+            title=task,
+        )
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)

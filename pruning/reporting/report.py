@@ -28,6 +28,7 @@ from pruning.reporting.tables import (
     to_json,
     write_reports,
 )
+from pruning.reporting.task_tables import task_lines
 from pruning.results.gates import Verdict
 from pruning.results.rows import Row, SpeedFits
 from pruning.results.runlog import RunLog, WorkerCost
@@ -61,12 +62,14 @@ def markdown(outcome: Outcome) -> str:
     text = f"### Depth pruning: {outcome.fingerprint.model}\n\n" + render_markdown(header, cells)
     notes = [
         *rank_lines(outcome.rows),
+        *task_lines(outcome.rows),
+        *(c.describe() for c in outcome.log.task_costs),
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
         *healing_lines(outcome.log.healings),
         f"Machine: {outcome.fingerprint.machine.describe()}.",
         f"Code: pruning-kit commit {outcome.fingerprint.commit or 'unknown (not a git checkout)'}.",
         f"Gates: {outcome.verdict.baseline_note}.",
-        *[f"Baseline: {note}." for note in (verdict.machine, verdict.scoring) if note and verdict.baseline],
+        *[f"Baseline: {n}." for n in verdict.notes if verdict.baseline],
     ]
     text += "\n" + "\n".join(f"- {line}" for line in notes) + "\n"
     if outcome.criteria is not None:
@@ -130,6 +133,8 @@ def page(outcome: Outcome, plots: Sequence[Path]) -> Page:
         head = "Gates passed" + (" against the baseline" if verdict.compared else " (no baseline compared)")
     notes = [
         *rank_lines(outcome.rows),
+        *task_lines(outcome.rows),
+        *(c.describe() for c in outcome.log.task_costs),
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
         *healing_lines(outcome.log.healings),
     ]

@@ -12,7 +12,15 @@ from pathlib import Path
 from pruning.data.corpora import FALLBACK_SOURCE
 from pruning.metrics.change import pct_change
 from pruning.reporting.report import Outcome
-from pruning.reporting.tables import healing_lines, num_cell, rank_lines, render_text, speed_lines, table
+from pruning.reporting.tables import (
+    healing_lines,
+    num_cell,
+    rank_lines,
+    render_text,
+    speed_lines,
+    table,
+)
+from pruning.reporting.task_tables import task_lines
 from pruning.results.gates import speed_gate_state
 from pruning.results.rows import Row
 
@@ -25,6 +33,7 @@ def summary_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
     lines: list[Line] = [("=", "depth pruning results"), ("warn" if fell_back else "", header_line(outcome))]
     lines.append(("", render_text(*table(outcome.rows, outcome.sequential))))
     lines += [("", line) for line in rank_lines(outcome.rows)]
+    lines += [("", line) for line in task_lines(outcome.rows)]
     lines += [("", line) for line in speed_lines(outcome.campaigns, outcome.fits, outcome.rows)]
     lines += [("", line) for line in cost_lines(outcome)]
     if outcome.criteria is not None:
@@ -54,6 +63,7 @@ def header_line(outcome: Outcome) -> str:
 def cost_lines(outcome: Outcome) -> list[str]:
     """What the quality evaluations computed, reused and cost, and what each search cost."""
     lines = []
+    lines += [c.describe() for c in outcome.log.task_costs]
     for done in outcome.log.evaluations:
         lines.append(
             f"quality: {done.computed} (variant, window) results computed, {done.reused} from the store"
@@ -153,7 +163,7 @@ def verdict_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
     ]
     if verdict.compared:
         lines.append(("", f"pruning: speedup gate: {speed_gate_state(verdict, outcome.rows)}"))
-    for note in (verdict.machine, verdict.scoring):
+    for note in verdict.notes:
         if note and verdict.baseline:
             lines.append(("warn", f"pruning: {note}"))
     if verdict.refused:

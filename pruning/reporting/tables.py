@@ -23,6 +23,7 @@ from pruning.common.files import atomic_write
 from pruning.healing.methods import HealRecord
 from pruning.metrics.latency import excludes, labels
 from pruning.metrics.timing import Campaign
+from pruning.reporting.task_tables import task_cells, task_columns
 from pruning.results.rows import TIMED, Row, SpeedFits
 
 CSV_FIELDS = (
@@ -54,6 +55,7 @@ CSV_FIELDS = (
     "heal_s",
     "unhealed_change_pct",
     "recovered_pct",
+    "tasks",
 )
 
 
@@ -102,6 +104,9 @@ def table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], list[list[s
     if any(r.heal for r in rows):
         header += ["ppl vs unhealed (%)", "recovered (%)", "healing (s)"]
         cells = [[*c, *_heal_cells(r)] for c, r in zip(cells, ordered, strict=True)]
+    for name, metric in task_columns(rows):
+        header += [f"{name} {metric} (%)", f"{name} Δ pts (paired 95% CI)"]
+        cells = [[*c, *task_cells(r, name)] for c, r in zip(cells, ordered, strict=True)]
     return header, cells
 
 
@@ -353,4 +358,6 @@ def num_cell(value: float | None, digits: int, signed: bool = False) -> str:
 
 
 def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict):  # tasks: compact JSON in one cell
+        return json.dumps(value, separators=(",", ":"))
     return " ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else value

@@ -31,6 +31,8 @@ class Thresholds:
     ppl_fail_pct: float = 1.0
     speedup_fail_pct: float | None = 10.0
     max_ppl_increase_pct: float | None = None
+    acc_fail_pts: float | None = None  # task accuracy may not fall more than this below the baseline's
+    max_acc_drop_pts: float | None = None  # nor more than this below the unpruned model's (paired change)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,26 @@ def check_baseline(now: Sequence[Row], baseline: Sequence[Row], t: Thresholds) -
         if row.params != old.params:
             failures.append(GateFailure(row.id, "parameters", old.params, row.params, "any change"))
         failures += _speedup(row, old, t)
+        failures += _accuracy(row, old, t)
     return failures
+
+
+def _accuracy(row: Row, old: Row, t: Thresholds) -> list[GateFailure]:
+    """Tasks both rows measured whose accuracy fell more than ``acc_fail_pts`` points."""
+    if t.acc_fail_pts is None:
+        return []
+    now, then = row.tasks or {}, old.tasks or {}
+    return [
+        GateFailure(
+            row.id,
+            f"{name} {now[name]['metric']} (%)",
+            then[name]["value"],
+            now[name]["value"],
+            f"-{t.acc_fail_pts} pts",
+        )
+        for name in sorted(set(now) & set(then))
+        if then[name]["value"] - now[name]["value"] > t.acc_fail_pts
+    ]
 
 
 def check_budget(now: Sequence[Row], t: Thresholds) -> list[GateFailure]:
@@ -79,6 +100,36 @@ def check_budget(now: Sequence[Row], t: Thresholds) -> list[GateFailure]:
         for r in now
         if pct_change(r.ppl, base.ppl) > t.max_ppl_increase_pct
     ]
+
+
+def check_task_budget(now: Sequence[Row], t: Thresholds) -> list[GateFailure]:
+    """Variants whose task accuracy lies more than ``max_acc_drop_pts`` points below the unpruned
+    model's on the same examples (the paired change)."""
+    if t.max_acc_drop_pts is None:
+        return []
+    failures = []
+    for r in now:
+        for name, cell in sorted((r.tasks or {}).items()):
+            change = cell.get("change_pts")
+            if change is not None and -change > t.max_acc_drop_pts:
+                base = cell["value"] - change
+                metric = f"{name} {cell['metric']} vs unpruned (%)"
+                failures.append(GateFailure(r.id, metric, base, cell["value"], f"-{t.max_acc_drop_pts} pts"))
+    return failures
+
+
+def tasks_note(now: Sequence[Row], saved: Sequence[Row]) -> str:
+    """How the baseline's task results were set up differently (other tasks, limit, few-shot,
+    lm-eval version), said without refusing it ("" when they match or neither has tasks)."""
+    mine = {(n, c.get("setup", "")) for r in now for n, c in (r.tasks or {}).items()}
+    theirs = {(n, c.get("setup", "")) for r in saved for n, c in (r.tasks or {}).items()}
+    if mine == theirs:
+        return ""
+    return f"the baseline's tasks differ: baseline {_setups(theirs)}; this run {_setups(mine)}"
+
+
+def _setups(pairs: set[tuple[str, str]]) -> str:
+    return "; ".join(f"{name} ({setup or 'setup unknown'})" for name, setup in sorted(pairs)) or "none"
 
 
 def _speedup(row: Row, old: Row, t: Thresholds) -> list[GateFailure]:
@@ -105,10 +156,16 @@ class Verdict:
     failures: list[GateFailure]
     machine: str = ""  # how the baseline's machine differs from this run's ("" when it does not)
     scoring: str = ""  # how the baseline's scoring differs from this run's ("" when it does not)
+    tasks: str = ""  # how the baseline's task setup differs from this run's ("" when it does not)
 
     @property
     def failed(self) -> bool:
         return bool(self.failures or self.refused)
+
+    @property
+    def notes(self) -> list[str]:
+        """How the baseline differs without being refused: machine, scoring, task setup."""
+        return [n for n in (self.machine, self.scoring, self.tasks) if n]
 
     @property
     def compared(self) -> bool:
@@ -124,7 +181,7 @@ def judge(
     baseline_note: str,
 ) -> Verdict:
     """Run the budget and, for a comparable ``baseline`` (its fingerprint and rows), the baseline gates."""
-    failures = check_budget(rows, t)
+    failures = check_budget(rows, t) + check_task_budget(rows, t)
     if baseline is None or not baseline[1]:
         return Verdict(t, baseline_note, [], [], failures)
     refused = fingerprint_diff(fingerprint, baseline[0])
@@ -132,7 +189,8 @@ def judge(
         failures += check_baseline(rows, baseline[1], t)
     machine = machine_note(fingerprint, baseline[0])
     scoring = scoring_note(fingerprint, baseline[0])
-    return Verdict(t, baseline_note, baseline[1], refused, failures, machine, scoring)
+    tasks = tasks_note(rows, baseline[1])
+    return Verdict(t, baseline_note, baseline[1], refused, failures, machine, scoring, tasks)
 
 
 def machine_note(now: RunFingerprint, saved: Mapping[str, object]) -> str:

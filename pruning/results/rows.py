@@ -44,6 +44,7 @@ from pruning.metrics.perplexity import bootstrap_ci
 from pruning.metrics.sums import VariantSums
 from pruning.metrics.timing import Campaign
 from pruning.models.variant import Variant, from_units
+from pruning.tasks.scores import TaskScores, task_cell
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,10 @@ class Row:
     kl_ci95: tuple[float, float] | None = None
     top1_ci95: tuple[float, float] | None = None
     same_as_best: bool | None = None  # indistinguishable from the best of its size (paired)
+    task_scores: dict[str, dict[str, Any]] | None = None  # task -> per-example results (TaskScores.as_dict)
+    tasks: dict[str, dict[str, Any]] | None = (
+        None  # task -> {metric, value, ci95, change_pts, change_ci95, n}
+    )
 
     @property
     def variant(self) -> Variant:
@@ -205,6 +210,7 @@ def with_changes(rows: Iterable[Row]) -> list[Row]:
                 unhealed_change_pct=None if plain is None else pct_change(row.ppl, plain.ppl),
                 recovered_pct=None if plain is None else _recovered(row.ppl, plain.ppl, base.ppl),
                 **_paired(row, base),
+                tasks=_tasks(row, base),
             )
         )
     return _with_rank_groups(out)
@@ -222,6 +228,19 @@ def _paired(row: Row, base: Row) -> dict[str, Any]:
         out["kl_ci95"] = mean_interval(row.window_kl, tokens)
         out["top1_ci95"] = mean_interval([float(t) for t in row.window_top1], tokens)
     return out
+
+
+def _tasks(row: Row, base: Row) -> dict[str, dict[str, Any]] | None:
+    """Each task's accuracy with its interval, and its paired change against ``base`` in points
+    (``pruning.tasks.scores.task_cell``); None without task results."""
+    if not row.task_scores:
+        return None
+    theirs = base.task_scores or {}
+    cells = {}
+    for name, data in sorted(row.task_scores.items()):
+        reference = None if row.id == "base" or name not in theirs else TaskScores.from_dict(theirs[name])
+        cells[name] = task_cell(TaskScores.from_dict(data), reference)
+    return cells
 
 
 def _with_rank_groups(rows: list[Row]) -> list[Row]:

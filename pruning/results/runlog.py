@@ -12,6 +12,7 @@ from pruning.engine.stored import StoredResult
 from pruning.healing.methods import HealRecord
 from pruning.search.criteria import CriterionResult
 from pruning.search.racing import SearchResult
+from pruning.tasks.shared import TaskCost
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class RunLog:
     criteria: list[CriterionResult] = field(default_factory=list)
     calibration: Calibration | None = None
     healings: list[HealRecord] = field(default_factory=list)
+    task_costs: list[TaskCost] = field(default_factory=list)  # the tasks' shared passes
 
     @property
     def k_max(self) -> int:

@@ -14,6 +14,7 @@ from pruning.metrics.speed import SpeedSettings
 from pruning.models.specs import ModelSpec
 from pruning.results.gates import Thresholds
 from pruning.study.plan import Plan
+from pruning.tasks.settings import TaskSettings
 
 DEFAULT_MODEL = ModelSpec("name", "smollm2-135m")
 DEFAULT_CORPUS = CorpusSpec("wikitext2")
@@ -55,4 +56,5 @@ class Settings:
     export_dir: Path | None = None  # each measured variant as a stock model directory; None: off
     heal: HealSettings = field(default_factory=HealSettings)  # no methods: no healed variants
     samples: SampleSettings = field(default_factory=SampleSettings)  # count 0: no samples
+    tasks: TaskSettings = field(default_factory=TaskSettings)  # no names: no task accuracy
     history_json: Path | None = None  # github-action-benchmark's files (pruning.reporting.history)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -36,6 +37,7 @@ from pruning.results.runlog import Calibration, RunLog
 from pruning.search.criteria import CriterionInput, CriterionResult, run_criterion
 from pruning.study.expansion import expand, with_healed
 from pruning.study.settings import Settings
+from pruning.study.tasks import evaluate_tasks
 
 
 class Study:
@@ -213,7 +215,18 @@ class Study:
             models = {v: self.model_for(v) for v in healed}
             stores = {v: self.store(self.healed(v).record.key) for v in healed}
             self._add(evaluate_models(self.lm.model, models, self.windows, stores, self.settings.engine))
+        if missing and self.settings.tasks.on:
+            self._add_tasks(missing)
         return {v: self._rows[v] for v in variants}
+
+    def _add_tasks(self, variants: Sequence[Variant]) -> None:
+        """Attach each variant's per-example task results to its row (``pruning.study.tasks``)."""
+        found, cost = evaluate_tasks(self, variants)
+        if cost is not None:
+            self.log.task_costs.append(cost)
+        for v in variants:
+            scores = {name: s.as_dict() for name, s in found[v].items()}
+            self._rows[v] = replace(self._rows[v], task_scores=scores)
 
     def _add(self, result: StoredResult) -> None:
         self.log.evaluations.append(result)

@@ -1,0 +1,110 @@
+"""A study's task accuracy: every variant's per-example lm-eval results, stored and reused.
+
+Plain variants (those that share the loaded weights) answer in one shared pass
+(``pruning.tasks.shared``) unless the engine is naive, when lm-eval's ``HFLM`` runs each one;
+healed variants, whose weights differ, always run alone. Each variant's results are stored as it
+finishes (``TaskStore``): a rerun costs nothing, and an interrupted run computes only the
+variants it had not finished, with the same results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pruning.common.digest import digest_json
+from pruning.common.files import atomic_write
+from pruning.engine.store import run_key
+from pruning.models.variant import Variant
+from pruning.tasks import harness
+from pruning.tasks.scores import TaskScores
+from pruning.tasks.settings import TaskSettings
+from pruning.tasks.shared import TaskCost, shared_answers
+
+if TYPE_CHECKING:
+    from pruning.study.study import Study
+
+VariantTasks = dict[str, TaskScores]  # task name -> per-example results
+
+
+class TaskStore:
+    """Per-variant task results under ``root/tasks-<key>/<variant id>.json``; the key digests the
+    run's identity (model, corpus, protocol, versions, machine: ``pruning.engine.store.run_key``),
+    the tasks' configuration files, the limit, the few-shot setting and lm-eval's version."""
+
+    def __init__(self, root: Path, key: str) -> None:
+        self.folder = root / f"tasks-{key}"
+
+    def get(self, variant: Variant) -> VariantTasks | None:
+        path = self.folder / f"{variant.id}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return {name: TaskScores.from_dict(d) for name, d in data.items()}
+
+    def put(self, variant: Variant, found: VariantTasks) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(
+            self.folder / f"{variant.id}.json", json.dumps({n: s.as_dict() for n, s in found.items()})
+        )
+
+
+def task_key(settings: TaskSettings, manager: Any, run: str) -> str:
+    """The store key of ``settings`` for the run keyed ``run``."""
+    configs = {}
+    for name in settings.names:
+        entry = manager.task_index.get(name)
+        path = getattr(entry, "yaml_path", None)
+        configs[name] = Path(path).read_text(encoding="utf-8") if path else name
+    files = sorted(settings.path.rglob("*")) if settings.path else []
+    data = {str(f.relative_to(settings.path)): f.read_text(encoding="utf-8") for f in files if f.is_file()}  # type: ignore[arg-type]
+    version = harness.lm_eval_version()
+    return digest_json(
+        {
+            "run": run,
+            "configs": configs,
+            "files": data,
+            "limit": settings.limit,
+            "fewshot": settings.fewshot,
+            "lm_eval": version,
+        }
+    )
+
+
+def evaluate_tasks(
+    study: Study, variants: Sequence[Variant]
+) -> tuple[dict[Variant, VariantTasks], TaskCost | None]:
+    """Every variant's per-example task results (from the store where it has them), and the
+    shared pass's counted cost (None when nothing was computed in one)."""
+    cfg = study.settings.tasks
+    manager = harness.task_manager(cfg)
+    store = None
+    if study.settings.store_dir is not None:
+        store = TaskStore(study.settings.store_dir, task_key(cfg, manager, run_key(study.fingerprint)))
+    found: dict[Variant, VariantTasks] = {}
+    for v in variants:
+        cached = store.get(v) if store is not None else None
+        if cached is not None:
+            found[v] = cached
+    missing = [v for v in variants if v not in found]
+    shared = [v for v in missing if v.shares_prefixes] if study.settings.engine.share_prefixes else []
+    cost = None
+    lm = study.lm
+    if shared:
+        requests, max_length = harness.record_requests(lm.model, lm.tokenizer, cfg, manager)
+        answers, cost = shared_answers(
+            lm.model, requests, shared, max_length, cfg.batch_size, study.settings.engine.progress
+        )
+        for v in shared:
+            found[v] = harness.replay(lm.model, lm.tokenizer, cfg, manager, answers[v])
+            if store is not None:
+                store.put(v, found[v])
+    for v in missing:
+        if v not in found:
+            found[v] = harness.run_naive(study.model_for(v), lm.tokenizer, cfg, manager)
+            if store is not None:
+                store.put(v, found[v])
+    return found, cost

@@ -1,0 +1,94 @@
+"""``--prune-tasks`` through the plugin: columns, fields, the cost line, the store, the gates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from pruning.results.gates import Thresholds, check_baseline, check_task_budget, tasks_note
+from pruning.results.rows import Row
+
+TASKS = "wikitext_next4,wikitext_cloze"
+
+
+def test_tasks_become_columns_fields_and_a_summary_and_rerun_from_the_store(suite, local_tasks, tmp_path):
+    pytester, args, _ = suite
+    run = [*args, "-k", "quality", "--prune-tasks", TASKS, "--prune-tasks-path", str(local_tasks)]
+    run += ["--prune-tasks-limit", "12", "--prune-report", str(tmp_path / "rep")]
+    run += ["--prune-history-json", str(tmp_path / "history.json")]
+    first = pytester.runpytest(*run)
+    first.assert_outcomes(passed=5)
+    first.stdout.fnmatch_lines(
+        [
+            "*wikitext_cloze acc (%)*wikitext_cloze Δ pts (paired 95% CI)*wikitext_next4 acc_norm (%)*",
+            "*tasks: wikitext_next4 acc_norm loss against perplexity change: Spearman ρ * over 4 removals*",
+            "*tasks (shared pass): * block-forward equivalents over * request batches vs * (0.*x)*",
+        ]
+    )
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    for row in data["rows"]:
+        cell = row["tasks"]["wikitext_next4"]
+        assert (
+            cell["metric"] == "acc_norm"
+            and cell["n"] == 12
+            and cell["ci95"][0] <= cell["value"] <= cell["ci95"][1]
+        )
+        assert "limit 12, few-shot task default, lm-eval " in cell["setup"]
+        if row["id"] == "base":
+            assert cell["change_pts"] is None
+        else:
+            assert cell["change_ci95"][0] <= cell["change_pts"] <= cell["change_ci95"][1]
+    assert "tasks_vs_ppl.png" in data["plots"]
+    bigger = {e["name"]: e for e in json.loads((tmp_path / "history-bigger.json").read_text())}
+    assert bigger["base wikitext_next4 acc_norm"]["unit"] == "%"
+    drop1 = next(r for r in data["rows"] if r["id"] == "drop[1]")
+    assert bigger["drop[1] wikitext_cloze acc"]["value"] == drop1["tasks"]["wikitext_cloze"]["value"]
+    again = pytester.runpytest(*run)
+    again.assert_outcomes(passed=5)
+    assert "tasks (shared pass)" not in again.stdout.str()  # every variant's results from the store
+    assert json.loads((tmp_path / "rep" / "results.json").read_text())["rows"] == data["rows"]
+
+
+def test_task_options_without_tasks_and_offline_hub_tasks_fail_at_start(suite, monkeypatch):
+    pytester, args, _ = suite
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    result = pytester.runpytest(*args, "--prune-tasks-limit", "5")
+    result.stderr.fnmatch_lines(["*--prune-tasks-limit without --prune-tasks: name the tasks to evaluate*"])
+    result = pytester.runpytest(*args, "--prune-tasks", "arc_easy")
+    result.stderr.fnmatch_lines(
+        ["*--prune-tasks: task 'arc_easy' loads its data from the Hugging Face hub*--prune-tasks-path*"]
+    )
+
+
+def _row(
+    vid: str, value: float, change: float | None, setup: str = "limit 300, few-shot 0, lm-eval 0.4.13"
+) -> Row:
+    cell = {"metric": "acc", "value": value, "ci95": [value - 3, value + 3], "n": 300, "setup": setup}
+    cell |= {"change_pts": change, "change_ci95": None if change is None else [change - 2, change + 2]}
+    return replace(Row(vid, (1,), 3, 30.0, (29.0, 31.0), 100, 0.1, 0.9, 500), tasks={"mc": cell})
+
+
+def test_a_task_baseline_tampered_by_five_points_fails_naming_variant_and_task():
+    now, saved = [_row("drop[1]", 40.0, -2.0)], [_row("drop[1]", 45.0, -2.0)]
+    failures = check_baseline(now, saved, Thresholds(acc_fail_pts=1.0))
+    assert [(f.variant, f.metric) for f in failures] == [("drop[1]", "mc acc (%)")]
+    assert str(failures[0]) == "drop[1]: mc acc (%) 40 vs baseline 45 (threshold: -1.0 pts)"
+    assert check_baseline(now, saved, Thresholds()) == []  # the gate is off unless asked for
+
+
+def test_the_unpruned_budget_uses_the_paired_change():
+    rows = [_row("drop[1]", 40.0, -6.0), _row("drop[2]", 44.0, -2.0)]
+    failures = check_task_budget(rows, Thresholds(max_acc_drop_pts=5.0))
+    assert [f.variant for f in failures] == ["drop[1]"] and failures[0].baseline == pytest.approx(46.0)
+
+
+def test_a_baseline_with_another_limit_is_named():
+    now, saved = (
+        [_row("drop[1]", 40.0, -2.0)],
+        [_row("drop[1]", 40.0, -2.0, "limit 100, few-shot 0, lm-eval 0.4.13")],
+    )
+    note = tasks_note(now, saved)
+    assert "baseline mc (limit 100, few-shot 0, lm-eval 0.4.13)" in note and "this run mc (limit 300" in note
+    assert tasks_note(now, now) == ""
