@@ -82,21 +82,24 @@ def same_as_best(
 
 
 def _t_interval(diff: Sequence[float], tokens: Sequence[int], alpha: float) -> Interval:
-    """``window_t`` at level 1 - ``alpha``."""
-    d, n = np.asarray(diff, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
-    r = d.sum() / n.sum()
-    se = math.sqrt(d.size / (d.size - 1) * float(((d - r * n) ** 2).sum())) / float(n.sum())
-    half = float(stats.t.ppf(1.0 - alpha / 2, d.size - 1)) * se
-    return 100.0 * math.expm1(r - half), 100.0 * math.expm1(r + half)
+    """``window_t`` at level 1 - ``alpha``, as a change in percent."""
+    low, high = _ratio_t(diff, tokens, alpha)
+    return 100.0 * math.expm1(low), 100.0 * math.expm1(high)
 
 
 def mean_interval(window_sums: Sequence[float], tokens: Sequence[int]) -> tuple[float, float]:
     """95% interval of a per-token mean (``sum / sum tokens``, e.g. KL per token or the top-1
     agreement share) from per-window sums: the ratio estimator's ``window_t`` over windows."""
-    s, n = np.asarray(window_sums, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
-    if s.size < 2:
-        raise ValueError(f"an interval over windows needs at least 2 windows; got {s.size}")
-    r = s.sum() / n.sum()
+    if len(window_sums) < 2:
+        raise ValueError(f"an interval over windows needs at least 2 windows; got {len(window_sums)}")
+    return _ratio_t(window_sums, tokens, 0.05)
+
+
+def _ratio_t(sums: Sequence[float], tokens: Sequence[int], alpha: float) -> tuple[float, float]:
+    """The ratio estimator r = sum / sum tokens and its t interval at level 1 - ``alpha`` over
+    windows: r +- t(n-1) sqrt(n / (n-1) * sum (s_w - r N_w)^2) / sum N."""
+    s, n = np.asarray(sums, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+    r = float(s.sum() / n.sum())
     se = math.sqrt(s.size / (s.size - 1) * float(((s - r * n) ** 2).sum())) / float(n.sum())
-    half = float(stats.t.ppf(0.975, s.size - 1)) * se
-    return float(r - half), float(r + half)
+    half = float(stats.t.ppf(1.0 - alpha / 2, s.size - 1)) * se
+    return r - half, r + half

@@ -15,6 +15,7 @@ supported: a task that asks for generation or rolling log-likelihoods is refused
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,9 +46,11 @@ def lm_eval_version() -> str:
     return version("lm_eval")
 
 
+@functools.cache
 def task_manager(settings: TaskSettings) -> TaskManager:
     """lm-eval's task index: the user's folder (``--prune-tasks-path``) alone when it holds every
-    task asked for (indexing lm-eval's thousands of own tasks takes seconds), else with them."""
+    task asked for (indexing lm-eval's thousands of own tasks takes seconds), else with them.
+    Built once per settings: the start-up check and the evaluation share it."""
     from lm_eval.tasks import TaskManager
 
     if settings.path is not None:
