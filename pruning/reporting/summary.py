@@ -127,10 +127,13 @@ def criteria_lines(outcome: Outcome) -> list[Line]:
 
 def comparison(baseline: Sequence[Row], now: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     """The baseline-vs-now table of the variants both runs measured: perplexity, KL, parameters,
-    and the in-run speedups with their intervals."""
+    the in-run speedups with their intervals, and the accuracy on each task both runs evaluated."""
     saved = {r.id: r for r in baseline}
+    both = [(row, old) for row in now if (old := saved.get(row.id)) is not None]
+    tasks = sorted({n for row, old in both for n in (row.tasks or {}) if n in (old.tasks or {})})
     header = ["variant", "ppl baseline", "ppl now", "ppl Δ (%)", "KL baseline", "KL now"]
     header += ["params baseline", "params now", "speedup baseline (95% CI)", "speedup now (95% CI)"]
+    header += [f"{name} {when} (%)" for name in tasks for when in ("baseline", "now")]
     cells = [
         [
             row.id,
@@ -143,11 +146,16 @@ def comparison(baseline: Sequence[Row], now: Sequence[Row]) -> tuple[list[str], 
             str(row.params),
             _speedup(old),
             _speedup(row),
+            *[_accuracy(r, name) for name in tasks for r in (old, row)],
         ]
-        for row in now
-        if (old := saved.get(row.id)) is not None
+        for row, old in both
     ]
     return header, cells
+
+
+def _accuracy(row: Row, task: str) -> str:
+    cell = (row.tasks or {}).get(task)
+    return "—" if cell is None else f"{cell['value']:.1f}"
 
 
 def verdict_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:

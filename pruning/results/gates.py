@@ -71,10 +71,13 @@ def check_baseline(now: Sequence[Row], baseline: Sequence[Row], t: Thresholds) -
 
 
 def _accuracy(row: Row, old: Row, t: Thresholds) -> list[GateFailure]:
-    """Tasks both rows measured whose accuracy fell more than ``acc_fail_pts`` points."""
+    """Tasks both rows measured alike (same limit, few-shot setting and lm-eval version: the same
+    examples and prompts) whose accuracy fell more than ``acc_fail_pts`` points. Tasks set up
+    otherwise are not compared; ``tasks_note`` names them."""
     if t.acc_fail_pts is None:
         return []
     now, then = row.tasks or {}, old.tasks or {}
+    alike = {name for name in set(now) & set(then) if now[name].get("setup") == then[name].get("setup")}
     return [
         GateFailure(
             row.id,
@@ -83,7 +86,7 @@ def _accuracy(row: Row, old: Row, t: Thresholds) -> list[GateFailure]:
             now[name]["value"],
             f"-{t.acc_fail_pts} pts",
         )
-        for name in sorted(set(now) & set(then))
+        for name in sorted(alike)
         if then[name]["value"] - now[name]["value"] > t.acc_fail_pts
     ]
 
@@ -125,7 +128,10 @@ def tasks_note(now: Sequence[Row], saved: Sequence[Row]) -> str:
     theirs = {(n, c.get("setup", "")) for r in saved for n, c in (r.tasks or {}).items()}
     if mine == theirs:
         return ""
-    return f"the baseline's tasks differ: baseline {_setups(theirs)}; this run {_setups(mine)}"
+    return (
+        f"the baseline's tasks differ: baseline {_setups(theirs)}; this run {_setups(mine)} "
+        "(the accuracy gate compares only tasks set up alike)"
+    )
 
 
 def _setups(pairs: set[tuple[str, str]]) -> str:

@@ -138,30 +138,10 @@ def test_bfloat16_on_a_cpu_without_native_kernels_is_warned_about_once(suite, tm
     assert "WARNING: --prune-dtype bfloat16" not in plain.stdout.str()
 
 
-FAKE_CLOCK = """
-from pruning.metrics import speed
-from pruning.models.surgery import num_layers
-
-_real = speed.prefill_slot, speed.decode_slot
-
-
-def pytest_configure(config):
-    # A clock without noise: a slot takes 1 ms per block plus 1 ms for the rest (prefill), a
-    # tenth of that (decode), so every campaign and every rerun times exactly the same.
-    speed.prefill_slot = lambda model, ids, burst: lambda: 1e-3 * (num_layers(model) + 1)
-    speed.decode_slot = lambda model, started, new_tokens: lambda: 1e-4 * (num_layers(model) + 1)
-
-
-def pytest_unconfigure(config):
-    speed.prefill_slot, speed.decode_slot = _real
-"""
-
-
-def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite):
-    """Timed by a fake clock (``FAKE_CLOCK``), so the speed gate's verdict cannot depend on the
+def test_identical_rerun_passes_the_gates_and_names_the_baseline(suite, fake_clock):
+    """Timed by a fake clock (``fake_clock``), so the speed gate's verdict cannot depend on the
     machine's noise; a real slowdown failing it is the next test's, on the real clock."""
     pytester, args, _ = suite
-    pytester.makeconftest(FAKE_CLOCK)
     first = pytester.runpytest(*args, "--benchmark-autosave", "--prune-report", "first")
     first.assert_outcomes(passed=15)
     rows = {r["id"]: r for r in json.loads((pytester.path / "first" / "results.json").read_text())["rows"]}

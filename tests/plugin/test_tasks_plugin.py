@@ -13,6 +13,10 @@ from pruning.results.rows import Row
 TASKS = "wikitext_next4,wikitext_cloze"
 
 
+def _outcome(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()
+
+
 def test_tasks_become_columns_fields_and_a_summary_and_rerun_from_the_store(suite, local_tasks, tmp_path):
     pytester, args, _ = suite
     run = [*args, "-k", "quality", "--prune-tasks", TASKS, "--prune-tasks-path", str(local_tasks)]
@@ -92,3 +96,57 @@ def test_a_baseline_with_another_limit_is_named():
     note = tasks_note(now, saved)
     assert "baseline mc (limit 100, few-shot 0, lm-eval 0.4.13)" in note and "this run mc (limit 300" in note
     assert tasks_note(now, now) == ""
+
+
+def test_a_baseline_set_up_otherwise_is_not_compared_by_the_accuracy_gate():
+    now = [_row("drop[1]", 40.0, -2.0)]
+    saved = [_row("drop[1]", 45.0, -2.0, "limit 100, few-shot 0, lm-eval 0.4.13")]
+    assert check_baseline(now, saved, Thresholds(acc_fail_pts=1.0)) == []  # other examples: not comparable
+
+
+def test_a_saved_task_baseline_tampered_by_five_points_fails_the_run_and_another_limit_is_named(
+    suite, fake_clock, local_tasks
+):
+    """End to end through pytest-benchmark's saved baseline (the timed tests carry the rows, so the
+    whole suite runs, on the fake clock): autosave, an identical rerun passes the accuracy gate,
+    the saved file tampered (drop[1] answers one more of 20 examples right: 5 points better) fails
+    naming variant and task, and a run with another limit names both setups."""
+    pytester, args, storage = suite
+    run = [*args, "--prune-tasks", "wikitext_next4", "--prune-tasks-path", str(local_tasks)]
+    pytester.runpytest(*run, "--prune-tasks-limit", "20", "--benchmark-autosave").assert_outcomes(passed=15)
+    gated = [*run, "--prune-tasks-limit", "20", "--benchmark-compare", "--prune-acc-fail", "2"]
+    same = pytester.runpytest(*gated)
+    assert same.ret == pytest.ExitCode.OK, _outcome(same)
+    assert "tasks differ" not in same.stdout.str()
+    (saved,) = sorted(storage.rglob("*.json"))
+    data = json.loads(saved.read_text())
+    tampered = 0
+    for bench in data["benchmarks"]:
+        row = bench["extra_info"]["pruning"]["row"]
+        if row["id"] == "drop[1]" and row.get("task_scores"):  # the per-example results are saved
+            values = row["task_scores"]["wikitext_next4"]["values"]
+            values[values.index(0.0)] = 1.0  # one of 20 more right: +5 points
+            tampered += 1
+    assert tampered
+    saved.write_text(json.dumps(data))
+    failed = pytester.runpytest(*gated)
+    assert failed.ret == pytest.ExitCode.TESTS_FAILED
+    failed.stdout.fnmatch_lines(
+        [
+            "*baseline vs now*",
+            "*| wikitext_next4 baseline (%) | wikitext_next4 now (%)",
+            "*drop?1?: wikitext_next4 acc_norm (%) * vs baseline * (threshold: -2.0 pts)*",
+        ]
+    )
+    named = [line for line in failed.stdout.lines if "vs baseline" in line and "wikitext_next4" in line]
+    assert named and all("drop[1]" in line for line in named)  # no other variant is blamed
+    other = pytester.runpytest(
+        *run, "--prune-tasks-limit", "8", "--benchmark-compare", "--prune-acc-fail", "2"
+    )
+    assert other.ret == pytest.ExitCode.OK, _outcome(other)  # 8 other examples are not compared
+    other.stdout.fnmatch_lines(
+        [
+            "*the baseline's tasks differ: baseline wikitext_next4 (limit 20, *; "
+            "this run wikitext_next4 (limit 8, *"
+        ]
+    )
