@@ -145,7 +145,7 @@ from pruning.study.study import Study
 from pruning.study.tasks import evaluate_tasks
 from pruning.tasks.settings import TaskSettings
 
-store, tasks, slow = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "slow"
+store, tasks, slow = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 settings = Settings(
     ModelSettings(parse_model_spec("random:tiny-llama")), parse_corpus_spec("wikitext2"),
     EvalProtocol("windows", 64, 128), parse_plan("sequential"), 100, EngineOptions(progress=False),
@@ -153,18 +153,23 @@ settings = Settings(
     tasks=TaskSettings(("wikitext_next4",), limit=8, path=tasks, batch_size=8),
 )
 study = Study(settings)
-if slow:  # give the test time to kill this run between two stored variants
-    import pruning.study.tasks as module
-    put = module.TaskStore.put
-    module.TaskStore.put = lambda self, v, found: (put(self, v, found), time.sleep(3))
-found, _ = evaluate_tasks(study, study.variants())
+import pruning.study.tasks as module
+# Give the test time to kill this run between two checkpointed batches of the shared pass
+# ("batches"), or between two stored variants after it ("variants").
+slowed = {"batches": module.PassCheckpoint, "variants": module.TaskStore}.get(slow)
+if slowed is not None:
+    put = slowed.put
+    slowed.put = lambda self, key, found: (put(self, key, found), time.sleep(3))
+found, cost = evaluate_tasks(study, study.variants())
+print("batches resumed:", None if cost is None else cost.reused)
 print({v.id: [list(s.values) for s in found[v].values()] for v in found})
 """
 
 
 def test_a_kill_9_in_the_task_sweep_resumes_to_identical_results(tmp_path, local_tasks, data_dir):
-    """A run killed (SIGKILL) after it stored some variants' results, then run again, gives the
-    results of a run never interrupted, computing only the variants it had not finished."""
+    """A run killed (SIGKILL) inside the shared pass, after it checkpointed some request batches,
+    then one killed after it stored some variants' results, then a last run: its results are those
+    of a run never interrupted, and it resumed every batch from the checkpoint."""
     import os
     import signal
     import subprocess
@@ -175,20 +180,28 @@ def test_a_kill_9_in_the_task_sweep_resumes_to_identical_results(tmp_path, local
     script.write_text(RUN)
     env = {**os.environ, "PRUNING_DATA_DIR": str(data_dir), "HF_DATASETS_OFFLINE": "1"}
 
-    def run(store: Path, slow: str = "fast") -> str:
-        cmd = [sys.executable, str(script), str(store), str(local_tasks), slow]
+    def run(store: Path) -> list[str]:
+        cmd = [sys.executable, str(script), str(store), str(local_tasks), "fast"]
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=True)
-        return done.stdout.strip().splitlines()[-1]
+        return done.stdout.strip().splitlines()[-2:]
+
+    def kill_when(store: Path, slow: str, pattern: str) -> list[Path]:
+        cmd = [sys.executable, str(script), str(store), str(local_tasks), slow]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not list(store.glob(pattern)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return list(store.glob(pattern))
 
     whole = run(tmp_path / "whole")
+    assert whole[0] == "batches resumed: 0"
     store = tmp_path / "killed"
-    cmd = [sys.executable, str(script), str(store), str(local_tasks), "slow"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not list(store.glob("tasks-*/*.json")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stored = list(store.glob("tasks-*/*.json"))
+    batches = kill_when(store, "batches", "tasks-*/pass-*/*.json")
+    assert 1 <= len(batches) < 4, "the kill did not land between two batches of the pass (4 batches)"
+    assert not list(store.glob("tasks-*/*.json"))  # no variant was stored yet
+    stored = kill_when(store, "variants", "tasks-*/*.json")
     assert 1 <= len(stored) < 5, "the kill did not land between two stored variants"
-    assert run(store) == whole
+    assert run(store) == ["batches resumed: 4", whole[1]]
+    assert not list(store.glob("tasks-*/pass-*"))  # the checkpoint is removed once all are stored

@@ -69,4 +69,3 @@ class Store:
         path = self._path(variant, index)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps({"payload": payload, "sha256": digest_json(payload)}))
-

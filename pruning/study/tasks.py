@@ -4,12 +4,15 @@ Plain variants (those that share the loaded weights) answer in one shared pass
 (``pruning.tasks.shared``) unless the engine is naive, when lm-eval's ``HFLM`` runs each one;
 healed variants, whose weights differ, always run alone. Each variant's results are stored as it
 finishes (``TaskStore``): a rerun costs nothing, and an interrupted run computes only the
-variants it had not finished, with the same results.
+variants it had not finished, with the same results. Inside the shared pass, each request batch's
+answers are kept as it finishes (``PassCheckpoint``), so a pass killed midway resumes at its
+first unfinished batch; the checkpoint is removed once every variant of the pass is stored.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +24,7 @@ from pruning.models.variant import Variant
 from pruning.tasks import harness
 from pruning.tasks.scores import TaskScores
 from pruning.tasks.settings import TaskSettings
-from pruning.tasks.shared import TaskCost, shared_answers
+from pruning.tasks.shared import BatchAnswers, TaskCost, shared_answers
 
 if TYPE_CHECKING:
     from pruning.study.study import Study
@@ -50,6 +53,29 @@ class TaskStore:
         atomic_write(
             self.folder / f"{variant.id}.json", json.dumps({n: s.as_dict() for n, s in found.items()})
         )
+
+
+class PassCheckpoint:
+    """The shared pass's finished batches under ``folder/<batch index>.json``, each variant's
+    answers; the caller names the folder after what fixes the batches (the task store's key: the
+    requests, and the batch size)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, index: int) -> BatchAnswers | None:
+        try:
+            data = json.loads((self.folder / f"{index}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return {vid: [(float(ll), bool(greedy)) for ll, greedy in found] for vid, found in data.items()}
+
+    def put(self, index: int, answers: BatchAnswers) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.folder / f"{index}.json", json.dumps(answers))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def task_key(settings: TaskSettings, manager: Any, run: str) -> str:
@@ -94,14 +120,18 @@ def evaluate_tasks(
     cost = None
     lm = study.lm
     if shared:
+        checkpoint = None if store is None else PassCheckpoint(store.folder / f"pass-{cfg.batch_size}")
         requests, max_length = harness.record_requests(lm.model, lm.tokenizer, cfg, manager)
+        progress = study.settings.engine.progress
         answers, cost = shared_answers(
-            lm.model, requests, shared, max_length, cfg.batch_size, study.settings.engine.progress
+            lm.model, requests, shared, max_length, cfg.batch_size, progress, checkpoint
         )
         for v in shared:
             found[v] = harness.replay(lm.model, lm.tokenizer, cfg, manager, answers[v])
             if store is not None:
                 store.put(v, found[v])
+        if checkpoint is not None:
+            checkpoint.remove()
     for v in missing:
         if v not in found:
             found[v] = harness.run_naive(study.model_for(v), lm.tokenizer, cfg, manager)

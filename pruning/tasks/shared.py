@@ -13,19 +13,24 @@ of those positions' argmax is the continuation's token.
 The cost is counted in block-forward equivalents (``pruning.engine.cost``): the shared
 schedule's block and head passes against the naive schedule's, where every variant runs all of
 its blocks, which is what one lm-eval run per variant computes.
+
+A ``Checkpoint`` keeps each finished batch's answers, so a pass that was killed resumes at the
+first batch it had not finished, with the same answers (batches are formed deterministically);
+a later pass over fewer variants (some were stored meanwhile) reads theirs from it too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from pruning.common.progress import Progress, open_bar
 from pruning.engine.cost import forward_cost, head_weight
-from pruning.engine.runners import States, build_runner, run_step
+from pruning.engine.runners import Runner, States, build_runner, run_step
 from pruning.engine.schedule import Schedule, plan_schedule
 from pruning.models.surgery import get_blocks
 from pruning.models.variant import Variant
@@ -35,21 +40,35 @@ from pruning.tasks.harness import Answer, TokenRequest
 @dataclass(frozen=True)
 class TaskCost:
     """The shared pass's counted cost against one lm-eval run per variant (block-forward
-    equivalents per request batch, summed over the batches)."""
+    equivalents per request batch, summed over the batches it computed; ``reused`` batches came
+    from a checkpoint and cost nothing)."""
 
     shared: float
     naive: float
     batches: int
+    reused: int = 0
 
     @property
     def ratio(self) -> float:
         return self.shared / self.naive if self.naive else 1.0
 
     def describe(self) -> str:
+        resumed = f" ({self.reused} more resumed from a checkpoint)" if self.reused else ""
         return (
             f"tasks (shared pass): {self.shared:.0f} block-forward equivalents over {self.batches} request "
-            f"batches vs {self.naive:.0f} for one lm-eval run per variant ({self.ratio:.2f}x)"
+            f"batches{resumed} vs {self.naive:.0f} for one lm-eval run per variant ({self.ratio:.2f}x)"
         )
+
+
+BatchAnswers = dict[str, list[Answer]]  # variant id -> its answers, in the batch's request order
+
+
+class Checkpoint(Protocol):
+    """Where a pass keeps each finished batch's answers (``pruning.study.tasks.PassCheckpoint``)."""
+
+    def get(self, index: int) -> BatchAnswers | None: ...
+
+    def put(self, index: int, answers: BatchAnswers) -> None: ...
 
 
 def shared_answers(
@@ -59,34 +78,57 @@ def shared_answers(
     max_length: int,
     batch_size: int,
     progress: Progress = None,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[dict[Variant, dict[TokenRequest, Answer]], TaskCost]:
-    """Each variant's answer to each request, and the pass's counted cost."""
+    """Each variant's answer to each request, and the pass's counted cost; batches ``checkpoint``
+    holds are read from it, and each batch computed is put there as it finishes."""
     n_layers = len(get_blocks(model))
     schedule = plan_schedule(variants, n_layers)
     runners = [build_runner(model, step, n_layers) for step in schedule.steps]
     inputs = [(context + continuation)[-(max_length + 1) :][:-1] for context, continuation in requests]
     order = sorted(range(len(requests)), key=lambda i: (-len(inputs[i]), i))  # longest first, as lm-eval
-    answers: dict[Variant, dict[TokenRequest, Answer]] = {step.variant: {} for step in schedule.steps}
+    answers: dict[Variant, dict[TokenRequest, Answer]] = {v: {} for v in variants}
+    by_id = {v.id: v for v in variants}
     device = next(model.parameters()).device
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     bar = open_bar("tasks: request batches", len(batches), progress)
+    reused, wanted = 0, {v.id for v in variants}
     with torch.inference_mode():
-        for batch in batches:
-            ids = _padded([inputs[i] for i in batch], device)  # (B, T)
-            states: States = {}
-            for runner in runners:
-                logits = run_step(runner, states, _forward(ids))  # (B, T, V)
-                if runner.step.scored:
-                    found = _answers(logits, [requests[i] for i in batch], [len(inputs[i]) for i in batch])
-                    answers[runner.step.variant].update(found)
-                for prefix in runner.step.evict:
-                    states.pop(prefix, None)
+        for index, batch in enumerate(batches):
+            found = None if checkpoint is None else checkpoint.get(index)
+            if found is not None and not wanted <= found.keys():  # kept by a pass over other variants
+                found = None
+            reused += found is not None
+            if found is None:
+                rows = [inputs[i] for i in batch]
+                found = _batch_answers(runners, _padded(rows, device), [requests[i] for i in batch], rows)
+                if checkpoint is not None:
+                    checkpoint.put(index, found)
+            for vid in wanted:
+                answers[by_id[vid]].update(zip([requests[i] for i in batch], found[vid], strict=True))
             bar.update(1)
     bar.close()
-    wanted = set(variants)
-    return {v: a for v, a in answers.items() if v in wanted}, _cost(
-        model, schedule, variants, n_layers, len(batches)
-    )
+    cost = _cost(model, schedule, variants, n_layers, len(batches) - reused)
+    return {v: answers[v] for v in variants}, replace(cost, reused=reused)
+
+
+def _batch_answers(
+    runners: Sequence[Runner],
+    ids: torch.Tensor,
+    requests: Sequence[TokenRequest],
+    rows: Sequence[Sequence[int]],
+) -> BatchAnswers:
+    """Every scored step's answers to one batch of ``requests`` (``ids``: their input ``rows``
+    right-padded, (B, T)), in batch order."""
+    states: States = {}
+    out: BatchAnswers = {}
+    for runner in runners:
+        logits = run_step(runner, states, _forward(ids))  # (B, T, V)
+        if runner.step.scored:
+            out[runner.step.variant.id] = _answers(logits, requests, [len(r) for r in rows])
+        for prefix in runner.step.evict:
+            states.pop(prefix, None)
+    return out
 
 
 def _forward(ids: torch.Tensor) -> Callable[[nn.Module], torch.Tensor]:
@@ -107,17 +149,15 @@ def _padded(rows: Sequence[Sequence[int]], device: torch.device) -> torch.Tensor
     return ids.to(device)
 
 
-def _answers(
-    logits: torch.Tensor, requests: Sequence[TokenRequest], lengths: Sequence[int]
-) -> dict[TokenRequest, Answer]:
+def _answers(logits: torch.Tensor, requests: Sequence[TokenRequest], lengths: Sequence[int]) -> list[Answer]:
     """(log-likelihood, greedy) of each request's continuation, from its row of ``logits``."""
     logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-    out = {}
+    out = []
     for row, (request, length) in enumerate(zip(requests, lengths, strict=True)):
         cont = torch.tensor(request[1], dtype=torch.long, device=logits.device)  # (n,)
         span = logp[row, length - len(cont) : length]  # (n, V): the positions predicting cont
         greedy = bool((span.argmax(-1) == cont).all())
-        out[request] = (float(span.gather(1, cont[:, None]).sum()), greedy)
+        out.append((float(span.gather(1, cont[:, None]).sum()), greedy))
     return out
 
 
