@@ -168,6 +168,7 @@ def test_criterion_plans_take_a_unit_space_and_refuse_others():
 
 def test_the_oracle_races_pairs_of_a_small_space_and_grows_greedily_in_a_large_one(setup, engine_options):
     from pruning.search.oracle import search_oracle
+
     assert Criterion((), 3).races_pairs(30)  # 435 pairs
     assert not Criterion((), 6, "all").races_pairs(30)  # 1770 pairs
     assert Criterion((), 6, "all", "pairs").races_pairs(30)

@@ -78,4 +78,6 @@ class Distribution:
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             computed=sum(result.computed for result in done),
             reused=sum(result.reused for result in done),
+            task_cost=sum(c.shared for c in self.study.log.task_costs),
+            task_naive=sum(c.naive for c in self.study.log.task_costs),
         )

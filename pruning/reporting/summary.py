@@ -104,6 +104,13 @@ def worker_lines(outcome: Outcome) -> list[str]:
         f"xdist total: {len(outcome.workers)} workers, cost {total:.0f} vs serial {serial:.0f} "
         f"({total / serial:.2f}x) and naive {naive:.0f}"
     )
+    tasks, tasks_naive = sum(w.task_cost for w in outcome.workers), sum(w.task_naive for w in outcome.workers)
+    if tasks_naive:
+        per_worker = ", ".join(f"{w.worker} {w.task_cost:.0f}" for w in outcome.workers)
+        lines.append(
+            f"tasks (shared passes, {per_worker}): {tasks:.0f} block-forward equivalents vs "
+            f"{tasks_naive:.0f} for one lm-eval run per variant ({tasks / tasks_naive:.2f}x)"
+        )
     return lines
 
 

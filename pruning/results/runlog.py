@@ -35,6 +35,8 @@ class WorkerCost:
     peak_rss_mb: float
     computed: int = 0  # (variant, window) results it computed
     reused: int = 0  # ... and took from the results store
+    task_cost: float = 0.0  # its tasks' shared passes (block-forward equivalents, all request batches)
+    task_naive: float = 0.0  # ... and one lm-eval run per variant of them
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -83,7 +83,7 @@ def shared_answers(
     """Each variant's answer to each request, and the pass's counted cost; batches ``checkpoint``
     holds are read from it, and each batch computed is put there as it finishes."""
     n_layers = len(get_blocks(model))
-    schedule = plan_schedule(variants, n_layers)
+    schedule = plan_schedule(variants, n_layers, reference=False)  # no answer needs the base's logits
     runners = [build_runner(model, step, n_layers) for step in schedule.steps]
     inputs = [(context + continuation)[-(max_length + 1) :][:-1] for context, continuation in requests]
     order = sorted(range(len(requests)), key=lambda i: (-len(inputs[i]), i))  # longest first, as lm-eval
@@ -164,7 +164,7 @@ def _answers(logits: torch.Tensor, requests: Sequence[TokenRequest], lengths: Se
 def _cost(
     model: nn.Module, schedule: Schedule, variants: Sequence[Variant], n_layers: int, batches: int
 ) -> TaskCost:
-    naive = plan_schedule(variants, n_layers, share=False)
+    naive = plan_schedule(variants, n_layers, share=False, reference=False)
     weight = head_weight(model)
     shared = forward_cost(schedule.block_passes, schedule.head_passes, weight) * batches
     alone = forward_cost(naive.block_passes, naive.head_passes, weight) * batches

@@ -150,3 +150,29 @@ def test_a_saved_task_baseline_tampered_by_five_points_fails_the_run_and_another
             "this run wikitext_next4 (limit 8, *"
         ]
     )
+
+
+def test_xdist_workers_split_the_task_sweep_with_the_serial_results(suite, local_tasks, tmp_path):
+    """Under ``-n 2`` each worker answers its own group of variants (as for perplexity); the
+    controller's rows carry the same per-example results and paired changes as a serial run."""
+    pytester, args, _ = suite
+    run = [*args, "-k", "quality", "--prune-no-cache", "--prune-tasks", TASKS]
+    run += ["--prune-tasks-path", str(local_tasks), "--prune-tasks-limit", "12"]
+    serial = pytester.runpytest_subprocess(*run, "--prune-report", str(tmp_path / "serial"))
+    serial.assert_outcomes(passed=5)
+    parallel = pytester.runpytest_subprocess(
+        *run, "--tx", "2*popen", "--dist", "load", "--prune-report", str(tmp_path / "xdist")
+    )
+    parallel.assert_outcomes(passed=5)
+    serial.stdout.fnmatch_lines(["tasks (shared pass): 48 block-forward equivalents over 4 request batches*"])
+    # each worker's shared pass over its own variants (the unpruned model runs only the trunk
+    # its removals share where it is not one of them), counted, and their sum against naive
+    parallel.stdout.fnmatch_lines(
+        ["tasks (shared passes, gw? *, gw? *): * block-forward equivalents vs 72 for one lm-eval run*"]
+    )
+
+    def rows(name: str) -> list[tuple[object, ...]]:
+        data = json.loads((tmp_path / name / "results.json").read_text())["rows"]
+        return [(r["id"], r["tasks"], r["task_scores"]) for r in data]
+
+    assert rows("xdist") == rows("serial")
