@@ -161,7 +161,7 @@ if slowed is not None:
     put = slowed.put
     slowed.put = lambda self, key, found: (put(self, key, found), time.sleep(3))
 found, cost = evaluate_tasks(study, study.variants())
-print("batches resumed:", None if cost is None else cost.reused)
+print("batches resumed:", cost.reused)
 print({v.id: [list(s.values) for s in found[v].values()] for v in found})
 """
 

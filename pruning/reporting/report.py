@@ -63,7 +63,7 @@ def markdown(outcome: Outcome) -> str:
     notes = [
         *rank_lines(outcome.rows),
         *task_lines(outcome.rows),
-        *(c.describe() for c in outcome.log.task_costs),
+        *(line for c in outcome.log.task_costs for line in c.lines()),
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
         *healing_lines(outcome.log.healings),
         f"Machine: {outcome.fingerprint.machine.describe()}.",
@@ -134,7 +134,7 @@ def page(outcome: Outcome, plots: Sequence[Path]) -> Page:
     notes = [
         *rank_lines(outcome.rows),
         *task_lines(outcome.rows),
-        *(c.describe() for c in outcome.log.task_costs),
+        *(line for c in outcome.log.task_costs for line in c.lines()),
         *speed_lines(outcome.campaigns, outcome.fits, outcome.rows),
         *healing_lines(outcome.log.healings),
     ]

@@ -63,7 +63,7 @@ def header_line(outcome: Outcome) -> str:
 def cost_lines(outcome: Outcome) -> list[str]:
     """What the quality evaluations computed, reused and cost, and what each search cost."""
     lines = []
-    lines += [c.describe() for c in outcome.log.task_costs]
+    lines += [line for c in outcome.log.task_costs for line in c.lines()]
     for done in outcome.log.evaluations:
         lines.append(
             f"quality: {done.computed} (variant, window) results computed, {done.reused} from the store"

@@ -222,8 +222,7 @@ class Study:
     def _add_tasks(self, variants: Sequence[Variant]) -> None:
         """Attach each variant's per-example task results to its row (``pruning.study.tasks``)."""
         found, cost = evaluate_tasks(self, variants)
-        if cost is not None:
-            self.log.task_costs.append(cost)
+        self.log.task_costs.append(cost)
         for v in variants:
             scores = {name: s.as_dict() for name, s in found[v].items()}
             self._rows[v] = replace(self._rows[v], task_scores=scores)

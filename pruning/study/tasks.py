@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,11 +101,9 @@ def task_key(settings: TaskSettings, manager: Any, run: str) -> str:
     )
 
 
-def evaluate_tasks(
-    study: Study, variants: Sequence[Variant]
-) -> tuple[dict[Variant, VariantTasks], TaskCost | None]:
-    """Every variant's per-example task results (from the store where it has them), and the
-    shared pass's counted cost (None when nothing was computed in one)."""
+def evaluate_tasks(study: Study, variants: Sequence[Variant]) -> tuple[dict[Variant, VariantTasks], TaskCost]:
+    """Every variant's per-example task results (from the store where it has them), with what was
+    computed where and the shared pass's counted cost."""
     cfg = study.settings.tasks
     manager = harness.task_manager(cfg)
     store = None
@@ -137,4 +136,7 @@ def evaluate_tasks(
             found[v] = harness.run_naive(study.model_for(v), lm.tokenizer, cfg, manager)
             if store is not None:
                 store.put(v, found[v])
-    return found, cost
+    cost = cost or TaskCost(0.0, 0.0, 0)
+    return found, replace(
+        cost, in_pass=len(shared), alone=len(missing) - len(shared), stored=len(variants) - len(missing)
+    )

@@ -39,25 +39,37 @@ from pruning.tasks.harness import Answer, TokenRequest
 
 @dataclass(frozen=True)
 class TaskCost:
-    """The shared pass's counted cost against one lm-eval run per variant (block-forward
-    equivalents per request batch, summed over the batches it computed; ``reused`` batches came
-    from a checkpoint and cost nothing)."""
+    """What a task evaluation computed and what it cost: the shared pass's counted cost against one
+    lm-eval run per variant (block-forward equivalents per request batch, summed over the batches
+    it computed; ``reused`` batches came from a checkpoint and cost nothing), and how many variants
+    were answered in it, by lm-eval's own ``HFLM`` alone (``alone``) or from the store (``stored``)."""
 
     shared: float
     naive: float
     batches: int
     reused: int = 0
+    in_pass: int = 0
+    alone: int = 0
+    stored: int = 0
 
     @property
     def ratio(self) -> float:
         return self.shared / self.naive if self.naive else 1.0
 
-    def describe(self) -> str:
-        resumed = f" ({self.reused} more resumed from a checkpoint)" if self.reused else ""
-        return (
-            f"tasks (shared pass): {self.shared:.0f} block-forward equivalents over {self.batches} request "
-            f"batches{resumed} vs {self.naive:.0f} for one lm-eval run per variant ({self.ratio:.2f}x)"
-        )
+    def lines(self) -> list[str]:
+        """The summary's lines: what was computed where, and the pass's cost when one ran."""
+        out = [
+            f"tasks: {self.in_pass} variants answered in one shared pass, {self.alone} by lm-eval's own "
+            f"HFLM alone, {self.stored} from the results store"
+        ]
+        if self.in_pass:
+            resumed = f" ({self.reused} more resumed from a checkpoint)" if self.reused else ""
+            out.append(
+                f"tasks (shared pass): {self.shared:.0f} block-forward equivalents over {self.batches} "
+                f"request batches{resumed} vs {self.naive:.0f} for one lm-eval run per variant "
+                f"({self.ratio:.2f}x)"
+            )
+        return out
 
 
 BatchAnswers = dict[str, list[Answer]]  # variant id -> its answers, in the batch's request order

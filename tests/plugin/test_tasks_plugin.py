@@ -28,6 +28,7 @@ def test_tasks_become_columns_fields_and_a_summary_and_rerun_from_the_store(suit
         [
             "*wikitext_cloze acc (%)*wikitext_cloze Δ pts (paired 95% CI)*wikitext_next4 acc_norm (%)*",
             "*tasks: wikitext_next4 acc_norm loss against perplexity change: Spearman ρ * over 4 removals*",
+            "tasks: 5 variants answered in one shared pass, 0 by lm-eval's own HFLM alone, 0 from the*",
             "*tasks (shared pass): * block-forward equivalents over * request batches vs * (0.*x)*",
         ]
     )
@@ -52,6 +53,9 @@ def test_tasks_become_columns_fields_and_a_summary_and_rerun_from_the_store(suit
     again = pytester.runpytest(*run)
     again.assert_outcomes(passed=5)
     assert "tasks (shared pass)" not in again.stdout.str()  # every variant's results from the store
+    again.stdout.fnmatch_lines(
+        ["tasks: 0 variants answered in one shared pass, 0 by lm-eval's own HFLM alone, 5 from the*"]
+    )
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["rows"] == data["rows"]
 
 
