@@ -2,10 +2,11 @@
 
     python scripts/verify_tasks.py REPORT_DIR EXPORT_DIR TASKS_DIR TASK LIMIT VARIANT [VARIANT ...]
 
-For each variant, runs ``lm_eval --model hf`` from its command line on ``EXPORT_DIR/VARIANT``
-(the stock checkpoint ``--prune-export`` wrote) with the same task YAML folder and limit, and
-compares its per-example metric with the report's ``task_scores``: the accuracies must be equal
-exactly. Prints one line per variant and exits 1 on any difference.
+For each variant, runs ``python -m lm_eval --model hf`` (lm-eval's command line, with this
+Python) on ``EXPORT_DIR/VARIANT`` (the stock checkpoint ``--prune-export`` wrote) with the same
+task YAML folder and limit, and compares its per-example metric with the report's
+``task_scores``: the accuracies must be equal exactly. Prints one line per variant and exits 1
+on any difference.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 def cli_scores(model: Path, tasks: Path, task: str, limit: int, metric: str) -> dict[int, float]:
     """lm-eval's per-example ``metric`` for ``model``, from its command line's logged samples."""
     out = Path(tempfile.mkdtemp())
-    cmd = ["lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--tasks", task]
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--tasks", task]
+    cmd += ["--model_args", f"pretrained={model},dtype=float32"]
     cmd += ["--include_path", str(tasks), "--limit", str(limit), "--batch_size", "16", "--device", "cpu"]
     cmd += ["--output_path", str(out), "--log_samples", "--seed", "1234"]
     subprocess.run(cmd, check=True, capture_output=True)

@@ -292,9 +292,8 @@ class TaskPoint:
 def plot_tasks(path: Path, points: Mapping[str, Sequence[TaskPoint]], title: str) -> Path:
     """Per task, each variant's accuracy change (paired interval) against its perplexity ratio
     (log scale): do the two rank the removals alike?"""
-    fig, axes = plt.subplots(
-        1, len(points), figsize=(6.5 * len(points), 5), squeeze=False, constrained_layout=True
-    )
+    width = max(8.0, 6.5 * len(points))  # one task: wide enough for the title
+    fig, axes = plt.subplots(1, len(points), figsize=(width, 5), squeeze=False, constrained_layout=True)
     for ax, (task, pts) in zip(axes[0], sorted(points.items()), strict=True):
         xs = np.array([p.ratio for p in pts])
         ys = np.array([p.change for p in pts])
@@ -310,5 +309,5 @@ def plot_tasks(path: Path, points: Mapping[str, Sequence[TaskPoint]], title: str
             title=task,
         )
         ax.grid(True, alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10, wrap=True)
     return _save(fig, path)
