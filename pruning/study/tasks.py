@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pruning.common.digest import digest_json
 from pruning.common.files import atomic_write
+from pruning.common.progress import open_bar
 from pruning.engine.store import run_key
 from pruning.models.variant import Variant
 from pruning.tasks import harness
@@ -116,27 +117,42 @@ def evaluate_tasks(study: Study, variants: Sequence[Variant]) -> tuple[dict[Vari
             found[v] = cached
     missing = [v for v in variants if v not in found]
     shared = [v for v in missing if v.shares_prefixes] if study.settings.engine.share_prefixes else []
-    cost = None
-    lm = study.lm
+    cost = TaskCost(0.0, 0.0, 0)
     if shared:
-        checkpoint = None if store is None else PassCheckpoint(store.folder / f"pass-{cfg.batch_size}")
-        requests, max_length = harness.record_requests(lm.model, lm.tokenizer, cfg, manager)
-        progress = study.settings.engine.progress
-        answers, cost = shared_answers(
-            lm.model, requests, shared, max_length, cfg.batch_size, progress, checkpoint
-        )
-        for v in shared:
-            found[v] = harness.replay(lm.model, lm.tokenizer, cfg, manager, answers[v])
-            if store is not None:
-                store.put(v, found[v])
-        if checkpoint is not None:
-            checkpoint.remove()
-    for v in missing:
-        if v not in found:
-            found[v] = harness.run_naive(study.model_for(v), lm.tokenizer, cfg, manager)
-            if store is not None:
-                store.put(v, found[v])
-    cost = cost or TaskCost(0.0, 0.0, 0)
-    return found, replace(
-        cost, in_pass=len(shared), alone=len(missing) - len(shared), stored=len(variants) - len(missing)
+        cost = _in_one_pass(study, shared, manager, store, found)
+    alone = [v for v in missing if v not in found]
+    bar = open_bar("tasks: variants run by lm-eval alone", len(alone), study.settings.engine.progress)
+    for v in alone:
+        found[v] = harness.run_naive(study.model_for(v), study.lm.tokenizer, cfg, manager)
+        if store is not None:
+            store.put(v, found[v])
+        bar.update(1)
+    bar.close()
+    return found, replace(cost, in_pass=len(shared), alone=len(alone), stored=len(variants) - len(missing))
+
+
+def _in_one_pass(
+    study: Study,
+    variants: Sequence[Variant],
+    manager: Any,
+    store: TaskStore | None,
+    found: dict[Variant, VariantTasks],
+) -> TaskCost:
+    """Answer ``variants`` in one shared pass (checkpointed per batch), have lm-eval score each
+    one's answers, and put them in ``found`` and the store; returns the pass's counted cost."""
+    cfg, lm, progress = study.settings.tasks, study.lm, study.settings.engine.progress
+    checkpoint = None if store is None else PassCheckpoint(store.folder / f"pass-{cfg.batch_size}")
+    requests, max_length = harness.record_requests(lm.model, lm.tokenizer, cfg, manager)
+    answers, cost = shared_answers(
+        lm.model, requests, variants, max_length, cfg.batch_size, progress, checkpoint
     )
+    bar = open_bar("tasks: variants scored by lm-eval", len(variants), progress)
+    for v in variants:
+        found[v] = harness.replay(lm.model, lm.tokenizer, cfg, manager, answers[v])
+        if store is not None:
+            store.put(v, found[v])
+        bar.update(1)
+    bar.close()
+    if checkpoint is not None:
+        checkpoint.remove()
+    return cost

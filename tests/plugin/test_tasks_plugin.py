@@ -180,3 +180,25 @@ def test_xdist_workers_split_the_task_sweep_with_the_serial_results(suite, local
         return [(r["id"], r["tasks"], r["task_scores"]) for r in data]
 
     assert rows("xdist") == rows("serial")
+
+
+def test_the_naive_engine_runs_lm_eval_per_variant_with_the_shared_pass_results(suite, local_tasks, tmp_path):
+    """``--prune-engine naive``: lm-eval's own ``HFLM`` on each variant, with its progress shown
+    and said in the summary; every per-example result equals the shared pass's."""
+    pytester, args, _ = suite
+    run = [*args, "-k", "quality", "--prune-no-cache", "--prune-tasks", "wikitext_next4"]
+    run += ["--prune-tasks-path", str(local_tasks), "--prune-tasks-limit", "12"]
+    pytester.runpytest(*run, "--prune-report", str(tmp_path / "shared")).assert_outcomes(passed=5)
+    naive = pytester.runpytest(*run, "--prune-engine", "naive", "--prune-report", str(tmp_path / "naive"))
+    naive.assert_outcomes(passed=5)
+    assert "pruning: tasks: variants run by lm-eval alone 5/5" in _outcome(naive)
+    naive.stdout.fnmatch_lines(
+        ["tasks: 0 variants answered in one shared pass, 5 by lm-eval's own HFLM alone, 0 from the*"]
+    )
+    assert "tasks (shared pass)" not in naive.stdout.str()
+
+    def scores(name: str) -> list[tuple[object, ...]]:
+        data = json.loads((tmp_path / name / "results.json").read_text())["rows"]
+        return [(r["id"], r["task_scores"]) for r in data]
+
+    assert scores("naive") == scores("shared")
