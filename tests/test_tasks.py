@@ -205,3 +205,19 @@ def test_a_kill_9_in_the_task_sweep_resumes_to_identical_results(tmp_path, local
     assert 1 <= len(stored) < 5, "the kill did not land between two stored variants"
     assert run(store) == ["batches resumed: 4", whole[1]]
     assert not list(store.glob("tasks-*/pass-*"))  # the checkpoint is removed once all are stored
+
+
+def test_a_pass_checkpoint_keeps_every_pass_s_answers_to_a_batch(tmp_path):
+    """Two passes over other variants (xdist workers) checkpoint the same batch: both are kept."""
+    from pruning.study.tasks import PassCheckpoint
+
+    checkpoint = PassCheckpoint(tmp_path / "pass-8")
+    checkpoint.put(0, {"drop[1]": [(-1.5, True), (-0.25, False)]})
+    checkpoint.put(0, {"drop[2]": [(-2.0, False), (-3.0, True)]})
+    assert checkpoint.get(0) == {
+        "drop[1]": [(-1.5, True), (-0.25, False)],
+        "drop[2]": [(-2.0, False), (-3.0, True)],
+    }
+    assert checkpoint.get(1) is None
+    checkpoint.remove()
+    assert checkpoint.get(0) is None

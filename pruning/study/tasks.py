@@ -73,8 +73,11 @@ class PassCheckpoint:
         return {vid: [(float(ll), bool(greedy)) for ll, greedy in found] for vid, found in data.items()}
 
     def put(self, index: int, answers: BatchAnswers) -> None:
+        """Keep ``answers`` beside the other variants' answers to the batch (another pass's, e.g. an
+        xdist worker's; a lost race only costs a recomputation: ``get`` is checked per variant)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.folder / f"{index}.json", json.dumps(answers))
+        merged = {**(self.get(index) or {}), **answers}
+        atomic_write(self.folder / f"{index}.json", json.dumps(merged))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
