@@ -122,7 +122,8 @@ def evaluate_tasks(study: Study, variants: Sequence[Variant]) -> tuple[dict[Vari
     shared = [v for v in missing if v.shares_prefixes] if study.settings.engine.share_prefixes else []
     cost = TaskCost(0.0, 0.0, 0)
     if shared:
-        cost = _in_one_pass(study, shared, manager, store, found)
+        answered, cost = _in_one_pass(study, shared, manager, store)
+        found.update(answered)
     alone = [v for v in missing if v not in found]
     bar = open_bar("tasks: variants run by lm-eval alone", len(alone), study.settings.engine.progress)
     for v in alone:
@@ -135,20 +136,17 @@ def evaluate_tasks(study: Study, variants: Sequence[Variant]) -> tuple[dict[Vari
 
 
 def _in_one_pass(
-    study: Study,
-    variants: Sequence[Variant],
-    manager: Any,
-    store: TaskStore | None,
-    found: dict[Variant, VariantTasks],
-) -> TaskCost:
-    """Answer ``variants`` in one shared pass (checkpointed per batch), have lm-eval score each
-    one's answers, and put them in ``found`` and the store; returns the pass's counted cost."""
+    study: Study, variants: Sequence[Variant], manager: Any, store: TaskStore | None
+) -> tuple[dict[Variant, VariantTasks], TaskCost]:
+    """``variants`` answered in one shared pass (checkpointed per batch) and scored by lm-eval,
+    each stored as it is scored; and the pass's counted cost."""
     cfg, lm, progress = study.settings.tasks, study.lm, study.settings.engine.progress
     checkpoint = None if store is None else PassCheckpoint(store.folder / f"pass-{cfg.batch_size}")
     requests, max_length = harness.record_requests(lm.model, lm.tokenizer, cfg, manager)
     answers, cost = shared_answers(
         lm.model, requests, variants, max_length, cfg.batch_size, progress, checkpoint
     )
+    found: dict[Variant, VariantTasks] = {}
     bar = open_bar("tasks: variants scored by lm-eval", len(variants), progress)
     for v in variants:
         found[v] = harness.replay(lm.model, lm.tokenizer, cfg, manager, answers[v])
@@ -158,4 +156,4 @@ def _in_one_pass(
     bar.close()
     if checkpoint is not None:
         checkpoint.remove()
-    return cost
+    return found, cost
