@@ -62,13 +62,13 @@ def test_chunked_nll_equals_one_full_forward_pass(arch, batch_heads, windows, en
 
 
 UNIT_VARIANTS = [
-    Variant(attn=(0,)),  # the first block keeps no cache: later chunks read the length elsewhere
+    Variant(attn=(0,)),  # the first block keeps no keys: its cache layer holds position marks
     Variant(mlp=(0,)),
     Variant(attn=(1,), mlp=(2,)),
     Variant((1,), "", (0,)),
     Variant(attn=(0, 1)),
     Variant(mlp=(1,)),
-    Variant(attn=(2, 3)),  # resumed after block 1, no block left attends: the length comes from elsewhere
+    Variant(attn=(2, 3)),  # resumed after block 1, no block left attends: marks carry the length
     Variant((2,), "", (1, 3)),
 ]
 

@@ -225,7 +225,8 @@ def _prefill(runner: Runner, step: Step, carry: Carry | None) -> DynamicCache:
     """A cache for the step's model holding each of its blocks' layers over [0, carry.length).
 
     The ``Resume`` placeholder runs no attention, but the model reads the cached length from
-    the first layers to place positions and masks: it gets a copy of its prefix's layer.
+    the first layers to place positions and masks: it gets a copy of its prefix's layer. (A block
+    without attention has a layer too, of position marks: ``pruning.models.sublayers``.)
     """
     cache = DynamicCache(config=cast(PreTrainedConfig, runner.model.config))
     if carry is None:
@@ -233,10 +234,6 @@ def _prefill(runner: Runner, step: Step, carry: Carry | None) -> DynamicCache:
     slots = ([step.resume] if runner.resume is not None else []) + _nodes(step)
     for k, node in enumerate(slots):
         cache.layers[k] = copy.copy(carry.layers[node])  # update() rebinds tensors, never writes them
-    if slots and not any(_layer_bytes(layer) for layer in cache.layers[: len(slots)]):
-        # No block left attends (each lost its attention): none reads positions or masks, but the
-        # model still asks the cache for its length; any node's layer holds the same length.
-        cache.layers[0] = copy.copy(next(la for la in carry.layers.values() if _layer_bytes(la)))
     return cache
 
 

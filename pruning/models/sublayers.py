@@ -7,13 +7,14 @@ makes the block add nothing through it: the branch module is replaced by ``ZeroB
 ``h``) and the norms that feed only that branch by ``nn.Identity``; their parameters leave the
 module tree. A norm shared with the other branch (Falcon's parallel ``input_layernorm``) stays.
 
-A block without attention keeps nothing in the KV cache: its entry in
-``config.kv_sharing_modes`` becomes ``"reuse"`` (read only by transformers' caches, not by the
-blocks, which are built already), which the caches hold as a ``DummyLayer`` (no tensors), and
-their sequence length is read from the first attention layer, so cached decoding stays exact
-even when block 0 has no attention. (``layer_types`` cannot carry it: Qwen2 and Gemma 3 pick
-each block's attention mask by it.) No stock config expresses a missing branch, so such a model's
-``save_pretrained`` raises ``SublayerError`` instead of writing a model that reloads differently.
+A removed attention branch keeps no keys or values, but the KV cache still has a layer for its
+block, and the model reads positions and mask sizes from the cache's layers (layer 0 first). So
+``ZeroBranch`` records how many positions its block has seen: through the cache's public
+``update``, one zero per sequence and position, shaped (B, 1, T, 1) instead of (B, H, T, D). The
+layer then reports the true length whatever kind it is (dynamic, sliding, static), and cached
+decoding stays exact even when block 0 has no attention, with no transformers internals involved.
+No stock config expresses a missing branch, so such a model's ``save_pretrained`` raises
+``SublayerError`` instead of writing a model that reloads differently.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import Cache, EncoderDecoderCache
 
 from pruning.models.variant import ATTN, MLP
 
@@ -125,21 +127,47 @@ def branch_modules(model: nn.Module, block: nn.Module, unit: str) -> list[nn.Mod
 
 class ZeroBranch(nn.Module):
     """A removed branch: returns zeros shaped like its input (``arity`` > 0: as the first item of
-    a tuple of that length, the rest None, the way attention modules return (output, weights))."""
+    a tuple of that length, the rest None, the way attention modules return (output, weights)).
 
-    def __init__(self, unit: str, arity: int) -> None:
+    A removed attention branch has the ``layer_idx`` of the module it replaced (renumbered with
+    its block by the surgery) and records its input's positions in that layer of the KV cache
+    it is called with (see the module docstring)."""
+
+    def __init__(self, unit: str, arity: int, layer_idx: int | None = None) -> None:
         super().__init__()
-        self.unit, self.arity = unit, arity
+        self.unit, self.arity, self.layer_idx = unit, arity, layer_idx
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         x = kwargs.get("hidden_states", args[0] if args else None)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"removed {self.unit} branch called without its input hidden states")
+        if self.layer_idx is not None:
+            record_positions(_cache_in(args, kwargs), x, self.layer_idx)
         zeros = torch.zeros_like(x)  # (B, T, C), or (B*T, C) for OPT's MLP
         return zeros if self.arity == 0 else (zeros, *([None] * (self.arity - 1)))
 
     def extra_repr(self) -> str:
-        return f"removed {self.unit}"
+        return f"removed {self.unit}" + ("" if self.layer_idx is None else f", cache layer {self.layer_idx}")
+
+
+def record_positions(cache: Cache | None, x: torch.Tensor, layer_idx: int) -> None:
+    """Grow ``cache``'s layer ``layer_idx`` by the T positions of ``x`` (B, T, C), storing one
+    zero per sequence and position: the layer's length is then the block's true position count."""
+    if cache is None:
+        return
+    if isinstance(cache, EncoderDecoderCache):  # GPT-2 with cross-attention: the self-attention part
+        cache = cache.self_attention_cache
+    marks = x.new_zeros(x.shape[0], 1, x.shape[-2], 1)  # (B, 1, T, 1) for keys and values alike
+    cache.update(marks, marks, layer_idx)
+
+
+def _cache_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Cache | None:
+    """The KV cache among an attention call's arguments (``cache``, ``past_key_values`` or
+    ``layer_past`` by family and version), or None when it runs without one."""
+    for value in (*kwargs.values(), *args):
+        if isinstance(value, Cache):
+            return value
+    return None
 
 
 def remove_branches(model: nn.Module, blocks: nn.ModuleList, attn: Sequence[int], mlp: Sequence[int]) -> None:
@@ -151,12 +179,12 @@ def remove_branches(model: nn.Module, blocks: nn.ModuleList, attn: Sequence[int]
         branch, feeders = branches_of(model, unit).of(unit)
         for i in positions:
             block = blocks[i]
-            arity = 2 if unit == ATTN else 0  # every supported attention returns (output, weights)
-            _replace(block, branch, ZeroBranch(unit, arity))
+            # Every supported attention returns (output, weights); its cache layer is its block's
+            # position (the surgery has renumbered the blocks' layer_idx to match).
+            removed = ZeroBranch(unit, 2, i) if unit == ATTN else ZeroBranch(unit, 0)
+            _replace(block, branch, removed)
             for path in feeders:
                 _replace(block, path, nn.Identity())
-    if attn:
-        _mark_attention_free(model, attn, len(blocks))
     if attn or mlp:
         units = [f"attn{i}" for i in attn] + [f"mlp{i}" for i in mlp]
         _refuse_saving(model, units)
@@ -168,19 +196,6 @@ def removed_units(blocks: nn.ModuleList) -> list[str]:
     for i, block in enumerate(blocks):
         found += [f"{m.unit}{i}" for m in block.modules() if isinstance(m, ZeroBranch)]
     return found
-
-
-def _mark_attention_free(model: nn.Module, attn: Sequence[int], n_blocks: int) -> None:
-    """Give attention-free blocks a cache entry that stores nothing (see the module docstring)."""
-    config = getattr(model, "config", None)
-    if config is None:
-        return
-    modes = getattr(config, "kv_sharing_modes", None)
-    if modes is not None and any(m is not None for m in modes):
-        raise SublayerError(
-            f"{type(model).__name__} already shares KV caches between layers; cannot mark attn {list(attn)}"
-        )
-    config.kv_sharing_modes = ["reuse" if i in attn else None for i in range(n_blocks)]
 
 
 def _refuse_saving(model: nn.Module, units: list[str]) -> None:
