@@ -6,23 +6,38 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PRUNING_DATA_DIR ?= $(abspath ../shared/data)
 BENCH_ARGS ?=
-# Two xdist workers: the suite's long tests (golden real-model runs, subprocesses) overlap.
-TEST_ARGS ?= -n 2
+# Two xdist workers: the suite's long tests (golden real-model runs, subprocesses) overlap. The 15
+# slowest tests are listed at the end, so a slow one is seen.
+TEST_ARGS ?= -n 2 --durations=15
 
-.PHONY: test bench lint install docs clean browser
+.PHONY: test bench lint install lock docs clean browser
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	# The pinned CPU wheel first, so no resolver ever reaches for a CUDA build.
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]'
-	# Bytecode on every core: pip compiles one file at a time. A few files in a newer Python's syntax (torch's py312 test
-	# helpers) fail to compile here as under pip, and are ignored as pip ignores them.
-	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" > /dev/null || true
+# The environment is the lock (requirements.lock, written by `make lock`), installed into a new venv
+# (nothing from an older lock stays) in one step with no resolver by uv, which fetches and unpacks in
+# parallel, from the sources pip is configured with (where this machine keeps the CPU build of torch);
+# then the project itself, editable. uv is a pinned tool kept inside the venv, not a package of it.
+UV_VERSION := 0.13.8
+UV := $(VENV)/uv/bin/uv
+UV_INSTALL = $(UV) pip install -q --python $(BIN)/python --no-deps
+# Nothing is compiled ahead (compiling every installed file took longer than installing them):
+# Python writes the bytecode of what the suite imports when it first imports it, so that must be on.
+unexport PYTHONDONTWRITEBYTECODE
+
+$(STAMP): pyproject.toml requirements.lock
+	rm -rf $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --no-compile \
+		--target $(VENV)/uv uv==$(UV_VERSION)
+	$(UV_INSTALL) $$($(PYTHON) scripts/uv_sources.py) -r requirements.lock
+	$(UV_INSTALL) --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Resolve pyproject.toml's ranges anew (pip's resolver, this machine's pip configuration) into the lock;
+# review its diff like code. `make install` then rebuilds the venv from it.
+lock: $(STAMP)
+	$(BIN)/python scripts/lock.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check pruning tests benchmarks scripts conftest.py

@@ -42,3 +42,17 @@ def test_workflow_publishes_the_trend_from_main_only():
     trend = text[text.index("  trend:") :]
     assert "if: github.event_name == 'push' && github.ref == 'refs/heads/main'" in trend
     assert trend.count("fail-on-alert: true") == 2 and "contents: write" in trend
+
+
+def test_pushes_install_the_lock_and_a_weekly_job_tests_the_newest_versions_allowed():
+    text = WORKFLOW.read_text()
+    bench = text[text.index("  bench:") : text.index("  newest:")]
+    assert "pip install --no-deps -r requirements.lock" in bench
+    assert "cache-dependency-path: requirements.lock" in bench
+    assert "github.event_name == 'push' || github.event_name == 'pull_request'" in bench
+    assert "schedule:\n    - cron:" in text and "workflow_dispatch:" in text
+    newest = text[text.index("  newest:") : text.index("  trend:")]
+    assert "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'" in newest
+    assert "--upgrade --upgrade-strategy eager -e '.[dev]'" in newest and "torch==2.13.0" in newest
+    assert 'PRUNING_UNLOCKED: "1"' in newest and "scripts/fetch_wikitext.py" in newest
+    assert "pytest tests" in newest and "mypy" in newest
