@@ -35,8 +35,9 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 # Resolve pyproject.toml's ranges anew (pip's resolver, this machine's pip configuration) into the lock;
-# review its diff like code. `make install` then rebuilds the venv from it.
-lock: $(STAMP)
+# review its diff like code. It needs a venv, not a current one; the next `make install` rebuilds it.
+lock:
+	test -f $(STAMP) || $(MAKE) install
 	$(BIN)/python scripts/lock.py
 
 lint: $(STAMP)
