@@ -65,7 +65,9 @@ def test_a_dependency_added_to_pyproject_only_fails(project):
 
 def test_a_range_the_lock_does_not_meet_fails(project):
     pyproject, text = project
-    pyproject.write_text(pyproject.read_text().replace('"transformers>=5.0,<6"', '"transformers>=5.0,<5.20"'))
+    declared = '"transformers>=5.24,<6"'
+    assert declared in pyproject.read_text()
+    pyproject.write_text(pyproject.read_text().replace(declared, '"transformers>=5.0,<5.20"'))
     problems = lock.check(text, pyproject)
     assert any(
         p.startswith("pyproject.toml requires transformers<5.20,>=5.0 but the lock pins 5.") for p in problems
