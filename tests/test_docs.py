@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import re
+import select
 import shlex
 import subprocess
 import sys
@@ -123,26 +124,84 @@ def test_a_broken_command_fails_to_parse(pytester: pytest.Pytester) -> None:
         pytest_args("make benchmark")
 
 
+# Runs snippets as scripts, each in a fork of one interpreter that has made the imports every
+# snippet makes (torch, transformers' model code, pruning: most of a fresh interpreter's start):
+# every snippet starts from that same state and nothing it registers outlives it.
+SNIPPET_SERVER = r"""
+import os, runpy, sys, traceback
+import pruning, transformers
+from transformers import PreTrainedModel
+
+for line in sys.stdin:
+    script = line.rstrip("\n")
+    pid = os.fork()
+    if pid == 0:  # the child runs the snippet as `python snippet.py` would, in the snippet's folder
+        os.chdir(os.path.dirname(script))
+        sys.argv, sys.path[0] = [script], os.path.dirname(script)
+        with open(script + ".out", "w") as out:
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit:
+            raise
+        except BaseException:
+            traceback.print_exc()
+            sys.exit(1)
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def snippet_server(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
+    env = {**os.environ, "PRUNING_DATA_DIR": str(data_dir)}
+    pipe = subprocess.PIPE
+    server = subprocess.Popen(
+        [sys.executable, "-c", SNIPPET_SERVER], stdin=pipe, stdout=pipe, text=True, env=env
+    )
+    yield server
+    assert server.stdin is not None
+    server.stdin.close()
+    server.wait(timeout=60)
+
+
+def run_snippet(server: subprocess.Popen[str], code: str, folder: Path) -> tuple[int, str]:
+    """Run ``code`` as a script in ``folder``; its exit code and its output (stdout and stderr)."""
+    assert server.stdin is not None and server.stdout is not None
+    script = folder / "snippet.py"
+    script.write_text(code, encoding="utf-8")
+    server.stdin.write(f"{script}\n")
+    server.stdin.flush()
+    ready, _, _ = select.select([server.stdout], [], [], 600)
+    assert ready, f"the snippet ran past 600 s:\n{code}"
+    status = int(server.stdout.readline())
+    return status, (folder / "snippet.py.out").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(("page", "code"), _snippets())
-def test_every_python_snippet_in_the_docs_runs(page: str, code: str, tmp_path: Path, data_dir: Path) -> None:
-    """Each block runs in a fresh interpreter, as a user's script would (a block that registers a
-    criterion must not leak it into this process), in a temporary folder (an export writes there)."""
+def test_every_python_snippet_in_the_docs_runs(
+    page: str, code: str, tmp_path: Path, snippet_server: subprocess.Popen[str]
+) -> None:
+    """Each block runs as a user's script would, in a fresh copy of an interpreter (a block that
+    registers a criterion must not leak it into this process or another block), in a temporary
+    folder (an export writes there)."""
     for real, tiny in TINY.items():
         code = code.replace(f'"{real}"', f'"{tiny}"')
-    script = tmp_path / "snippet.py"
-    script.write_text(code, encoding="utf-8")
-    env = {**os.environ, "PRUNING_DATA_DIR": str(data_dir)}
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, f"a python block of {page} failed:\n{code}\n{done.stderr[-3000:]}"
+    status, output = run_snippet(snippet_server, code, tmp_path)
+    assert status == 0, f"a python block of {page} failed:\n{code}\n{output[-3000:]}"
 
 
-def test_a_broken_snippet_fails(tmp_path: Path, data_dir: Path) -> None:
+def test_a_broken_snippet_fails(tmp_path: Path, snippet_server: subprocess.Popen[str]) -> None:
     with pytest.raises(AssertionError, match="failed"):
         test_every_python_snippet_in_the_docs_runs(
-            "x.md", 'from pruning import load_model\nload_model("nope:x")', tmp_path, data_dir
+            "x.md", 'from pruning import load_model\nload_model("nope:x")', tmp_path, snippet_server
         )
+    registering = 'from pruning.search.criteria import CRITERIA\nCRITERIA.register("mine")(len)\nprint("ok")'
+    assert run_snippet(snippet_server, registering, tmp_path) == (0, "ok\n")
+    assert run_snippet(snippet_server, registering, tmp_path)[0] == 0  # the first left nothing behind
+    assert run_snippet(snippet_server, "import sys\nsys.exit(3)", tmp_path)[0] == 3
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_id)

@@ -86,18 +86,21 @@ def test_the_shared_pass_gives_lm_eval_s_own_answers_and_results(tiny, settings)
 
 
 def test_unknown_and_hub_tasks_fail_fast_naming_the_path_option(settings, monkeypatch):
+    """Both refusals read lm-eval's own index, built once per process (the plugin's start-up
+    check in ``tests/plugin/test_tasks_plugin.py`` shares it when it runs in this process)."""
     manager = harness.task_manager(settings)
     with pytest.raises(
         harness.TaskError, match=r"unknown lm-eval task or group 'no_such_task'.*--prune-tasks-path"
     ):
-        bad = replace(settings, names=("no_such_task",))
+        bad = replace(settings, names=("no_such_task",), path=None)
         harness.check_tasks(bad, harness.task_manager(bad))
     with pytest.raises(
         harness.TaskError, match=r"'arc_easy' loads its data from the Hugging Face hub.*--prune-tasks-path"
     ):
-        hub_task = replace(settings, names=("arc_easy",))
+        hub_task = replace(settings, names=("arc_easy",), path=None)
         harness.check_tasks(hub_task, harness.task_manager(hub_task))
     harness.check_tasks(settings, manager)  # local tasks pass offline
+    assert harness.task_manager(hub_task) is harness.task_manager(bad)  # one index for both
 
 
 def test_the_paired_change_is_the_mean_difference_with_a_t_interval():

@@ -108,10 +108,16 @@ def _wikitext2_from_datasets(split: str) -> tuple[str | None, str]:
     offline = os.environ.get("HF_DATASETS_OFFLINE", "0") not in ("", "0") or not hub_reachable()
     if offline:  # only the local cache can answer; never wait on a dead network
         os.environ["HF_DATASETS_OFFLINE"] = "1"
+    # datasets reads that variable once, when first imported (lm-eval may have imported it): its
+    # config flag says offline for this call too, or it retries the network for about 20 s.
+    was = datasets.config.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = was or offline
     try:
         rows = datasets.load_dataset("wikitext", _HF_CONFIGS[split], split=split)["text"]
     except Exception as exc:  # datasets raises many types for "not cached / not reachable"
         return None, f"Hugging Face datasets could not load it ({type(exc).__name__})"
+    finally:
+        datasets.config.HF_HUB_OFFLINE = was
     # The local files hold the non-empty rows, one per line; build the same text.
     return "".join(row if row.endswith("\n") else row + "\n" for row in rows if row), ""
 

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from torch import nn
 
 from pruning.common.progress import Bar
 from pruning.data.windows import Window
 from pruning.healing.settings import LoraSettings
+
+if TYPE_CHECKING:  # peft is imported where an adapter is made: every run imports this module
+    from peft import PeftModel
 
 
 def train_lora(
@@ -47,12 +50,16 @@ def train_lora(
         losses.append(loss.item())
         bar.set_postfix_str(f"loss {losses[-1]:.4f}")
         bar.update(1)
+    from peft import get_peft_model_state_dict
+
     adapter = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
     return _merge(model), adapter, losses
 
 
 def apply_lora(pruned: nn.Module, adapter: dict[str, torch.Tensor], settings: LoraSettings) -> nn.Module:
     """Load a trained ``adapter`` (from ``train_lora``) into ``pruned`` and merge it."""
+    from peft import set_peft_model_state_dict
+
     model = _wrap(pruned, settings)
     unexpected = list(getattr(set_peft_model_state_dict(model, adapter), "unexpected_keys", []))
     if unexpected:
@@ -61,6 +68,8 @@ def apply_lora(pruned: nn.Module, adapter: dict[str, torch.Tensor], settings: Lo
 
 
 def _wrap(pruned: nn.Module, settings: LoraSettings) -> PeftModel:
+    from peft import LoraConfig, get_peft_model
+
     config = LoraConfig(
         r=settings.rank,
         lora_alpha=int(settings.alpha),

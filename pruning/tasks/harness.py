@@ -46,18 +46,24 @@ def lm_eval_version() -> str:
     return version("lm_eval")
 
 
-@functools.cache
 def task_manager(settings: TaskSettings) -> TaskManager:
     """lm-eval's task index: the user's folder (``--prune-tasks-path``) alone when it holds every
-    task asked for (indexing lm-eval's thousands of own tasks takes seconds), else with them.
-    Built once per settings: the start-up check and the evaluation share it."""
-    from lm_eval.tasks import TaskManager
-
+    task asked for (indexing lm-eval's thousands of own tasks takes tens of seconds), else with
+    them. The start-up check and the evaluation share it."""
     if settings.path is not None:
-        local = TaskManager(include_path=str(settings.path), include_defaults=False)
+        local = _index(settings.path, include_defaults=False)
         if all(name in local.task_index for name in settings.names):
             return local
-    return TaskManager(include_path=str(settings.path) if settings.path else None)
+    return _index(settings.path, include_defaults=True)
+
+
+@functools.cache
+def _index(path: Path | None, include_defaults: bool) -> TaskManager:
+    """The index of ``path``'s tasks (and lm-eval's own with ``include_defaults``), built once per
+    process whatever tasks are asked of it."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(path) if path else None, include_defaults=include_defaults)
 
 
 def check_tasks(settings: TaskSettings, manager: TaskManager) -> None:
