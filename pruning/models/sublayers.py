@@ -11,8 +11,9 @@ A removed attention branch keeps no keys or values, but the KV cache still has a
 block, and the model reads positions and mask sizes from the cache's layers (layer 0 first). So
 ``ZeroBranch`` records how many positions its block has seen: through the cache's public
 ``update``, one zero per sequence and position, shaped (B, 1, T, 1) instead of (B, H, T, D). The
-layer then reports the true length whatever kind it is (dynamic, sliding, static), and cached
-decoding stays exact even when block 0 has no attention, with no transformers internals involved.
+layer then reports the true length (a full or a sliding-window layer alike), and cached decoding
+stays exact even when block 0 has no attention, with no private cache API involved (the attention
+call's arguments are a convention of transformers' model code: docs/architecture.md).
 No stock config expresses a missing branch, so such a model's ``save_pretrained`` raises
 ``SublayerError`` instead of writing a model that reloads differently.
 """
