@@ -41,7 +41,8 @@ def project(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_the_lock_agrees_with_pyproject():
-    assert lock.check((ROOT / "requirements.lock").read_text(), ROOT / "pyproject.toml") == []
+    problems = lock.check((ROOT / "requirements.lock").read_text(), ROOT / "pyproject.toml")
+    assert not problems, "requirements.lock disagrees with pyproject.toml:\n" + "\n".join(problems)
 
 
 def test_the_lock_pins_the_cpu_torch_and_a_transformers_with_the_new_cache():
