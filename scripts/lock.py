@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 PROJECT = "pruning-kit"
 EXTRAS = ("dev",)  # what ``make install`` installs: pruning-kit[dev], which includes [tasks]
-TORCH = "torch==2.13.0"  # the pinned CPU wheel, resolved first-hand as the Makefile always did
 DIGEST = "# pyproject.toml requirements sha256: "
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 
@@ -73,7 +72,7 @@ def resolve(python: str, root: Path) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         command = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
-        command += ["--report", str(report), TORCH, "-e", f"{root}[{','.join(EXTRAS)}]"]
+        command += ["--report", str(report), "-e", f"{root}[{','.join(EXTRAS)}]"]
         subprocess.run(command, check=True)
         items: list[dict[str, object]] = json.loads(report.read_text())["install"]
     return items
