@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -103,8 +102,6 @@ def test_show_prints_the_table_and_renders_the_files_elsewhere(report, tmp_path,
     ]
 
 
-def test_python_dash_m_pruning_runs_the_command(report):
-    done = subprocess.run(
-        [sys.executable, "-m", "pruning", "compare", str(report), str(report)], capture_output=True, text=True
-    )
+def test_python_dash_m_pruning_runs_the_command(report, zygote):
+    done = zygote.run([sys.executable, "-m", "pruning", "compare", str(report), str(report)])
     assert done.returncode == 0, done.stderr

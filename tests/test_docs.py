@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import re
-import select
 import shlex
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from zygote import Zygote
 
 from pruning.plugin.reference import options_reference
 from pruning.reporting.provenance import report_fingerprint_line
@@ -124,84 +124,47 @@ def test_a_broken_command_fails_to_parse(pytester: pytest.Pytester) -> None:
         pytest_args("make benchmark")
 
 
-# Runs snippets as scripts, each in a fork of one interpreter that has made the imports every
-# snippet makes (torch, transformers' model code, pruning: most of a fresh interpreter's start):
-# every snippet starts from that same state and nothing it registers outlives it.
-SNIPPET_SERVER = r"""
-import os, runpy, sys, traceback
-import pruning, transformers
-from transformers import PreTrainedModel
-
-for line in sys.stdin:
-    script = line.rstrip("\n")
-    pid = os.fork()
-    if pid == 0:  # the child runs the snippet as `python snippet.py` would, in the snippet's folder
-        os.chdir(os.path.dirname(script))
-        sys.argv, sys.path[0] = [script], os.path.dirname(script)
-        with open(script + ".out", "w") as out:
-            os.dup2(out.fileno(), 1)
-            os.dup2(out.fileno(), 2)
-        try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit:
-            raise
-        except BaseException:
-            traceback.print_exc()
-            sys.exit(1)
-        sys.exit(0)
-    _, status = os.waitpid(pid, 0)
-    print(os.waitstatus_to_exitcode(status), flush=True)
-"""
-
-
-@pytest.fixture(scope="session")
-def snippet_server(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
-    env = {**os.environ, "PRUNING_DATA_DIR": str(data_dir)}
-    pipe = subprocess.PIPE
-    server = subprocess.Popen(
-        [sys.executable, "-c", SNIPPET_SERVER], stdin=pipe, stdout=pipe, text=True, env=env
-    )
-    yield server
-    assert server.stdin is not None
-    server.stdin.close()
-    server.wait(timeout=60)
-
-
-def run_snippet(server: subprocess.Popen[str], code: str, folder: Path) -> tuple[int, str]:
-    """Run ``code`` as a script in ``folder``; its exit code and its output (stdout and stderr)."""
-    assert server.stdin is not None and server.stdout is not None
+def run_snippet(zygote: Zygote, code: str, folder: Path, data_dir: Path) -> tuple[int, str]:
+    """Run ``code`` as ``python snippet.py`` in ``folder``, in a process forked by the zygote (it
+    starts from the same imports each time, and nothing a snippet registers outlives it); its exit
+    code and its output (stdout and stderr)."""
     script = folder / "snippet.py"
     script.write_text(code, encoding="utf-8")
-    server.stdin.write(f"{script}\n")
-    server.stdin.flush()
-    ready, _, _ = select.select([server.stdout], [], [], 600)
-    assert ready, f"the snippet ran past 600 s:\n{code}"
-    status = int(server.stdout.readline())
-    return status, (folder / "snippet.py.out").read_text(encoding="utf-8")
+    env = {**os.environ, "PRUNING_DATA_DIR": str(data_dir)}
+    with (folder / "snippet.out").open("w+", encoding="utf-8") as out:
+        command = [sys.executable, str(script)]
+        child = zygote.popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder)
+        try:
+            status = child.wait(600)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise AssertionError(f"the snippet ran past 600 s:\n{code}") from None
+        out.seek(0)
+        return status, out.read()
 
 
 @pytest.mark.parametrize(("page", "code"), _snippets())
 def test_every_python_snippet_in_the_docs_runs(
-    page: str, code: str, tmp_path: Path, snippet_server: subprocess.Popen[str]
+    page: str, code: str, tmp_path: Path, zygote: Zygote, data_dir: Path
 ) -> None:
     """Each block runs as a user's script would, in a fresh copy of an interpreter (a block that
     registers a criterion must not leak it into this process or another block), in a temporary
     folder (an export writes there)."""
     for real, tiny in TINY.items():
         code = code.replace(f'"{real}"', f'"{tiny}"')
-    status, output = run_snippet(snippet_server, code, tmp_path)
+    status, output = run_snippet(zygote, code, tmp_path, data_dir)
     assert status == 0, f"a python block of {page} failed:\n{code}\n{output[-3000:]}"
 
 
-def test_a_broken_snippet_fails(tmp_path: Path, snippet_server: subprocess.Popen[str]) -> None:
+def test_a_broken_snippet_fails(tmp_path: Path, zygote: Zygote, data_dir: Path) -> None:
     with pytest.raises(AssertionError, match="failed"):
         test_every_python_snippet_in_the_docs_runs(
-            "x.md", 'from pruning import load_model\nload_model("nope:x")', tmp_path, snippet_server
+            "x.md", 'from pruning import load_model\nload_model("nope:x")', tmp_path, zygote, data_dir
         )
     registering = 'from pruning.search.criteria import CRITERIA\nCRITERIA.register("mine")(len)\nprint("ok")'
-    assert run_snippet(snippet_server, registering, tmp_path) == (0, "ok\n")
-    assert run_snippet(snippet_server, registering, tmp_path)[0] == 0  # the first left nothing behind
-    assert run_snippet(snippet_server, "import sys\nsys.exit(3)", tmp_path)[0] == 3
+    assert run_snippet(zygote, registering, tmp_path, data_dir) == (0, "ok\n")
+    assert run_snippet(zygote, registering, tmp_path, data_dir)[0] == 0  # the first left nothing behind
+    assert run_snippet(zygote, "import sys\nsys.exit(3)", tmp_path, data_dir)[0] == 3
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_id)

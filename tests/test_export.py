@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +33,8 @@ IDS = torch.tensor(
     [[5, 80, 17, 256, 99, 3, 44, 71, 12, 200, 9, 31, 77, 150, 2, 64, 8, 19, 33, 120]]
 )  # (1, 20)
 
-# Runs in a fresh interpreter: stock transformers only, and it proves ``pruning`` was not imported.
+# Runs in a new process (the stock zygote): stock transformers only, and it proves ``pruning`` was
+# not imported.
 RELOAD = """
 import json, math, sys
 import torch
@@ -58,7 +58,9 @@ def _ppl(model: torch.nn.Module) -> float:
     return math.exp(nll / (IDS.shape[1] - 1))
 
 
-def test_healed_variants_reload_in_a_fresh_process_on_every_family_that_heals(tmp_path, small_corpus):
+def test_healed_variants_reload_in_a_fresh_process_on_every_family_that_heals(
+    tmp_path, small_corpus, stock_zygote
+):
     """Both methods merge into the weights, so every family's config expresses the healed model;
     linear refuses Gemma 3 (``tests/test_healing.py``), lora heals it too."""
     want, dirs = {}, []
@@ -75,12 +77,7 @@ def test_healed_variants_reload_in_a_fresh_process_on_every_family_that_heals(tm
     with pytest.raises(ValueError, match=r"exporting 'drop\[2\]\+lora' needs its lora healed model"):
         export(lm, Variant((2,), "lora"), tmp_path / "unhealed")
     got = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", RELOAD, json.dumps(IDS.tolist()), *dirs],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        stock_zygote.run([sys.executable, "-c", RELOAD, json.dumps(IDS.tolist()), *dirs], check=True).stdout
     )
     assert len(dirs) == 2 * len(FAMILIES) - 1
     for directory in dirs:
@@ -88,7 +85,7 @@ def test_healed_variants_reload_in_a_fresh_process_on_every_family_that_heals(tm
         assert got[directory]["ppl"] == pytest.approx(want[directory], rel=1e-5), directory
 
 
-def test_every_family_reloads_in_a_fresh_process_with_the_same_perplexity(tmp_path):
+def test_every_family_reloads_in_a_fresh_process_with_the_same_perplexity(tmp_path, stock_zygote):
     want, dirs = {}, []
     for family in FAMILIES:
         lm = load_model(f"random:{family}")
@@ -96,12 +93,7 @@ def test_every_family_reloads_in_a_fresh_process_with_the_same_perplexity(tmp_pa
         want[str(directory)] = _ppl(remove_layers(lm.model, VARIANT.drop))
         dirs.append(str(directory))
         assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in directory.iterdir()}
-    done = subprocess.run(
-        [sys.executable, "-c", RELOAD, json.dumps(IDS.tolist()), *dirs],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = stock_zygote.run([sys.executable, "-c", RELOAD, json.dumps(IDS.tolist()), *dirs], check=True)
     got = json.loads(done.stdout)
     for directory in dirs:
         assert got[directory]["layers"] == 2

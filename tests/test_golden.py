@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 
 import gguf
@@ -156,9 +155,9 @@ GEMMA3_PPL = 14.54156
 GEMMA3_DROP17_PPL = 25.96575
 
 
-# A fresh interpreter with stock transformers only: the exported directory's own tokenizer and
-# weights, WikiText-2's first two 512-token chunks, the shifted-label loss of the model's own
-# logits in float64 (an exact reference; see ``_loss64``).
+# A new process with stock transformers only (forked by a zygote that imported no pruning module):
+# the exported directory's own tokenizer and weights, WikiText-2's first two 512-token chunks, the
+# shifted-label loss of the model's own logits in float64 (an exact reference; see ``_loss64``).
 FRESH_PPL = """
 import json, math, sys
 import torch
@@ -180,7 +179,7 @@ print(json.dumps({"ppl": math.exp(nll / 1022), "layers": model.config.num_hidden
 
 
 def test_an_exported_smollm2_variant_reloads_in_a_fresh_process_with_the_same_perplexity(
-    smollm2, wikitext, tmp_path
+    smollm2, wikitext, tmp_path, stock_zygote
 ):
     variant = Variant((14, 17))
     directory = export(smollm2, variant, tmp_path / variant.id)
@@ -189,13 +188,12 @@ def test_an_exported_smollm2_variant_reloads_in_a_fresh_process_with_the_same_pe
     text = tmp_path / "wikitext.txt"
     text.write_text(wikitext.text, encoding="utf-8")
     run = [sys.executable, "-c", FRESH_PPL, str(directory), str(text)]
-    done = subprocess.run(run, capture_output=True, text=True, check=True)
-    fresh = json.loads(done.stdout)
+    fresh = json.loads(stock_zygote.run(run, check=True).stdout)
     assert fresh["layers"] == 28 and fresh["ppl"] == pytest.approx(got.ppl, rel=1e-5)
 
 
 def test_a_healed_smollm2_variant_reloads_in_a_fresh_process_with_the_same_perplexity(
-    smollm2, wikitext, data_dir, tmp_path
+    smollm2, wikitext, data_dir, tmp_path, stock_zygote
 ):
     """drop[14,15]+linear (one removed run, one 576 x 576 map folded into block 13), fitted on
     4096 calibration tokens (WikiText-2 validation): healing lowers its perplexity (35.46 ->
@@ -216,5 +214,5 @@ def test_a_healed_smollm2_variant_reloads_in_a_fresh_process_with_the_same_perpl
     text = tmp_path / "wikitext.txt"
     text.write_text(wikitext.text, encoding="utf-8")
     run = [sys.executable, "-c", FRESH_PPL, str(directory), str(text)]
-    fresh = json.loads(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
+    fresh = json.loads(stock_zygote.run(run, check=True).stdout)
     assert fresh["layers"] == 28 and fresh["ppl"] == pytest.approx(got.ppl, rel=1e-5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
@@ -71,7 +70,7 @@ def test_an_unknown_policy_or_no_room_is_a_clear_error():
         load_model("random:tiny-llama", device_map="sequential", max_memory={"cpu": "100KiB"})
 
 
-def test_a_temporary_offload_folder_is_deleted_when_the_process_exits(tmp_path):
+def test_a_temporary_offload_folder_is_deleted_when_the_process_exits(tmp_path, zygote):
     """Disk offload without an ``offload_dir`` writes the weights to a temporary folder; it must
     not outlive the process (a real model leaves gigabytes), and a map with no disk writes none."""
     script = (
@@ -83,9 +82,7 @@ def test_a_temporary_offload_folder_is_deleted_when_the_process_exits(tmp_path):
         "print(tempfile.gettempdir())\n"
     )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
-    )
+    done = zygote.run([sys.executable, "-c", script], env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path)  # the child's temporary files went where we look
     assert not list(tmp_path.glob("pruning-offload-*"))

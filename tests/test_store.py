@@ -83,8 +83,8 @@ print("DONE", result.reused, result.computed, time.perf_counter() - start, flush
 """
 
 
-def _run(script, store, corpus):
-    out = subprocess.run([sys.executable, script, store, corpus], capture_output=True, text=True, check=True)
+def _run(zygote, script, store, corpus):
+    out = zygote.run([sys.executable, script, store, corpus], check=True)
     _, reused, computed, seconds = out.stdout.split()[-4:]
     return int(reused), int(computed), float(seconds)
 
@@ -99,19 +99,19 @@ def _payloads(root):
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory, data_dir):
+def clean(tmp_path_factory, data_dir, zygote):
     """The sweep script, its corpus, and one uninterrupted run's store, size and duration."""
     tmp_path = tmp_path_factory.mktemp("sweep")
     corpus = tmp_path / "corpus.txt"  # ~150 windows of 128 byte tokens
     corpus.write_text((data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:20000])
     script = tmp_path / "sweep.py"
     script.write_text(SWEEP_SCRIPT)
-    reused, total, seconds = _run(str(script), str(tmp_path / "clean"), str(corpus))
+    reused, total, seconds = _run(zygote, str(script), str(tmp_path / "clean"), str(corpus))
     assert reused == 0 and total > 1000
     return (str(script), str(corpus)), tmp_path / "clean", total, seconds
 
 
-def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, clean):
+def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, clean, zygote):
     """kill -9 three times, each once the sweep has added a random 10-25% of the entries (by
     progress, not by time: a sleep sized by the clean run's time finished the whole sweep when
     the clean run had been slowed by the other xdist worker)."""
@@ -119,9 +119,7 @@ def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, 
     store, rng, kills = tmp_path / "store", random.Random(0), 0
     for _ in range(3):
         target = _entries(store) + rng.uniform(0.1, 0.25) * total
-        proc = subprocess.Popen(
-            [sys.executable, args[0], str(store), args[1]], stdout=subprocess.PIPE, text=True
-        )
+        proc = zygote.popen([sys.executable, args[0], str(store), args[1]], stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
         while proc.poll() is None and _entries(store) < target:
             time.sleep(0.02)
@@ -129,17 +127,17 @@ def test_a_sweep_killed_at_random_points_resumes_to_identical_numbers(tmp_path, 
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
-    reused, computed, _ = _run(args[0], str(store), args[1])
+    reused, computed, _ = _run(zygote, args[0], str(store), args[1])
     assert kills == 3 and 0 < reused < total and reused + computed == total
     assert _payloads(store) == _payloads(reference)
 
 
-def test_three_processes_share_one_store_one_killed_and_it_equals_a_serial_run(tmp_path, clean):
+def test_three_processes_share_one_store_one_killed_and_it_equals_a_serial_run(tmp_path, clean, zygote):
     """Concurrent writers of the same entries (atomic renames), one killed mid-sweep."""
     args, reference, total, seconds = clean
     store = tmp_path / "store"
     procs = [
-        subprocess.Popen([sys.executable, args[0], str(store), args[1]], stdout=subprocess.PIPE, text=True)
+        zygote.popen([sys.executable, args[0], str(store), args[1]], stdout=subprocess.PIPE, text=True)
         for _ in range(3)
     ]
     for proc in procs:
@@ -148,7 +146,7 @@ def test_three_processes_share_one_store_one_killed_and_it_equals_a_serial_run(t
     assert procs[0].poll() is None
     procs[0].send_signal(signal.SIGKILL)
     assert [proc.wait() for proc in procs] == [-signal.SIGKILL, 0, 0]
-    reused, computed, _ = _run(args[0], str(store), args[1])
+    reused, computed, _ = _run(zygote, args[0], str(store), args[1])
     assert (reused, computed) == (total, 0)  # the survivors left every entry, whole
     assert _payloads(store) == _payloads(reference)  # entry for entry (a killed writer may leave a
     # hidden temporary file, never an entry: entries appear only by rename)

@@ -169,7 +169,7 @@ print({v.id: [list(s.values) for s in found[v].values()] for v in found})
 """
 
 
-def test_a_kill_9_in_the_task_sweep_resumes_to_identical_results(tmp_path, local_tasks, data_dir):
+def test_a_kill_9_in_the_task_sweep_resumes_to_identical_results(tmp_path, local_tasks, data_dir, zygote):
     """A run killed (SIGKILL) inside the shared pass, after it checkpointed some request batches,
     then one killed after it stored some variants' results, then a last run: its results are those
     of a run never interrupted, and it resumed every batch from the checkpoint."""
@@ -185,12 +185,12 @@ def test_a_kill_9_in_the_task_sweep_resumes_to_identical_results(tmp_path, local
 
     def run(store: Path) -> list[str]:
         cmd = [sys.executable, str(script), str(store), str(local_tasks), "fast"]
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=True)
+        done = zygote.run(cmd, env=env, timeout=600, check=True)
         return done.stdout.strip().splitlines()[-2:]
 
     def kill_when(store: Path, slow: str, pattern: str) -> list[Path]:
         cmd = [sys.executable, str(script), str(store), str(local_tasks), slow]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = zygote.popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
         while not list(store.glob(pattern)) and time.monotonic() < deadline:
             time.sleep(0.2)
