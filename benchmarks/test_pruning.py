@@ -13,7 +13,8 @@ def test_quality(prune_variant, prune_quality, prune_record):
     """Perplexity (95% CI), parameters, KL and top-1 agreement against the unpruned model."""
     row = prune_quality(prune_variant)
     assert math.isfinite(row.ppl) and row.ppl > 1.0
-    assert row.ppl_ci95[0] <= row.ppl <= row.ppl_ci95[1]
+    low, high = row.ppl_ci95  # (nan, nan) from a single window: no spread between windows is seen
+    assert low <= row.ppl <= high or (math.isnan(low) and math.isnan(high))
     if prune_variant.is_base:  # the unpruned model is its own reference
         assert row.kl == 0.0 and row.top1_agree == 1.0
     prune_record(prune_variant, row.as_dict())

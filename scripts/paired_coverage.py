@@ -1,45 +1,81 @@
-"""How often does a paired 95% interval of the perplexity change cover the population's change?
+"""How often do the reports' 95% intervals cover the population's value, on the windows a run reads?
 
-    pytest benchmarks -p no:cacheprovider -k quality --prune-eval-tokens 131072 \\
+    pytest benchmarks -p no:cacheprovider -k quality --prune-eval-tokens 131072 --prune-windows first \\
         --prune-report docs/results/paired-coverage/population
     python scripts/paired_coverage.py docs/results/paired-coverage/population/results.json \\
         docs/results/paired-coverage/coverage.json [--draws 500 --windows 8]
 
-It writes ``coverage.json`` (``pooled_coverage``: the reported method's, over random draws) and
-``coverage.md`` (the same as tables) beside it.
+It writes ``coverage.json`` and ``coverage.md`` (the same as tables) beside it:
+``default_design_coverage`` is the paired change interval's (``window_t``) pooled coverage over
+the default design's window sets, ``ppl_ci_coverage`` the perplexity interval's.
 
 The population is a run of the default sequential plan over 131,072 WikiText-2 test tokens
 (256 windows of 512): its per-window NLL sums (``window_nll``) for the unpruned model and each
-single removal. The change each removal makes over all 256 windows is the truth. Each draw takes
-``--windows`` windows, either anywhere (``random``: a set of distinct windows) or in a row from a
-random start (``consecutive``: how a real run reads the corpus), and computes every interval
-method of ``pruning.metrics.paired`` on them; coverage is the share of draws whose interval holds
-the truth, per variant and pooled over all variants and draws.
+single removal. The change each removal makes over all 256 windows, and each variant's
+perplexity over them, are the truths. A window set takes ``--windows`` of the 256 in one of
+four ways:
+
+- ``spread``: the default run's design (``pruning.data.windows.spread_indices``: one window from
+  each of k equal stretches, at positions drawn from a seed) applied to the population, for
+  ``--draws`` seeds (the run's own seed is one of them);
+- ``evenly``: evenly spaced windows, ``o + j m/k`` for j = 0 .. k-1, at every offset
+  o = 0 .. m/k - 1 (all the sets that design can give): the design ``spread`` was chosen over;
+- ``random``: ``--draws`` sets of distinct windows anywhere (what the intervals assume);
+- ``consecutive``: ``--draws`` runs of windows in a row from a random start (``--prune-windows
+  first``, how a run read the corpus before the spread design).
+
+On each set it computes every interval method of ``pruning.metrics.paired`` and the perplexity
+interval (``pruning.metrics.perplexity.ppl_interval``); coverage is the share of sets whose
+interval holds the truth, per variant and pooled over all variants and sets.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
 
+from pruning.data.protocols import spread_indices
 from pruning.metrics.paired import METHODS, change_pct, marginal
+from pruning.metrics.perplexity import ppl_interval
 
 Population = dict[str, list[float]]  # variant id -> per-window NLL sums
-KINDS = ("random", "consecutive")
-CHOSEN = "window_t"  # the method the reports use; ``pooled_coverage`` is its coverage over random draws
+KINDS = ("spread", "evenly", "random", "consecutive")
+CHOSEN = "window_t"  # the paired method the reports use
+PPL = "ppl"  # the perplexity interval, covering each variant's own population perplexity
 
 
 def draws(n_windows: int, size: int, count: int, kind: str, seed: int = 0) -> list[list[int]]:
-    """``count`` sets of ``size`` window indices: ``random`` (distinct, anywhere) or
-    ``consecutive`` (a run from a random start)."""
+    """Sets of ``size`` window indices (module docstring): ``count`` of them, but for ``evenly``
+    (every offset)."""
     rng = random.Random(seed)
+    if kind == "spread":
+        return [spread_indices(n_windows, size, s) for s in range(count)]
+    if kind == "evenly":
+        stride, rest = divmod(n_windows, size)
+        if rest:
+            raise SystemExit(f"{n_windows} windows do not split into {size} equal stretches")
+        return [[offset + j * stride for j in range(size)] for offset in range(stride)]
     if kind == "random":
         return [sorted(rng.sample(range(n_windows), size)) for _ in range(count)]
     starts = [rng.randrange(n_windows - size + 1) for _ in range(count)]
     return [list(range(start, start + size)) for start in starts]
+
+
+def ppl_coverage(pop: Population, tokens: list[int], sets: list[list[int]]) -> dict[str, float]:
+    """The perplexity interval's coverage of each variant's population perplexity (base too)."""
+    hits: dict[str, int] = {}
+    for vid, nll in pop.items():
+        truth = math.exp(math.fsum(nll) / sum(tokens))
+        hits[vid] = 0
+        for s in sets:
+            low, high = ppl_interval([nll[i] for i in s], [tokens[i] for i in s])
+            hits[vid] += low <= truth <= high
+    per = {vid: h / len(sets) for vid, h in hits.items()}
+    return {**per, "pooled": sum(hits.values()) / (len(sets) * len(hits))}
 
 
 def coverage(pop: Population, tokens: list[int], sets: list[list[int]]) -> dict[str, dict[str, float]]:
@@ -69,15 +105,19 @@ def coverage(pop: Population, tokens: list[int], sets: list[list[int]]) -> dict[
 
 
 def markdown(result: dict[str, Any], truths: dict[str, float]) -> str:
-    """The coverage tables: pooled, then per variant, for both kinds of draw."""
-    names = [*METHODS, "marginal"]
+    """The coverage tables: pooled, then per variant, for every kind of window set."""
+    names = [*METHODS, "marginal", PPL]
     head = "| variant | true change (%) | " + " | ".join(f"{m} ({k})" for k in KINDS for m in names) + " |"
     lines = [head, "|" + "---|" * (2 + len(names) * len(KINDS))]
-    for vid in ["pooled", *truths]:
-        truth = "—" if vid == "pooled" else f"{truths[vid]:+.2f}"
-        cells = [f"{100 * result[k][m][vid]:.1f}%" for k in KINDS for m in names]
+    for vid in ["pooled", "base", *truths]:
+        truth = "—" if vid in ("pooled", "base") else f"{truths[vid]:+.2f}"
+        cells = [_share(result[k][m].get(vid)) for k in KINDS for m in names]
         lines.append(f"| {vid} | {truth} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
 
 
 def main() -> None:
@@ -104,10 +144,13 @@ def main() -> None:
     result["true_change_pct"] = truths
     for kind in KINDS:
         sets = draws(len(tokens), args.windows, args.draws, kind)
-        result[kind] = coverage(pop, tokens, sets)
+        result[kind] = {**coverage(pop, tokens, sets), PPL: ppl_coverage(pop, tokens, sets)}
+        result.setdefault("sets", {})[kind] = len(sets)
         pooled = {m: round(v["pooled"], 4) for m, v in result[kind].items()}
         print(f"{kind}: pooled coverage {pooled}", flush=True)
-    result["pooled_coverage"] = result["random"][CHOSEN]["pooled"]
+    result["default_design_coverage"] = result["spread"][CHOSEN]["pooled"]
+    result["ppl_ci_coverage"] = result["spread"][PPL]["pooled"]
+    result["pooled_coverage"] = result["random"][CHOSEN]["pooled"]  # the paired interval, random sets
     result["method"] = CHOSEN
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -20,7 +20,7 @@ from pruning.results.runlog import RunLog
 
 FINGERPRINT = RunFingerprint(
     "random:tiny-gpt2", "ab" * 32, "float32", "cpu", "file:x.txt", "cd" * 32, "windows", 64, None, None,
-    256, "2.13.0", "5.0", "file:x.txt", "Some CPU", 2, 2, "AVX2", "exact", "0123456789ab",
+    256, "spread", "2.13.0", "5.0", "file:x.txt", "Some CPU", 2, 2, "AVX2", "exact", "0123456789ab",
 )  # fmt: skip
 
 

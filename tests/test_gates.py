@@ -21,7 +21,7 @@ from pruning.results.rows import Row, with_changes
 
 FIELDS = dict(
     model="gemma3-270m", weights_sha256="w", dtype="float32", device="cpu", corpus="wikitext2",
-    corpus_sha256="c", protocol="windows", ctx=512, stride=None, bos=None, eval_tokens=2048,
+    corpus_sha256="c", protocol="windows", ctx=512, stride=None, bos=None, eval_tokens=2048, windows="spread",
     torch="2.13.0", transformers="5", corpus_source="file", cpu="AMD EPYC", cores=2, threads=2,
     kernels="AVX2", scoring=SCORING,
 )  # fmt: skip
@@ -84,8 +84,19 @@ def test_fingerprint_diff_names_what_differs():
     assert RunFingerprint.from_dict(now.as_dict()) == now  # the typed form survives a test report
 
 
+def test_a_baseline_from_before_the_window_choice_read_the_first_windows():
+    """A saved fingerprint without ``windows`` was written when every run read the first windows:
+    a spread run refuses it naming that, a first run accepts it, and it still loads."""
+    now = RunFingerprint(**FIELDS)
+    legacy = {k: v for k, v in now.as_dict().items() if k != "windows"}
+    assert fingerprint_diff(now, legacy) == ["windows: baseline 'first', now 'spread'"]
+    assert fingerprint_diff(replace(now, windows="first"), legacy) == []
+    assert RunFingerprint.from_dict(legacy).windows == "first"
+    assert run_key(now) != run_key(replace(now, windows="first"))  # their own stores
+
+
 def test_rows_round_trip_through_dicts():
-    row = replace(_rows()[1], window_nll=(1.5, 2.5))
+    row = replace(_rows()[1], window_nll=(1.5, 2.5), window_starts=(0, 512))
     assert Row.from_dict(row.as_dict()) == row
 
 

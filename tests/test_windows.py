@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from pruning.data.protocols import spread_indices
 from pruning.data.windows import CorpusTooShortError, EvalProtocol, build_windows
 
 TOKENS = list(range(1000, 2050))  # 1050 distinct tokens
@@ -88,3 +89,49 @@ def test_no_bos_leaves_windows_and_sliding_unchanged():
     assert [
         w.ids.tolist() for w in build_windows(TOKENS, EvalProtocol("windows", 100, 350), bos_id=None)
     ] == [TOKENS[i * 100 : (i + 1) * 100] for i in range(3)]
+
+
+def test_spread_takes_one_window_from_each_equal_stretch_of_the_whole_text():
+    """10 windows of 100 in the text, 3 asked for: one from each of the stretches 0-2, 3-5 and 6-9,
+    at the positions the declared seed gives (pinned: the same on every machine and Python)."""
+    spread = EvalProtocol("windows", 100, 300, selection="spread")
+    windows = build_windows(TOKENS, spread)
+    assert spread_indices(10, 3) == [1, 4, 9]
+    assert [w.start for w in windows] == [100, 400, 900]
+    assert [w.ids[0].item() for w in windows] == [TOKENS[100], TOKENS[400], TOKENS[900]]
+    assert [w.start for w in build_windows(TOKENS, spread)] == [100, 400, 900]  # deterministic
+    assert all(w.score_from == 1 and w.scored == 99 for w in windows)
+    first = build_windows(TOKENS, EvalProtocol("windows", 100, 300, selection="first"))
+    assert [w.start for w in first] == [0, 100, 200]
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 8, 100, 256])
+def test_spread_windows_span_the_text_one_per_stretch(count):
+    picks = spread_indices(512, count)
+    assert len(set(picks)) == count and picks == sorted(picks)
+    assert all(j * 512 // count <= i < (j + 1) * 512 // count for j, i in enumerate(picks))
+    assert spread_indices(512, count) == picks  # the seed fixes them
+    if count > 1:
+        assert spread_indices(512, count, seed=1) != picks  # another seed, other positions
+
+
+def test_every_window_records_its_first_corpus_token():
+    for protocol, bos in [
+        (EvalProtocol("windows", 100, 400, selection="spread"), 7),
+        (EvalProtocol("windows", 100, 400, selection="spread"), None),
+        (EvalProtocol("llamacpp", 100, 400, selection="spread"), 7),
+        (EvalProtocol("llamacpp", 100, 400, selection="spread"), None),
+        (EvalProtocol("sliding", 100, 400, 40), 7),
+    ]:
+        for w in build_windows(TOKENS, protocol, bos_id=bos):
+            first = 1 if bos is not None else 0  # the BOS is not a corpus token
+            assert w.ids[first].item() == TOKENS[w.start], protocol
+
+
+def test_all_tokens_read_the_same_windows_either_way_and_sliding_cannot_spread():
+    spread = build_windows(TOKENS, EvalProtocol("windows", 100, None, selection="spread"))
+    assert [w.start for w in spread] == [100 * i for i in range(10)]
+    with pytest.raises(ValueError, match="sliding protocol reads one contiguous stretch; expected window"):
+        EvalProtocol("sliding", 100, 300, selection="spread")
+    with pytest.raises(ValueError, match="unknown window selection 'middle'; expected one of spread, first"):
+        EvalProtocol("windows", 100, 300, selection="middle")

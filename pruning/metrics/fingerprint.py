@@ -3,12 +3,13 @@
 Two runs may be compared (a baseline gate) or share stored results only when every field of
 ``COMPARED`` is equal: the model and its weights, dtype, device, the corpus and its text, and
 the protocol with every parameter that changes which tokens are scored (ctx, stride, the BOS
-rule) and how many (eval tokens). Library versions, the machine, the scoring method and the
-code's commit are provenance: a baseline from an older torch, another machine or the earlier
-scoring is still comparable (the gates exist to catch what an upgrade changes; speedups are
-ratios; the scorings differ by under 2e-5 relative in perplexity), and the verdict names such a
-difference; but the results store, a cache of exact sums, keys on the versions, the processor and kernel path
-(``pruning.common.machine``: the last digits differ between machines) and the scoring too.
+rule, the window selection) and how many (eval tokens). Library versions, the machine, the
+scoring method and the code's commit are provenance: a baseline from an older torch, another
+machine or the earlier scoring is still comparable (the gates exist to catch what an upgrade
+changes; speedups are ratios; the scorings differ by under 2e-5 relative in perplexity), and
+the verdict names such a difference; but the results store, a cache of exact sums, keys on the
+versions, the processor and kernel path (``pruning.common.machine``: the last digits differ
+between machines) and the scoring too.
 """
 
 from __future__ import annotations
@@ -37,7 +38,11 @@ COMPARED = (
     "stride",
     "bos",
     "eval_tokens",
+    "windows",
 )
+# What a saved fingerprint written before a key existed meant by its absence: every run read the
+# first windows before the selection was a choice.
+LEGACY = {"windows": "first"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class RunFingerprint:
     stride: int | None
     bos: int | None  # the BOS id put before every window, None where the tokenizer adds none
     eval_tokens: int | None
+    windows: str  # which windows eval_tokens takes: spread or first (``pruning.data.windows``)
     torch: str
     transformers: str
     corpus_source: str
@@ -71,8 +77,10 @@ class RunFingerprint:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunFingerprint:
-        """Inverse of ``as_dict`` (a test report's payload); ``KeyError`` when a field is missing."""
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        """Inverse of ``as_dict`` (a test report's payload); ``KeyError`` when a field is missing
+        (but for ``LEGACY`` ones)."""
+        known = {**LEGACY, **data}
+        return cls(**{f.name: known[f.name] for f in fields(cls)})
 
     def store_key(self) -> dict[str, Any]:
         """What keys the results store: ``COMPARED``, the library versions, the processor and the
@@ -81,7 +89,8 @@ class RunFingerprint:
         the sums are computed (``scoring``).
 
         ``eval_tokens`` is left out on purpose: entries are per window (checked by the window's
-        token hash), so a run over more tokens reuses the windows a shorter run computed.
+        token hash), so a run over more tokens reuses the windows a shorter run computed. The
+        window selection is kept: a spread and a first run have their own stores.
         """
         data = self.as_dict()
         keyed = {k: data[k] for k in COMPARED if k != "eval_tokens"}
@@ -112,6 +121,7 @@ def run_fingerprint(
         stride=protocol.stride,
         bos=bos_if_asked(lm.tokenizer),
         eval_tokens=protocol.eval_tokens,
+        windows=protocol.selection,
         torch=fp.torch,
         transformers=fp.transformers,
         corpus_source=corpus.source,
@@ -127,11 +137,13 @@ def run_fingerprint(
 def fingerprint_diff(now: RunFingerprint, saved: Mapping[str, object]) -> list[str]:
     """Human-readable differences on ``COMPARED`` (empty when the runs are comparable).
 
-    ``saved`` is a baseline's JSON: a key it lacks (written before the key existed) reads as None.
+    ``saved`` is a baseline's JSON: a key it lacks (written before the key existed) reads as its
+    ``LEGACY`` value, or None.
     """
     current = now.as_dict()
+    then = {key: saved.get(key, LEGACY.get(key)) for key in COMPARED}
     return [
-        f"{key}: baseline {saved.get(key)!r}, now {current.get(key)!r}"
+        f"{key}: baseline {then[key]!r}, now {current.get(key)!r}"
         for key in COMPARED
-        if saved.get(key) != current.get(key)
+        if then[key] != current.get(key)
     ]

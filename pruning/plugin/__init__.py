@@ -23,13 +23,14 @@ from pruning.models.variant import Variant
 from pruning.plugin import hookspec, options
 from pruning.plugin.fixtures import prune_decode, prune_prefill, prune_quality, prune_record, prune_study
 from pruning.plugin.scheduler import SETUP_ERROR, VariantGroupScheduling, has_pruning_tests, setup_error
-from pruning.plugin.state import STATE_KEY, state_of
+from pruning.plugin.state import PROPERTY, STATE_KEY, state_of
 from pruning.study.plan import searches
 
 __all__ = ["STATE_KEY", "prune_decode", "prune_prefill", "prune_quality", "prune_record", "prune_study"]
 
 VARIANT_ARG = "prune_variant"
 TIMED = {"prune_prefill": "prefill", "prune_decode": "decode"}  # fixture -> timing campaign
+Groups = list[tuple[str | None, list[dict[str, Any]]]]  # pytest-benchmark's table groups
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +53,31 @@ def pytest_benchmark_compare_machine_info(
     state = state_of(config)
     state.compared.append(compared_benchmark)
     state.benchmark_session = benchmarksession
+
+
+@pytest.hookimpl(wrapper=True, optionalhook=True)
+def pytest_benchmark_group_stats(
+    config: pytest.Config, benchmarks: list[dict[str, Any]], group_by: str
+) -> Generator[
+    None, list[tuple[str | None, list[dict[str, Any]]]], list[tuple[str | None, list[dict[str, Any]]]]
+]:
+    """pytest-benchmark's public hook for the groups of its table: the pruning tests' benchmarks
+    leave it (unless ``--prune-benchmark-table``). Each is one pass of the variant, kept in the
+    saved JSON for ``--benchmark-compare``; shown beside the suite's campaign numbers, it told
+    another story (one round, StdDev 0, drifting with the machine). Saving is not affected."""
+    groups = yield
+    if config.getoption(options.dest("benchmark-table")):
+        return groups
+    kept = [
+        (name, [b for b in group if PROPERTY not in (b.get("extra_info") or {})]) for name, group in groups
+    ]
+    hidden = sum(len(group) for _, group in groups) - sum(len(group) for _, group in kept)
+    state_of(config).benchmark_table_hidden = hidden
+    return [(name, group) for name, group in kept if group]
+
+
+def _ours(benchmark: dict[str, Any]) -> bool:
+    return PROPERTY in (benchmark.get("extra_info") or {})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

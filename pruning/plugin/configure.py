@@ -38,10 +38,12 @@ def build_settings(config: pytest.Config, progress: Progress = None) -> Settings
     def get(name: str) -> Any:
         return options.get(config, name)
 
+    selection = get("windows") or ("first" if get("protocol") == "sliding" else "spread")
     try:
-        protocol = EvalProtocol(get("protocol"), get("ctx"), get("eval-tokens"))
+        protocol = EvalProtocol(get("protocol"), get("ctx"), get("eval-tokens"), selection=selection)
     except ValueError as exc:
-        raise pytest.UsageError(f"--prune-protocol/--prune-ctx/--prune-eval-tokens: {exc}") from None
+        names = "--prune-protocol/--prune-ctx/--prune-eval-tokens/--prune-windows"
+        raise pytest.UsageError(f"{names}: {exc}") from None
     threads = get("threads") or max(1, (os.cpu_count() or 1) // workers(config))
     lanes = get("lanes") or auto_lanes(threads, get("device"), get("device-map"))
     return Settings(

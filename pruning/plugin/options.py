@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from pruning.data.protocols import PROTOCOLS, SELECTIONS
 from pruning.healing.settings import LOSSES
 from pruning.plugin.parsers import (
     HEALERS,
     POLICIES,
-    PROTOCOLS,
     choice,
     corpus_spec,
     count_or_auto,
@@ -84,8 +84,15 @@ OPTIONS = (
         "calib-tokens", eval_tokens, "2048", "N", "calibration tokens for criteria and beam search, or 'all'"
     ),
     Option("protocol", choice(*PROTOCOLS), "windows", "NAME", f"perplexity protocol: {', '.join(PROTOCOLS)}"),
+    Option("eval-tokens", eval_tokens, "4096", "N", "evaluation tokens (windows of --prune-ctx), or 'all'"),
     Option(
-        "eval-tokens", eval_tokens, "4096", "N", "evaluation tokens from the start of the corpus, or 'all'"
+        "windows",
+        choice(*SELECTIONS),
+        None,
+        "HOW",
+        "which windows --prune-eval-tokens scores: spread (evenly across the whole text) or first "
+        "(the text's first windows)",
+        shown="spread (first with --prune-protocol sliding)",
     ),
     Option("ctx", positive_int, "512", "N", "window length in tokens (capped at the model's maximum)"),
     Option(
@@ -310,6 +317,11 @@ FLAGS = (
     Flag(
         "engine-bench",
         "also run the engine benchmarks in benchmarks/test_engine.py, long on a CPU (default: off)",
+    ),
+    Flag(
+        "benchmark-table",
+        "also show pytest-benchmark's own table of the prefill and decode tests: it times one pass per "
+        "variant, not the interleaved campaigns the speed columns come from (default: off)",
     ),
 )
 

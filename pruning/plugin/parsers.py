@@ -18,11 +18,9 @@ from pruning.study.plan import Plan, parse_plan
 N = TypeVar("N", int, float)
 T = TypeVar("T")
 
-# The choices of three options, whose homes import torch, accelerate or peft: pytest imports this
-# module for every run, so they are spelled here and tests/plugin/test_entry.py holds them equal
-# to ``pruning.data.windows.PROTOCOLS``, ``pruning.models.placement.POLICIES`` and the names in
-# ``pruning.healing.methods.HEALERS``.
-PROTOCOLS = ("windows", "sliding", "llamacpp")
+# The choices of two options, whose homes import accelerate or peft: pytest imports this module
+# for every run, so they are spelled here and tests/plugin/test_entry.py holds them equal to
+# ``pruning.models.placement.POLICIES`` and the names in ``pruning.healing.methods.HEALERS``.
 POLICIES = ("auto", "balanced", "balanced_low_0", "sequential")
 HEALERS = ("linear", "lora")
 

@@ -25,6 +25,7 @@ class PluginState:
     config: pytest.Config
     compared: list[Any] = field(default_factory=list)  # the JSON of every file pytest-benchmark loaded
     benchmark_session: Any = None  # handed to us by pytest-benchmark's compare hook
+    benchmark_table_hidden: int = 0  # pruning benchmarks left out of pytest-benchmark's table
     setup_error: str = ""  # a setup that does not work, reported once collection is over
     pruning_tests: bool = False  # whether the run holds pruning tests (only then is it gated)
     active: PruneSession | None = None  # the pruning session, once started

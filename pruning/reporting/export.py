@@ -101,12 +101,13 @@ def _measured(row: Row | None, fp: RunFingerprint | None) -> list[str]:
     lines = [
         "## Measured (pruning-kit)",
         "",
-        f"- perplexity {row.ppl:.3f} (95% CI {low:.3f}–{high:.3f}, percentile bootstrap over windows), "
+        f"- perplexity {row.ppl:.3f} (95% CI {low:.3f}–{high:.3f}, t interval over windows), "
         f"{row.tokens_scored} scored tokens; change vs unpruned "
         f"{num_cell(row.ppl_change_pct, 2, signed=True)}%",
         f"- KL to the unpruned model {row.kl:.4f} nats/token, top-1 agreement {row.top1_agree:.3f}",
         f"- protocol `{fp.protocol}` ctx {fp.ctx}, stride {fp.stride}, BOS {fp.bos}, eval tokens "
-        f"{fp.eval_tokens}; corpus `{fp.corpus}` sha256 `{fp.corpus_sha256}` ({fp.corpus_source})",
+        f"{fp.eval_tokens} (windows {fp.windows}); corpus `{fp.corpus}` sha256 `{fp.corpus_sha256}` "
+        f"({fp.corpus_source})",
         f"- device {fp.device}, dtype {fp.dtype}",
     ]
     lines += [_task_line(name, cell) for name, cell in sorted((row.tasks or {}).items())]

@@ -21,7 +21,8 @@ def fingerprint_line(fp: RunFingerprint) -> str:
     return (
         f"**Fingerprint:** model `{fp.model}` (weights sha256 `{fp.weights_sha256[:12]}`), "
         f"{fp.dtype} on {fp.device}; corpus `{fp.corpus}` (sha256 `{fp.corpus_sha256[:12]}`); "
-        f"protocol `{fp.protocol}`, ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}; "
+        f"protocol `{fp.protocol}`, ctx {fp.ctx}, eval tokens {fp.eval_tokens} (windows {fp.windows}), "
+        f"BOS {bos}; "
         f"scoring: {fp.scoring}; machine: {fp.machine.describe()}; torch {fp.torch}, "
         f"transformers {fp.transformers}; pruning-kit commit `{fp.commit}`."
     )

@@ -111,14 +111,15 @@ def write_report(directory: Path, outcome: Outcome) -> list[Path]:
     return write_reports(directory, files, outcome.verdict.failed) + plots
 
 
-def page(outcome: Outcome, plots: Sequence[Path]) -> Page:
-    """The HTML page's content (``pruning.reporting.html``)."""
+def _facts(outcome: Outcome) -> list[tuple[str, str]]:
+    """The page's header facts: what was measured, where, with what, against what."""
     fp, verdict = outcome.fingerprint, outcome.verdict
     bos = "none" if fp.bos is None else f"id {fp.bos} before every window"
-    facts = [
+    protocol = f"{fp.protocol}, ctx {fp.ctx}, eval tokens {fp.eval_tokens} (windows {fp.windows}), BOS {bos}"
+    return [
         ("model", f"{fp.model} ({fp.dtype}, {fp.device}), weights sha256 {fp.weights_sha256[:12]}"),
         ("corpus", f"{fp.corpus} sha256 {fp.corpus_sha256[:12]} ({fp.corpus_source})"),
-        ("protocol", f"{fp.protocol}, ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}"),
+        ("protocol", protocol),
         ("scored tokens", str(outcome.rows[0].tokens_scored)),
         ("plan", outcome.plan),
         ("machine", fp.machine.describe()),
@@ -126,6 +127,12 @@ def page(outcome: Outcome, plots: Sequence[Path]) -> Page:
         ("code", f"pruning-kit commit {fp.commit or 'unknown (not a git checkout)'}"),
         ("baseline", verdict.baseline_note),
     ]
+
+
+def page(outcome: Outcome, plots: Sequence[Path]) -> Page:
+    """The HTML page's content (``pruning.reporting.html``)."""
+    fp, verdict = outcome.fingerprint, outcome.verdict
+    facts = _facts(outcome)
     if verdict.failed:
         problems = [*verdict.refused, *(str(f) for f in verdict.failures)]
         head = f"Gates FAILED: {'; '.join(problems)}"
@@ -139,13 +146,13 @@ def page(outcome: Outcome, plots: Sequence[Path]) -> Page:
         *healing_lines(outcome.log.healings),
     ]
     criteria = None if outcome.criteria is None else (outcome.criteria.header, outcome.criteria.cells)
-    title = f"Depth pruning: {fp.model}"
+    rows = table(outcome.rows, outcome.sequential)
     return Page(
-        title,
+        f"Depth pruning: {fp.model}",
         facts,
         head,
         verdict.failed,
-        table(outcome.rows, outcome.sequential),
+        rows,
         notes,
         plots,
         outcome.samples,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pruning.data.corpora import FALLBACK_SOURCE
 from pruning.metrics.change import pct_change
+from pruning.reporting.compact import compact_table
 from pruning.reporting.report import Outcome
 from pruning.reporting.tables import (
     healing_lines,
@@ -27,11 +28,15 @@ from pruning.results.rows import Row
 Line = tuple[str, str]
 
 
-def summary_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
-    """Every line of the summary, in order."""
+def summary_lines(outcome: Outcome, written: Sequence[Path], full: bool = False) -> list[Line]:
+    """Every line of the summary, in order: the compact table (``pruning.reporting.compact``), or
+    with ``full`` the full one, and where the full one is."""
     fell_back = outcome.fingerprint.corpus_source.startswith(FALLBACK_SOURCE)
     lines: list[Line] = [("=", "depth pruning results"), ("warn" if fell_back else "", header_line(outcome))]
-    lines.append(("", render_text(*table(outcome.rows, outcome.sequential))))
+    shown = table if full else compact_table
+    lines.append(("", render_text(*shown(outcome.rows, outcome.sequential))))
+    if not full:
+        lines.append(("", _where_full(written)))
     lines += [("", line) for line in rank_lines(outcome.rows)]
     lines += [("", line) for line in task_lines(outcome.rows)]
     lines += [("", line) for line in speed_lines(outcome.campaigns, outcome.fits, outcome.rows)]
@@ -46,13 +51,21 @@ def summary_lines(outcome: Outcome, written: Sequence[Path]) -> list[Line]:
     return lines + verdict_lines(outcome, written)
 
 
+def _where_full(written: Sequence[Path]) -> str:
+    """Where every interval, timing and task column is."""
+    report = next((p.parent for p in written if p.name == "results.md"), None)
+    files = f"{report}/results.{{md,csv,json,html}}" if report else "--prune-report DIR's results files"
+    return f"every column (intervals, timings in ms, tasks): -v, or {files}"
+
+
 def header_line(outcome: Outcome) -> str:
     """What was measured: model, corpus, protocol, BOS rule, and whether the corpus fell back."""
     fp = outcome.fingerprint
     bos = "none" if fp.bos is None else f"id {fp.bos} before every window"
     line = (
         f"model {fp.model} ({fp.dtype}, {fp.device}), corpus {fp.corpus} sha256 {fp.corpus_sha256[:12]}, "
-        f"protocol {fp.protocol} ctx {fp.ctx}, eval tokens {fp.eval_tokens}, BOS {bos}; "
+        f"protocol {fp.protocol} ctx {fp.ctx}, eval tokens {fp.eval_tokens} (windows {fp.windows}), "
+        f"BOS {bos}; "
         f"machine {fp.machine.describe()}"
     )
     if fp.corpus_source.startswith(FALLBACK_SOURCE):

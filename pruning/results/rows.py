@@ -40,7 +40,7 @@ from typing import Any
 from pruning.metrics.change import pct_change
 from pruning.metrics.latency import DepthFit, disagrees, fit_depth
 from pruning.metrics.paired import mean_interval, same_as_best, window_t
-from pruning.metrics.perplexity import bootstrap_ci
+from pruning.metrics.perplexity import ppl_interval
 from pruning.metrics.sums import VariantSums
 from pruning.metrics.timing import Campaign
 from pruning.models.variant import Variant, from_units
@@ -98,6 +98,7 @@ class Row:
     window_kl: tuple[float, ...] = ()
     window_top1: tuple[int, ...] = ()
     window_tokens: tuple[int, ...] = ()
+    window_starts: tuple[int, ...] = ()  # each window's first corpus token (``pruning.data.windows``)
     ppl_change_ci95: tuple[float, float] | None = None  # paired against base (pruning.metrics.paired)
     kl_ci95: tuple[float, float] | None = None
     top1_ci95: tuple[float, float] | None = None
@@ -140,9 +141,15 @@ class Row:
 
 
 def quality_row(
-    variant: Variant, sums: VariantSums, n_layers: int, params: int, heal_s: float | None = None
+    variant: Variant,
+    sums: VariantSums,
+    n_layers: int,
+    params: int,
+    heal_s: float | None = None,
+    starts: Sequence[int] = (),
 ) -> Row:
-    """The quality row of ``variant`` from its per-window sums (speed fields come later)."""
+    """The quality row of ``variant`` from its per-window sums (speed fields come later), over the
+    windows that start at corpus tokens ``starts``."""
     return Row(
         heal=variant.heal,
         units=variant.sublayers,
@@ -151,7 +158,7 @@ def quality_row(
         removed=variant.drop,
         layers=n_layers - len(variant.drop),
         ppl=sums.ppl,
-        ppl_ci95=bootstrap_ci(sums.nll, sums.tokens),
+        ppl_ci95=ppl_interval(sums.nll, sums.tokens),
         params=params,
         kl=sums.mean_kl,
         top1_agree=sums.top1_agree,
@@ -160,10 +167,11 @@ def quality_row(
         window_kl=tuple(sums.kl),
         window_top1=tuple(sums.top1),
         window_tokens=tuple(sums.tokens),
+        window_starts=tuple(starts),
     )
 
 
-_WINDOWS = ("window_nll", "window_kl", "window_top1", "window_tokens")
+_WINDOWS = ("window_nll", "window_kl", "window_top1", "window_tokens", "window_starts")
 _PAIRS = (
     "ppl_change_ci95",
     "kl_ci95",

@@ -232,7 +232,8 @@ class Study:
         for variant, sums in result.scores.items():
             params = count_parameters(self.model_for(variant))
             seconds = self._healed[variant].record.seconds if variant.heal else None
-            row = quality_row(variant, sums, self.lm.num_layers, params, seconds)
+            starts = [w.start for w in self.windows]
+            row = quality_row(variant, sums, self.lm.num_layers, params, seconds, starts)
             self._rows.setdefault(variant, row)
 
     def store(self, heal_key: str = "") -> Store | None:

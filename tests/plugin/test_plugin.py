@@ -27,6 +27,28 @@ def _tamper(path: Path, variant: str, key: str, factor: float) -> None:
     path.write_text(json.dumps(data))
 
 
+def _table_lines(lines: list[str]) -> list[str]:
+    """The summary's table: from its header to the line before the first line that is no row."""
+    start = next(i for i, line in enumerate(lines) if "| layers |" in line)
+    end = next(i for i in range(start + 2, len(lines)) if " | " not in lines[i])
+    return lines[start:end]
+
+
+def test_verbose_prints_the_full_table_and_the_benchmark_table_on_request(suite):
+    pytester, args, _ = suite
+    result = pytester.runpytest(*args, "-v", "--prune-benchmark-table", "--prune-no-cache")
+    result.stdout.fnmatch_lines(
+        [
+            "*Name (time in ms)*",  # pytest-benchmark's summary comes before the suite's
+            "layer removed | layers | perplexity (↓) | ppl 95% CI*| speed (ms) ↓ | parameters (M) "
+            "| ppl change (%) | ppl change 95% CI (paired) | speed change (%)*",
+        ]
+    )
+    assert "every column (intervals" not in result.stdout.str()
+    assert "leaves out the" not in result.stdout.str()
+    assert len(_table_lines(result.stdout.lines)[0]) > 120
+
+
 def test_bad_option_values_fail_at_parse_time(suite):
     pytester, args, _ = suite
     result = pytester.runpytest(*args, "--prune-ctx", "0")
@@ -70,13 +92,19 @@ def test_run_prints_the_table_and_writes_the_report(suite, tmp_path, monkeypatch
     result.stdout.fnmatch_lines(
         [
             "*depth pruning results*",
-            "model random:tiny-gpt2 (float32, cpu), *; machine *, * cores, * torch thread*, * kernels",
-            "layer removed | layers | perplexity (↓) | ppl 95% CI*| speed (ms) ↓ | parameters (M) "
-            "| ppl change (%) | ppl change 95% CI (paired) | speed change (%)*",
-            "*none |      4 |*",
+            "model random:tiny-gpt2 (float32, cpu), *(windows spread)*; machine *, * cores, * torch thread*, "
+            "* kernels",
+            "removed | layers | ppl (↓) | ppl change % (paired 95% CI) | KL * | top-1 | params M "
+            "| prefill Δ% | decode Δ%",
+            "   none |      4 |*reference |*",
+            "every column (intervals, timings in ms, tasks): -v, or *rep/results.{md,csv,json,html}",
             "*engine (prefix):*",
+            "pruning: pytest-benchmark's table leaves out the 10 prefill/decode benchmarks*",
         ]
     )
+    table = _table_lines(result.stdout.lines)
+    assert len(table) == 7 and max(map(len, table)) <= 120  # header, rule, 5 rows; the compact table
+    assert "Name (time in ms)" not in result.stdout.str()  # pytest-benchmark's one-pass table
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert data["fingerprint"]["model"] == "random:tiny-gpt2" and data["fingerprint"]["eval_tokens"] == 256
     assert data["fingerprint"]["kernels"] and data["fingerprint"]["cores"] >= 1  # the machine it measured on
@@ -346,12 +374,19 @@ def test_parameter_difference_fails(suite):
 
 
 def test_fingerprint_mismatch_is_refused_and_names_the_difference(suite):
+    """A baseline of the first windows is refused by a default run (spread windows), and one of
+    other eval tokens by a run of the first windows."""
     pytester, args, _ = suite
-    pytester.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=15)
-    changed = [*args, "--prune-eval-tokens", "128"]  # the last occurrence of an option wins
+    first = [*args, "--prune-windows", "first"]
+    pytester.runpytest(*first, "--benchmark-autosave").assert_outcomes(passed=15)
+    result = pytester.runpytest(*args, "--benchmark-compare")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*baseline REFUSED*", "*windows: baseline 'first', now 'spread'*"])
+    changed = [*first, "--prune-eval-tokens", "128"]  # the last occurrence of an option wins
     result = pytester.runpytest(*changed, "--benchmark-compare")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*baseline REFUSED*", "*eval_tokens: baseline 256, now 128*"])
+    assert "windows:" not in result.stdout.str()
 
 
 def test_absolute_budget_gate(suite, tmp_path):
@@ -516,7 +551,9 @@ def test_healed_variants_are_measured_under_their_unhealed_one_exported_and_reus
     heal = ["--prune-plan", "drop:1", "--prune-heal", "linear,lora", "--prune-heal-tokens", "256"]
     heal += ["--prune-heal-steps", "3", "--prune-heal-rank", "2"]
     out = tmp_path / "exported"
-    first = pytester.runpytest(*args, *heal, "--prune-report", str(tmp_path / "a"), f"--prune-export={out}")
+    first = pytester.runpytest(
+        *args, *heal, "-v", "--prune-report", str(tmp_path / "a"), f"--prune-export={out}"
+    )
     first.assert_outcomes(passed=12)  # 4 variants x (quality, prefill, decode)
     first.stdout.fnmatch_lines(
         [

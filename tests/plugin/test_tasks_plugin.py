@@ -22,7 +22,7 @@ def test_tasks_become_columns_fields_and_a_summary_and_rerun_from_the_store(suit
     run = [*args, "-k", "quality", "--prune-tasks", TASKS, "--prune-tasks-path", str(local_tasks)]
     run += ["--prune-tasks-limit", "12", "--prune-report", str(tmp_path / "rep")]
     run += ["--prune-history-json", str(tmp_path / "history.json")]
-    first = pytester.runpytest(*run)
+    first = pytester.runpytest(*run, "-v")  # the task columns are in the full table
     first.assert_outcomes(passed=5)
     first.stdout.fnmatch_lines(
         [
