@@ -78,11 +78,12 @@ def ppl_coverage(pop: Population, tokens: list[int], sets: list[list[int]]) -> d
     return {**per, "pooled": sum(hits.values()) / (len(sets) * len(hits))}
 
 
-def coverage(pop: Population, tokens: list[int], sets: list[list[int]]) -> dict[str, dict[str, float]]:
+def coverage(
+    pop: Population, tokens: list[int], sets: list[list[int]], names: tuple[str, ...] = (*METHODS, "marginal")
+) -> dict[str, dict[str, float]]:
     """Per method (the paired ones and ``marginal``): coverage per variant and ``pooled``."""
     base = pop["base"]
     out: dict[str, dict[str, float]] = {}
-    names = [*METHODS, "marginal"]
     for name in names:
         hits: dict[str, int] = {}
         for vid, nll in pop.items():
@@ -102,6 +103,26 @@ def coverage(pop: Population, tokens: list[int], sets: list[list[int]]) -> dict[
         per = {vid: h / len(sets) for vid, h in hits.items()}
         out[name] = {**per, "pooled": sum(hits.values()) / (len(sets) * len(hits))}
     return out
+
+
+def load(path: Path) -> tuple[Population, list[int]]:
+    """The population's per-window NLL sums (the unpruned model and single removals) and the
+    tokens each window scores, from a report's ``results.json``."""
+    rows = [r for r in json.loads(path.read_text())["rows"] if len(r["removed"]) <= 1 and not r.get("heal")]
+    per_window, rest = divmod(rows[0]["tokens_scored"], len(rows[0]["window_nll"]))
+    if rest:
+        raise SystemExit("the population's windows score different token counts; expected equal windows")
+    return {r["id"]: list(r["window_nll"]) for r in rows}, [per_window] * len(rows[0]["window_nll"])
+
+
+def headline(pop: Population, tokens: list[int], size: int, count: int) -> dict[str, float]:
+    """``default_design_coverage`` and ``ppl_ci_coverage``: the paired interval's and the
+    perplexity interval's pooled coverage over ``count`` seeds of the default design."""
+    sets = draws(len(tokens), size, count, "spread")
+    return {
+        "default_design_coverage": coverage(pop, tokens, sets, (CHOSEN,))[CHOSEN]["pooled"],
+        "ppl_ci_coverage": ppl_coverage(pop, tokens, sets)["pooled"],
+    }
 
 
 def markdown(result: dict[str, Any], truths: dict[str, float]) -> str:
@@ -128,13 +149,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--windows", type=int, default=8)
     args = parser.parse_args()
-    report = json.loads(args.population.read_text())
-    rows = [r for r in report["rows"] if len(r["removed"]) <= 1 and not r.get("heal")]
-    pop = {r["id"]: list(r["window_nll"]) for r in rows}
-    per_window, rest = divmod(rows[0]["tokens_scored"], len(rows[0]["window_nll"]))
-    if rest:
-        raise SystemExit("the population's windows score different token counts; expected equal windows")
-    tokens = [per_window] * len(rows[0]["window_nll"])
+    pop, tokens = load(args.population)
     truths = {
         vid: change_pct([a - b for a, b in zip(nll, pop["base"], strict=True)], tokens)
         for vid, nll in pop.items()
@@ -148,8 +163,7 @@ def main() -> None:
         result.setdefault("sets", {})[kind] = len(sets)
         pooled = {m: round(v["pooled"], 4) for m, v in result[kind].items()}
         print(f"{kind}: pooled coverage {pooled}", flush=True)
-    result["default_design_coverage"] = result["spread"][CHOSEN]["pooled"]
-    result["ppl_ci_coverage"] = result["spread"][PPL]["pooled"]
+    result |= headline(pop, tokens, args.windows, args.draws)  # the same numbers as result["spread"]
     result["pooled_coverage"] = result["random"][CHOSEN]["pooled"]  # the paired interval, random sets
     result["method"] = CHOSEN
     args.out.parent.mkdir(parents=True, exist_ok=True)

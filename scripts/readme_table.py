@@ -1,10 +1,12 @@
-"""The README's table: the default run's quality columns, from a report's ``results.json``.
+"""The README's table: the default run's quality columns, from a report's ``results.json``, and
+under it the run's fingerprint line (with its window design).
 
     python scripts/readme_table.py docs/results/smollm2-sequential
 
 The README shows the quality of every single-block removal; the full table, with the speed
-columns, is the report's ``results.md``. ``tests/test_docs.py`` holds the README's table equal
-to what this prints for the published report, so the README cannot show other numbers.
+columns, is the report's ``results.md``. ``tests/test_docs.py`` holds the README's table and
+fingerprint equal to what this prints for the published report, so the README cannot show other
+numbers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from pruning.reporting.provenance import report_fingerprint_line
 
 HEADER = (
     "| block removed | perplexity (95% CI) | change (paired 95% CI) | KL, nats (95% CI) | top-1 (95% CI) |",
@@ -37,9 +41,10 @@ def row_line(row: dict[str, Any]) -> str:
 
 
 def readme_table(report: Path) -> str:
-    """The table for the report in ``report`` (its ``results.json``), in Markdown."""
+    """The table for the report in ``report`` (its ``results.json``), in Markdown, then its
+    fingerprint line."""
     rows = json.loads((report / "results.json").read_text(encoding="utf-8"))["rows"]
-    return "\n".join([*HEADER, *(row_line(r) for r in rows)]) + "\n"
+    return "\n".join([*HEADER, *(row_line(r) for r in rows), "", report_fingerprint_line(report)]) + "\n"
 
 
 if __name__ == "__main__":
