@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pruning.reporting.tables import change_cell, num_cell, order_rows
+from pruning.reporting.tables import change_cell, num_cell, order_rows, removed_cell
 from pruning.results.rows import Row
 
 WIDTH = 120  # the widest line the compact table may print (a test holds the default run to it)
@@ -36,10 +36,8 @@ def compact_table(rows: Sequence[Row], sequential: bool) -> tuple[list[str], lis
 
 def _cells(r: Row) -> list[str]:
     reference = r.id == "base"
-    removed = "none" if reference else ",".join(r.variant.units)
-    removed += f" +{r.heal}" if r.heal else ""
     return [
-        removed,
+        removed_cell(r),
         str(r.layers),
         f"{r.ppl:.3f}",
         "reference" if reference else _change(r),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -127,15 +128,19 @@ def _heal_cells(r: Row) -> list[str]:
     ]
 
 
+def removed_cell(r: Row) -> str:
+    """What the variant removed (``none`` for the unpruned model), and its healing method."""
+    removed = "none" if r.id == "base" else ",".join(r.variant.units)
+    return removed + (f" +{r.heal}" if r.heal else "")
+
+
 def _cells(r: Row) -> list[str]:
     reference = r.id == "base"
-    removed = "none" if reference else ",".join(r.variant.units)
-    removed += f" +{r.heal}" if r.heal else ""
     return [
-        removed,
+        removed_cell(r),
         str(r.layers),
         f"{r.ppl:.3f}",
-        f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",
+        "—" if math.isnan(r.ppl_ci95[0]) else f"{r.ppl_ci95[0]:.2f}–{r.ppl_ci95[1]:.2f}",  # one window: none
         num_cell(r.speed_ms, 2),
         f"{r.params / 1e6:.2f}",
         num_cell(r.ppl_change_pct, 2, signed=True),
