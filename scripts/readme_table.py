@@ -1,5 +1,6 @@
 """The README's table: the default run's quality columns, from a report's ``results.json``, and
-under it the run's fingerprint line (with its window design).
+under it the run's fingerprint line (with its window design; its hashes and commit stay in the
+report's page, the README names none).
 
     python scripts/readme_table.py docs/results/smollm2-sequential
 
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pruning.reporting.provenance import report_fingerprint_line
+from pruning.metrics.fingerprint import RunFingerprint
 
 HEADER = (
     "| block removed | perplexity (95% CI) | change (paired 95% CI) | KL, nats (95% CI) | top-1 (95% CI) |",
@@ -43,8 +44,20 @@ def row_line(row: dict[str, Any]) -> str:
 def readme_table(report: Path) -> str:
     """The table for the report in ``report`` (its ``results.json``), in Markdown, then its
     fingerprint line."""
-    rows = json.loads((report / "results.json").read_text(encoding="utf-8"))["rows"]
-    return "\n".join([*HEADER, *(row_line(r) for r in rows), "", report_fingerprint_line(report)]) + "\n"
+    data = json.loads((report / "results.json").read_text(encoding="utf-8"))
+    lines = [*HEADER, *(row_line(r) for r in data["rows"]), "", fingerprint(data["fingerprint"])]
+    return "\n".join(lines) + "\n"
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    """The run's fingerprint without hashes: what was measured, how, where, with what."""
+    fp = RunFingerprint.from_dict(data)
+    bos = "none" if fp.bos is None else f"id {fp.bos}"
+    return (
+        f"**Fingerprint:** model `{fp.model}`, {fp.dtype} on {fp.device}; corpus `{fp.corpus}`; "
+        f"protocol `{fp.protocol}`, ctx {fp.ctx}, eval tokens {fp.eval_tokens} (windows {fp.windows}), "
+        f"BOS {bos}; machine: {fp.machine.describe()}; torch {fp.torch}, transformers {fp.transformers}."
+    )
 
 
 if __name__ == "__main__":
