@@ -109,6 +109,36 @@ def test_smollm2_perplexity_golden_and_independent(smollm2, wikitext, protocol, 
     assert got.ppl == pytest.approx(independent, rel=1e-5)
 
 
+def test_the_published_default_run_s_spread_windows_and_perplexity_are_reproduced_independently(
+    smollm2, wikitext
+):
+    """The README's run (``docs/results/smollm2-sequential``): its 8 window starts are one from each
+    eighth of the test split's 589 windows, at sha256("0:j") mod the eighth's size (worked out here
+    again, not by ``pruning.data.protocols``), and the unpruned model's perplexity on those raw
+    512-token chunks, from its own logits in float64 (``_loss64``), is the published 24.951."""
+    import hashlib
+    from pathlib import Path
+
+    published = (
+        Path(__file__).resolve().parents[1] / "docs" / "results" / "smollm2-sequential" / "results.json"
+    )
+    base = json.loads(published.read_text(encoding="utf-8"))["rows"][0]
+    tokens = smollm2.tokenizer(wikitext.text, add_special_tokens=False)["input_ids"]
+    m = len(tokens) // 512
+    bounds = [(j * m // 8, (j + 1) * m // 8) for j in range(8)]
+    digest = [int(hashlib.sha256(f"0:{j}".encode()).hexdigest()[:16], 16) for j in range(8)]
+    starts = [512 * (low + d % (high - low)) for (low, high), d in zip(bounds, digest, strict=True)]
+    assert m == 589 and base["window_starts"] == starts
+    nll = 0.0
+    for start in starts:
+        ids = torch.tensor([tokens[start : start + 512]])
+        labels = ids.clone()
+        labels[:, :1] = -100
+        nll += _loss64(smollm2.model, ids, labels) * 511
+    assert base["tokens_scored"] == 8 * 511
+    assert math.exp(nll / (8 * 511)) == pytest.approx(base["ppl"], rel=1e-5)
+
+
 def test_smollm2_pruned_generation_uses_the_kv_cache(smollm2):
     pruned = remove_layers(smollm2.model, [3, 17])
     ids = smollm2.tokenizer("The capital of France is", return_tensors="pt").input_ids
