@@ -58,9 +58,7 @@ def pytest_benchmark_compare_machine_info(
 @pytest.hookimpl(wrapper=True, optionalhook=True)
 def pytest_benchmark_group_stats(
     config: pytest.Config, benchmarks: list[dict[str, Any]], group_by: str
-) -> Generator[
-    None, list[tuple[str | None, list[dict[str, Any]]]], list[tuple[str | None, list[dict[str, Any]]]]
-]:
+) -> Generator[None, Groups, Groups]:
     """pytest-benchmark's public hook for the groups of its table: the pruning tests' benchmarks
     leave it (unless ``--prune-benchmark-table``). Each is one pass of the variant, kept in the
     saved JSON for ``--benchmark-compare``; shown beside the suite's campaign numbers, it told
@@ -68,15 +66,14 @@ def pytest_benchmark_group_stats(
     groups = yield
     if config.getoption(options.dest("benchmark-table")):
         return groups
-    kept = [
-        (name, [b for b in group if PROPERTY not in (b.get("extra_info") or {})]) for name, group in groups
-    ]
+    kept = [(name, [b for b in group if not _ours(b)]) for name, group in groups]
     hidden = sum(len(group) for _, group in groups) - sum(len(group) for _, group in kept)
     state_of(config).benchmark_table_hidden = hidden
     return [(name, group) for name, group in kept if group]
 
 
 def _ours(benchmark: dict[str, Any]) -> bool:
+    """Whether a pytest-benchmark entry is a pruning test's (it carries the variant's row)."""
     return PROPERTY in (benchmark.get("extra_info") or {})
 
 
