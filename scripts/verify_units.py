@@ -3,7 +3,8 @@
 The original SmolLM2 with each removed branch's output zeroed by a forward hook (a removed whole
 block: both its branches; no surgery, none of the suite's scoring), the shifted-label loss of
 the model's own logits in float64 (Hugging Face's own float32 loss runs ~5e-6 relative low on
-SmolLM2) over the first 8 consecutive 512-token chunks of WikiText-2 test (the ``windows``
+SmolLM2) over the report's 8 raw 512-token chunks of WikiText-2 test, starting where its
+``window_starts`` say (a report without them read the first 8 in a row; the ``windows``
 protocol: 511 scored tokens per window). Writes ``<report>/independent_check.json``.
 
     PRUNING_DATA_DIR=../shared/data .venv/bin/python scripts/verify_units.py
@@ -39,8 +40,9 @@ def main() -> None:
     variants = sys.argv[2:] or UNITS
     lm = load_model("smollm2-135m")
     text = load_corpus("wikitext2", split="test").text
-    tokens = lm.tokenizer(text[:200_000], add_special_tokens=False)["input_ids"]
+    tokens = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
     rows = {r["id"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    starts = rows["base"].get("window_starts") or [k * 512 for k in range(8)]
     blocks = lm.model.model.layers
     found = {}
     for vid in variants:
@@ -51,14 +53,14 @@ def main() -> None:
             zeroed += [blocks[i].mlp] if not unit.startswith("attn") else []
             handles += [branch.register_forward_hook(zero) for branch in zeroed]
         nll = 0.0
-        for k in range(8):
-            ids = torch.tensor([tokens[k * 512 : (k + 1) * 512]])
+        for start in starts:
+            ids = torch.tensor([tokens[start : start + 512]])
             with torch.inference_mode():
                 logits = lm.model(ids).logits[0, :-1].double()  # (511, V): each predicts the next
             nll += F.cross_entropy(logits, ids[0, 1:], reduction="sum").item()
         for handle in handles:
             handle.remove()
-        ppl, suite = math.exp(nll / 4088), rows[vid]["ppl"]
+        ppl, suite = math.exp(nll / (511 * len(starts))), rows[vid]["ppl"]
         found[vid] = {"independent_ppl": ppl, "suite_ppl": suite, "rel_diff": abs(ppl / suite - 1)}
         print(vid, found[vid], flush=True)
     (out / "independent_check.json").write_text(json.dumps(found, indent=1))
