@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -74,7 +74,7 @@ def pytester(
     torch.set_num_threads(threads)
 
 
-def _forking_popen(zygote: Zygote):  # type: ignore[no-untyped-def]
+def _forking_popen(zygote: Zygote) -> Callable[..., Forked]:
     """``Pytester.popen`` (what ``runpytest_subprocess`` calls) through the zygote: the same
     environment, with the current folder on ``PYTHONPATH``, and no standard input."""
 

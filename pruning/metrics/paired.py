@@ -87,9 +87,3 @@ def _t_interval(diff: Sequence[float], tokens: Sequence[int], alpha: float) -> I
     """``window_t`` at level 1 - ``alpha``, as a change in percent."""
     low, high = ratio_t(diff, tokens, alpha)
     return 100.0 * math.expm1(low), 100.0 * math.expm1(high)
-
-
-def mean_interval(window_sums: Sequence[float], tokens: Sequence[int]) -> tuple[float, float]:
-    """95% interval of a per-token mean (``sum / sum tokens``, e.g. KL per token or the top-1
-    agreement share) from per-window sums: the ratio estimator's ``window_t`` over windows."""
-    return ratio_t(window_sums, tokens)

@@ -38,8 +38,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pruning.metrics.change import pct_change
+from pruning.metrics.intervals import ratio_t
 from pruning.metrics.latency import DepthFit, disagrees, fit_depth
-from pruning.metrics.paired import mean_interval, same_as_best, window_t
+from pruning.metrics.paired import same_as_best, window_t
 from pruning.metrics.perplexity import ppl_interval
 from pruning.metrics.sums import VariantSums
 from pruning.metrics.timing import Campaign
@@ -233,8 +234,8 @@ def _paired(row: Row, base: Row) -> dict[str, Any]:
     diff = [a - b for a, b in zip(row.window_nll, base.window_nll, strict=True)]
     out: dict[str, Any] = {"ppl_change_ci95": window_t(diff, tokens)}
     if len(row.window_kl) == len(tokens) == len(row.window_top1):  # older reports lack them
-        out["kl_ci95"] = mean_interval(row.window_kl, tokens)
-        out["top1_ci95"] = mean_interval([float(t) for t in row.window_top1], tokens)
+        out["kl_ci95"] = ratio_t(row.window_kl, tokens)  # KL per token
+        out["top1_ci95"] = ratio_t([float(t) for t in row.window_top1], tokens)  # agreement share
     return out
 
 
